@@ -1,0 +1,125 @@
+// Package app builds the flex-operator manager exactly as main.go runs it, so that end-to-end tests
+// start the same thing a cluster runs.
+package app
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/flexoperator/flex-operator/api/v1alpha1"
+	"github.com/flexoperator/flex-operator/controllers"
+	"github.com/flexoperator/flex-operator/webhookserver"
+)
+
+// Options are the manager's settings, one flag each.
+type Options struct {
+	MetricsAddress       string
+	ProbeAddress         string
+	LeaderElection       bool
+	LeaderElectionID     string
+	LeaderElectionNS     string
+	WebhookBindAddress   string
+	WebhookPublicURL     string
+	Namespace            string
+	TwilioBaseURL        string
+	WebhookMaxBodyBytes  int64
+	GracefulShutdownTime time.Duration
+}
+
+// BindFlags registers the options on a flag set, with their defaults.
+func (o *Options) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.MetricsAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; \"0\" disables it.")
+	fs.StringVar(&o.ProbeAddress, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
+	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "Elect a leader so that only one replica runs the controllers (the webhook server runs on all).")
+	fs.StringVar(&o.LeaderElectionID, "leader-election-id", "flex-operator.contactcenter.flexoperator.io", "Name of the leader election Lease.")
+	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the operator's own).")
+	fs.StringVar(&o.WebhookBindAddress, "webhook-bind-address", ":9443", "Address of the Twilio webhook server.")
+	fs.StringVar(&o.WebhookPublicURL, "webhook-public-url", "", "Base URL at which Twilio reaches the webhook server, e.g. https://flex-operator.example.com; signatures are checked against it. A policy's spec.publicBaseUrl overrides it.")
+	fs.StringVar(&o.Namespace, "namespace", "", "Watch only this namespace (default: all namespaces).")
+	fs.StringVar(&o.TwilioBaseURL, "twilio-base-url", "", "Send every Twilio API request to this base URL instead of *.twilio.com (for the Twilio simulator).")
+	fs.Int64Var(&o.WebhookMaxBodyBytes, "webhook-max-body-bytes", webhookserver.DefaultMaxBodyBytes, "Largest webhook body accepted; larger ones get 413.")
+	fs.DurationVar(&o.GracefulShutdownTime, "graceful-shutdown-timeout", 30*time.Second, "How long runnables get to stop.")
+}
+
+// Scheme is the scheme of every object the operator reads or writes.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(v1alpha1.AddToScheme(s))
+	return s
+}
+
+// NewManager builds the manager with its controllers and the webhook server.
+func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manager, error) {
+	mopts := ctrl.Options{
+		Scheme:                  Scheme(),
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddress},
+		HealthProbeBindAddress:  o.ProbeAddress,
+		LeaderElection:          o.LeaderElection,
+		LeaderElectionID:        o.LeaderElectionID,
+		LeaderElectionNamespace: o.LeaderElectionNS,
+		// The leader hands over at once on a clean stop, so recoveries in flight are not left
+		// waiting for the lease to expire.
+		LeaderElectionReleaseOnCancel: true,
+		GracefulShutdownTimeout:       &o.GracefulShutdownTime,
+	}
+	if o.Namespace != "" {
+		mopts.Cache = cache.Options{DefaultNamespaces: map[string]cache.Config{o.Namespace: {}}}
+	}
+	mgr, err := ctrl.NewManager(cfg, mopts)
+	if err != nil {
+		return nil, fmt.Errorf("create manager: %w", err)
+	}
+
+	if err := (&controllers.WorkerActivityPolicyReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("workeractivitypolicy-controller"),
+	}).SetupWithManager(ctx, mgr); err != nil {
+		return nil, fmt.Errorf("set up WorkerActivityPolicy controller: %w", err)
+	}
+	if err := (&controllers.ConferenceRecoveryPolicyReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("conferencerecoverypolicy-controller"),
+	}).SetupWithManager(ctx, mgr); err != nil {
+		return nil, fmt.Errorf("set up ConferenceRecoveryPolicy controller: %w", err)
+	}
+	if err := (&controllers.ConferenceRecoveryReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up ConferenceRecovery controller: %w", err)
+	}
+
+	ws, err := webhookserver.New(webhookserver.Options{
+		BindAddress:  o.WebhookBindAddress,
+		PublicURL:    o.WebhookPublicURL,
+		MaxBodyBytes: o.WebhookMaxBodyBytes,
+	}, mgr.GetCache().WaitForCacheSync)
+	if err != nil {
+		return nil, fmt.Errorf("webhook server: %w", err)
+	}
+	if err := mgr.Add(ws); err != nil {
+		return nil, fmt.Errorf("add webhook server: %w", err)
+	}
+
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("caches", func(_ *http.Request) error {
+		if !ws.Ready() {
+			return fmt.Errorf("caches have not synced")
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("add ready check: %w", err)
+	}
+	return mgr, nil
+}
