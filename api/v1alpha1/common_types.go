@@ -1,6 +1,5 @@
 package v1alpha1
 
-
 // Keys read from the credentials Secret named by TwilioSpec.CredentialsSecretRef.
 const (
 	// SecretKeyAccountSID holds the account SID (AC…). Required.

@@ -14,34 +14,34 @@ type PingSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('5s') && duration(self) <= duration('10m')",message="ttl must be between 5s and 10m"
 	// +kubebuilder:validation:XValidation:rule="duration(self).getMilliseconds() % 1000 == 0",message="ttl must be a whole number of seconds"
 	// +optional
-	TTL metav1.Duration `json:"ttl"`
+	TTL *metav1.Duration `json:"ttl,omitempty"`
 
 	// Priority of the ping task (0 to 2147483647).
 	// +kubebuilder:default=1000
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=2147483647
 	// +optional
-	Priority int64 `json:"priority"`
+	Priority int64 `json:"priority,omitempty"`
 
 	// QueueName is the friendly name of the TaskQueue that holds ping tasks.
 	// +kubebuilder:default="Recovery Ping"
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
 	// +optional
-	QueueName string `json:"queueName"`
+	QueueName string `json:"queueName,omitempty"`
 
 	// WorkflowName is the friendly name of the Workflow that routes ping tasks to the disconnected agent.
 	// +kubebuilder:default="Recovery Ping"
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
 	// +optional
-	WorkflowName string `json:"workflowName"`
+	WorkflowName string `json:"workflowName,omitempty"`
 
 	// TaskChannel is the task channel unique name of ping tasks.
 	// +kubebuilder:default="default"
 	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9_.]{1,64}$`
 	// +optional
-	TaskChannel string `json:"taskChannel"`
+	TaskChannel string `json:"taskChannel,omitempty"`
 }
 
 // ReconnectSpec configures the task that brings the customer back to an agent.
@@ -51,7 +51,7 @@ type ReconnectSpec struct {
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=2147483647
 	// +optional
-	Priority int64 `json:"priority"`
+	Priority int64 `json:"priority,omitempty"`
 
 	// Timeout bounds how long a recovery may wait for an agent to take the reconnect task before it
 	// is marked Failed (the customer stays queued on the original workflow). 1m to 24h.
@@ -60,7 +60,7 @@ type ReconnectSpec struct {
 	// +kubebuilder:validation:Format=duration
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('24h')",message="timeout must be between 1m and 24h"
 	// +optional
-	Timeout metav1.Duration `json:"timeout"`
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
 }
 
 // CustomerExperience is what the customer hears while their agent is being reconnected.
@@ -92,7 +92,7 @@ type ReportingSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=128
 	// +optional
-	FollowedBy string `json:"followedBy"`
+	FollowedBy string `json:"followedBy,omitempty"`
 }
 
 // ManagementSpec says which Twilio objects the operator creates and keeps for the policy.
@@ -166,7 +166,7 @@ type ConferenceRecoveryPolicySpec struct {
 	// +kubebuilder:validation:Format=duration
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('720h')",message="retention must be between 1m and 720h"
 	// +optional
-	Retention metav1.Duration `json:"retention"`
+	Retention *metav1.Duration `json:"retention,omitempty"`
 }
 
 // Condition types of a ConferenceRecoveryPolicy, besides Ready and CredentialsResolved.

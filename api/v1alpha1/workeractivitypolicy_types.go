@@ -14,42 +14,42 @@ type ActivityNames struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
 	// +optional
-	Available string `json:"available"`
+	Available string `json:"available,omitempty"`
 
 	// OnATask is used while the agent holds an accepted task and was available (an available activity).
 	// +kubebuilder:default="On a Task"
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
 	// +optional
-	OnATask string `json:"onATask"`
+	OnATask string `json:"onATask,omitempty"`
 
 	// OnATaskNoAcd is used while the agent holds an accepted task and asked not to get more (unavailable).
 	// +kubebuilder:default="On a Task, No ACD"
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
 	// +optional
-	OnATaskNoAcd string `json:"onATaskNoAcd"`
+	OnATaskNoAcd string `json:"onATaskNoAcd,omitempty"`
 
 	// Wrapup is used while the agent wraps up a task and was available (an available activity).
 	// +kubebuilder:default="Wrap Up"
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
 	// +optional
-	Wrapup string `json:"wrapup"`
+	Wrapup string `json:"wrapup,omitempty"`
 
 	// WrapupNoAcd is used while the agent wraps up and asked not to get more work (unavailable).
 	// +kubebuilder:default="Wrap Up, No ACD"
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
 	// +optional
-	WrapupNoAcd string `json:"wrapupNoAcd"`
+	WrapupNoAcd string `json:"wrapupNoAcd,omitempty"`
 
 	// ExtendedWrapup is used while a wrap-up the agent extended is in progress (unavailable).
 	// +kubebuilder:default="Extended Wrap Up"
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
 	// +optional
-	ExtendedWrapup string `json:"extendedWrapup"`
+	ExtendedWrapup string `json:"extendedWrapup,omitempty"`
 }
 
 // EnforcementMode says whether the policy changes activities or only reports.
@@ -83,7 +83,7 @@ type WorkerActivityPolicySpec struct {
 	Twilio TwilioSpec `json:"twilio"`
 
 	// Activities are the activity names to use.
-	// +kubebuilder:default={}
+	// +kubebuilder:default={available:"Available",onATask:"On a Task",onATaskNoAcd:"On a Task, No ACD",wrapup:"Wrap Up",wrapupNoAcd:"Wrap Up, No ACD",extendedWrapup:"Extended Wrap Up"}
 	// +optional
 	Activities ActivityNames `json:"activities"`
 
@@ -98,7 +98,7 @@ type WorkerActivityPolicySpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096
 	// +optional
-	Workers string `json:"workers"`
+	Workers string `json:"workers,omitempty"`
 
 	// Channels are the task channel unique names whose reservations count; empty means all.
 	// +listType=set
@@ -110,19 +110,19 @@ type WorkerActivityPolicySpec struct {
 	// Mode is Enforce (change activities) or Observe (report only).
 	// +kubebuilder:default=Enforce
 	// +optional
-	Mode EnforcementMode `json:"mode"`
+	Mode EnforcementMode `json:"mode,omitempty"`
 
 	// ActivityChangeWhileBusy is Defer (hold a requested activity until the tasks are done) or Allow.
 	// +kubebuilder:default=Defer
 	// +optional
-	ActivityChangeWhileBusy BusyChangePolicy `json:"activityChangeWhileBusy"`
+	ActivityChangeWhileBusy BusyChangePolicy `json:"activityChangeWhileBusy,omitempty"`
 
 	// PendingActivityAttribute is the worker attribute that holds a deferred activity, so Flex can show
 	// it and it survives restarts of the operator.
 	// +kubebuilder:default="pendingActivity"
 	// +kubebuilder:validation:Pattern=`^[a-zA-Z_][a-zA-Z0-9_]{0,63}$`
 	// +optional
-	PendingActivityAttribute string `json:"pendingActivityAttribute"`
+	PendingActivityAttribute string `json:"pendingActivityAttribute,omitempty"`
 
 	// EventStream says how TaskRouter events reach the operator.
 	// +kubebuilder:default={}
