@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/flexoperator/flex-operator/internal/twilio"
 	"github.com/flexoperator/flex-operator/internal/twiliosim"
@@ -373,6 +374,8 @@ func TestIfMatchStaleVersion(t *testing.T) {
 func TestRateLimitBurstCompletes(t *testing.T) {
 	s, c := start(t, twiliosim.Options{RateLimit: 20, RateBurst: 20})
 	cc := build(t, s, voiceCentre(twiliosim.WorkerSpec{Name: "ann"}))
+	throttledBefore := countTwilioMetric(t, "flexoperator_twilio_requests_total", "status", "429")
+	retriesBefore := countTwilioMetric(t, "flexoperator_twilio_retries_total", "reason", "429")
 	const n = 30
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -395,6 +398,36 @@ func TestRateLimitBurstCompletes(t *testing.T) {
 	if throttled == 0 || requests != n+throttled {
 		t.Errorf("requests %d, throttled %d: want some throttled and every one retried", requests, throttled)
 	}
+	// The client's metrics saw every 429 and counted a retry for each.
+	if got := countTwilioMetric(t, "flexoperator_twilio_requests_total", "status", "429") - throttledBefore; got != float64(throttled) {
+		t.Errorf("metrics counted %v answers 429, the simulator sent %d", got, throttled)
+	}
+	if got := countTwilioMetric(t, "flexoperator_twilio_retries_total", "reason", "429") - retriesBefore; got != float64(throttled) {
+		t.Errorf("metrics counted %v retries after 429, want %d", got, throttled)
+	}
+}
+
+// countTwilioMetric sums a counter of the client's metrics over the series whose label has the value.
+func countTwilioMetric(t *testing.T, name, label, value string) float64 {
+	t.Helper()
+	families, err := ctrlmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
 }
 
 func TestPagination(t *testing.T) {
