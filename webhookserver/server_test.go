@@ -1,0 +1,94 @@
+package webhookserver
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestServerGatesOnCacheSyncAndCapsBodies starts the server on loopback and checks the 503 before
+// caches sync, the route after, 413 past the body cap and a clean stop.
+func TestServerGatesOnCacheSyncAndCapsBodies(t *testing.T) {
+	synced := make(chan struct{})
+	s, err := New(Options{BindAddress: "127.0.0.1:0", PublicURL: "https://flex.example.com/", MaxBodyBytes: 16},
+		func(ctx context.Context) bool {
+			select {
+			case <-synced:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.PublicURL() != "https://flex.example.com" {
+		t.Errorf("public URL %q", s.PublicURL())
+	}
+	s.Handle("POST /echo", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+			return
+		}
+		_, _ = w.Write(b)
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Start(ctx) }()
+	waitUntil(t, func() bool { return s.Addr() != "" })
+	url := "http://" + s.Addr() + "/echo"
+
+	post := func(body string) int {
+		t.Helper()
+		resp, err := http.Post(url, "text/plain", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post("hi"); got != http.StatusServiceUnavailable {
+		t.Errorf("before cache sync: %d, want 503", got)
+	}
+	close(synced)
+	waitUntil(t, s.Ready)
+	if got := post("hi"); got != http.StatusOK {
+		t.Errorf("after cache sync: %d, want 200", got)
+	}
+	if got := post(string(bytes.Repeat([]byte("x"), 17))); got != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized body: %d, want 413", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("stop: %v", err)
+	}
+}
+
+func TestParsePublicURL(t *testing.T) {
+	for _, bad := range []string{"flex.example.com", "ftp://x", "https://x/?a=1", "https://u:p@x", "https://x/#f", "https://"} {
+		if _, err := ParsePublicURL(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	got, err := ParsePublicURL("https://x.example.com/twilio/")
+	if err != nil || got != "https://x.example.com/twilio" {
+		t.Errorf("got %q, %v", got, err)
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal(fmt.Errorf("condition not met within 10s"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
