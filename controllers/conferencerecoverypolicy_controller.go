@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -45,13 +46,8 @@ func (r *ConferenceRecoveryPolicyReconciler) Reconcile(ctx context.Context, req 
 	}()
 	policy.Status.ObservedGeneration = policy.Generation
 
-	_, cerr := ResolveCredentials(ctx, r.APIReader, policy.Namespace, policy.Spec.Twilio.CredentialsSecretRef)
-	setCredentialsConditions(&policy.Status.Conditions, policy.Generation, cerr)
-	if cerr != nil {
-		recordCredentialsFailure(r.Recorder, &policy, before.Status.Conditions, cerr)
-		// A missing Secret is fixed by creating it, which the Secret watch notices; only an
-		// unreadable one is worth retrying.
-		return ctrl.Result{}, cerr.Err
+	if _, err := checkCredentials(ctx, r.APIReader, r.Recorder, &policy, &policy.Status.Conditions, before.Status.Conditions); err != nil {
+		return ctrl.Result{}, ignoreUnresolved(err)
 	}
 	meta.SetStatusCondition(&policy.Status.Conditions, metav1.Condition{
 		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReconciled,
@@ -70,6 +66,33 @@ func (r *ConferenceRecoveryPolicyReconciler) SetupWithManager(ctx context.Contex
 		Named("conferencerecoverypolicy")
 	return watchCredentialsSecrets(b, mgr.GetClient(), &v1alpha1.ConferenceRecoveryPolicyList{}).Complete(r)
 }
+
+// checkCredentials resolves a policy's credentials and records the outcome on its conditions; a
+// failure is also an Event. The returned error is set only for a failure worth retrying (the API
+// server could not be read): a missing Secret is fixed by creating it, which the Secret watch notices.
+func checkCredentials(ctx context.Context, reader client.Reader, rec recorder.EventRecorder, policy twilioPolicyObject, conds *[]metav1.Condition, previous []metav1.Condition) (Credentials, error) {
+	creds, cerr := ResolveCredentials(ctx, reader, policy.GetNamespace(), policy.GetTwilio().CredentialsSecretRef)
+	setCredentialsConditions(conds, policy.GetGeneration(), cerr)
+	if cerr != nil {
+		recordCredentialsFailure(rec, policy, previous, cerr)
+		if cerr.Err != nil {
+			return Credentials{}, cerr.Err
+		}
+		return Credentials{}, errCredentialsUnresolved
+	}
+	return creds, nil
+}
+
+func ignoreUnresolved(err error) error {
+	if errors.Is(err, errCredentialsUnresolved) {
+		return nil
+	}
+	return err
+}
+
+// errCredentialsUnresolved stops a reconcile whose credentials are not usable; it is not returned
+// to controller-runtime (the Secret watch brings the policy back).
+var errCredentialsUnresolved = errors.New("credentials unresolved")
 
 // recordCredentialsFailure emits a Warning event when the credentials condition turns bad or
 // changes reason, not on every reconcile.

@@ -43,13 +43,8 @@ func (r *WorkerActivityPolicyReconciler) Reconcile(ctx context.Context, req ctrl
 	}()
 	policy.Status.ObservedGeneration = policy.Generation
 
-	_, cerr := ResolveCredentials(ctx, r.APIReader, policy.Namespace, policy.Spec.Twilio.CredentialsSecretRef)
-	setCredentialsConditions(&policy.Status.Conditions, policy.Generation, cerr)
-	if cerr != nil {
-		recordCredentialsFailure(r.Recorder, &policy, before.Status.Conditions, cerr)
-		// A missing Secret is fixed by creating it, which the Secret watch notices; only an
-		// unreadable one is worth retrying.
-		return ctrl.Result{}, cerr.Err
+	if _, err := checkCredentials(ctx, r.APIReader, r.Recorder, &policy, &policy.Status.Conditions, before.Status.Conditions); err != nil {
+		return ctrl.Result{}, ignoreUnresolved(err)
 	}
 	meta.SetStatusCondition(&policy.Status.Conditions, metav1.Condition{
 		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReconciled,
