@@ -50,7 +50,7 @@ func TestServerGatesOnCacheSyncAndCapsBodies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		return resp.StatusCode
 	}
 	if got := post("hi"); got != http.StatusServiceUnavailable {

@@ -73,7 +73,7 @@ func run() error {
 	if err := sim.Start(); err != nil {
 		return err
 	}
-	defer sim.Close()
+	defer func() { _ = sim.Close() }()
 	if *confCallback != "" {
 		sim.SetConferenceCallback(*confCallback)
 	}

@@ -625,7 +625,7 @@ func formDigest(form url.Values) string {
 	h := sha256.New()
 	for _, key := range keys {
 		value := form.Get(key)
-		fmt.Fprintf(h, "%d:%s%d:%s", len(key), key, len(value), value)
+		_, _ = fmt.Fprintf(h, "%d:%s%d:%s", len(key), key, len(value), value)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }

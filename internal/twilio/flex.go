@@ -66,7 +66,7 @@ func (c *restClient) ValidateFlexToken(ctx context.Context, token string) (FlexI
 	if err != nil {
 		return FlexIdentity{}, fmt.Errorf("validate flex token: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	if err != nil {
 		return FlexIdentity{}, fmt.Errorf("validate flex token: read answer: %w", err)

@@ -220,7 +220,7 @@ func (k *call) err(err error, format string, args ...any) error {
 		return nil
 	}
 	status, retryAfter, unsure := k.state.snapshot()
-	var mapped error = err
+	mapped := err
 	var tre *twclient.TwilioRestError
 	var v1 *twclient.RestErrorV1
 	var transportErr *url.Error

@@ -370,7 +370,7 @@ func bodyBytes(req *http.Request) ([]byte, error) {
 		_ = req.Body.Close()
 		rc = fresh
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	return io.ReadAll(rc)
 }
 

@@ -427,7 +427,7 @@ func (d *deliverer) post(dest destination, batch []queued) (int, time.Duration, 
 	if err != nil {
 		return 0, 0, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	var retryAfter time.Duration
 	if ra := resp.Header.Get("Retry-After"); ra != "" {

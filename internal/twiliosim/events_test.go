@@ -282,7 +282,7 @@ func TestControlAPIOverHTTP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		raw, _ := io.ReadAll(resp.Body)
 		if out != nil {
 			if err := json.Unmarshal(raw, out); err != nil {
@@ -320,6 +320,6 @@ func TestControlAPIOverHTTP(t *testing.T) {
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {
 		t.Errorf("state without credentials: %v %v, want 401", resp, err)
 	} else {
-		resp.Body.Close()
+		_ = resp.Body.Close()
 	}
 }

@@ -137,7 +137,6 @@ type task struct {
 	route             routeState
 	callSID           string // the call waiting in <Enqueue> for this task
 	conferenceSID     string // the conference Flex made for it
-	virtualStartTime  time.Time
 	transferInitiated bool
 }
 

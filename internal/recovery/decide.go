@@ -1,0 +1,388 @@
+package recovery
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/flexoperator/flex-operator/api/v1alpha1"
+	"github.com/flexoperator/flex-operator/internal/events"
+)
+
+// Defaults for policy fields left empty (the CRD defaults them too; these keep Decide total).
+const (
+	DefaultPingTTL          = 15 * time.Second
+	DefaultPriority         = 1000
+	DefaultReconnectTimeout = 30 * time.Minute
+	DefaultPingWorkflowName = "Recovery Ping"
+	DefaultTaskChannel      = "default"
+	DefaultFollowedBy       = "Reconnect Agent"
+)
+
+// Reasons set with a phase.
+const (
+	ReasonWatching          = "Watching"
+	ReasonNoAgentLeft       = "AgentLeftGracefully"
+	ReasonConferenceEnded   = "ConferenceEnded"
+	ReasonAgentDisconnected = "AgentDisconnected"
+	ReasonPingCreated       = "PingTaskCreated"
+	ReasonPingResolved      = "PingResolved"
+	ReasonReconnectQueued   = "ReconnectQueued"
+	ReasonRedialing         = "RedialingParticipants"
+	ReasonRecovered         = "Recovered"
+	ReasonCustomerLeft      = "CustomerLeft"
+	ReasonReconnectTimeout  = "ReconnectTimeout"
+	ReasonActionFailed      = "ActionFailed"
+)
+
+// Decision is the next step of a recovery.
+type Decision struct {
+	// Phase the recovery is in once the Actions are taken (terminal phases carry no actions).
+	Phase v1alpha1.RecoveryPhase
+	// Reason is a CamelCase word for the phase.
+	Reason string
+	// Message explains the phase to a person.
+	Message string
+	// Disconnect, when not nil, is the non-graceful departure just detected; the controller stores it.
+	Disconnect *v1alpha1.DisconnectStatus
+	// Actions to perform, in order; none is already recorded in status.Actions.
+	Actions []Action
+	// RecheckAfter, when positive, is when Decide should run again even if nothing is observed
+	// (the reconnect timeout).
+	RecheckAfter time.Duration
+}
+
+// Decide returns the next step for the recovery described by st under policy p at time now.
+func Decide(st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.ConferenceRecoveryPolicySpec, now time.Time) Decision {
+	if st.Phase.Terminal() {
+		return Decision{Phase: st.Phase, Reason: st.Reason, Message: st.Message}
+	}
+	done := actionStates(st.Actions)
+	d := decide(st, p, now, done)
+	if d.Disconnect != nil {
+		// Detection and the first steps come together: the customer is waiting.
+		st.Disconnect = d.Disconnect
+		next := decide(st, p, now, done)
+		next.Disconnect = d.Disconnect
+		d = next
+	}
+	d.Actions = filterRecorded(d.Actions, done)
+	return d
+}
+
+func decide(st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.ConferenceRecoveryPolicySpec, now time.Time, recorded map[string]v1alpha1.ActionState) Decision {
+	customer := findCustomer(st)
+	customerConnected := customer != nil && customer.LeftAt == nil && st.ConferenceEndedAt == nil
+	disconnect := st.Disconnect
+
+	if disconnect == nil {
+		return monitor(st, customerConnected)
+	}
+
+	// From here on a recovery is under way.
+	enqueued := recorded[NameEnqueueReconnect] == v1alpha1.ActionPending ||
+		recorded[NameEnqueueReconnect] == v1alpha1.ActionDone ||
+		(st.Reconnect != nil && st.Reconnect.EnqueuedAt != nil)
+	if !enqueued && !customerConnected {
+		return Decision{Phase: v1alpha1.PhaseAbandoned, Reason: ReasonCustomerLeft,
+			Message: "The customer left the call before being reconnected to an agent."}
+	}
+	if enqueued && customer != nil && customer.LeftAt != nil && !events.IsGracefulLeave(customer.LeaveReason) &&
+		(st.Reconnect == nil || st.Reconnect.AcceptedAt == nil) {
+		// A redirect into the queue leaves the conference "via API"; anything else is a hang-up.
+		return Decision{Phase: v1alpha1.PhaseAbandoned, Reason: ReasonCustomerLeft,
+			Message: fmt.Sprintf("The customer left the call (%s) while waiting for an agent.", customer.LeaveReason)}
+	}
+	for _, critical := range []string{NameCreatePingTask, NameEnqueueReconnect} {
+		if recorded[critical] == v1alpha1.ActionFailed {
+			return Decision{Phase: v1alpha1.PhaseFailed, Reason: ReasonActionFailed,
+				Message: fmt.Sprintf("Step %s failed and cannot be retried.", critical)}
+		}
+	}
+
+	// The reconnect bound counts from the enqueue, or from the disconnect if the enqueue never came.
+	timeout := DefaultReconnectTimeout
+	if p.Reconnect.Timeout != nil && p.Reconnect.Timeout.Duration > 0 {
+		timeout = p.Reconnect.Timeout.Duration
+	}
+	start := disconnect.At.Time
+	if st.Reconnect != nil && st.Reconnect.EnqueuedAt != nil {
+		start = st.Reconnect.EnqueuedAt.Time
+	}
+	accepted := st.Reconnect != nil && st.Reconnect.AcceptedAt != nil
+	var recheck time.Duration
+	if !accepted && !start.IsZero() {
+		if !now.Before(start.Add(timeout)) {
+			return Decision{Phase: v1alpha1.PhaseFailed, Reason: ReasonReconnectTimeout,
+				Message: fmt.Sprintf("No agent took the reconnect task within %s; the customer stays queued on the original workflow.", timeout)}
+		}
+		recheck = start.Add(timeout).Sub(now)
+	}
+
+	ping := st.Ping
+	if ping == nil || ping.TaskSID == "" {
+		d := Decision{Phase: v1alpha1.PhaseDisconnected, Reason: ReasonAgentDisconnected,
+			Message:      fmt.Sprintf("Agent %s dropped out of the call; telling the customer and pinging the agent.", disconnect.WorkerSID),
+			RecheckAfter: recheck}
+		d.Actions = disconnectedActions(st, p)
+		if recorded[NameCreatePingTask] == v1alpha1.ActionDone {
+			d.Phase, d.Reason, d.Message = v1alpha1.PhasePinging, ReasonPingCreated, "Waiting for the disconnected agent to accept the Recovery Ping."
+		}
+		return d
+	}
+	if ping.Outcome == "" {
+		return Decision{Phase: v1alpha1.PhasePinging, Reason: ReasonPingCreated,
+			Message:      "Waiting for the disconnected agent to accept the Recovery Ping.",
+			Actions:      disconnectedActions(st, p), // finish any step a restart interrupted
+			RecheckAfter: recheck}
+	}
+
+	d := Decision{Phase: v1alpha1.PhaseReconnecting, Reason: ReasonPingResolved, RecheckAfter: recheck}
+	priority := p.Reconnect.Priority
+	if priority == 0 {
+		priority = DefaultPriority
+	}
+	enqueue := EnqueueReconnect{CustomerCallSID: st.CustomerCallSID, Fallback: true, Priority: priority}
+	if ping.Outcome == v1alpha1.PingAccepted {
+		d.Actions = append(d.Actions,
+			CompletePingTask{TaskSID: ping.TaskSID},
+			MarkPingSuccessful{Patch: map[string]any{"wasPingSuccessful": true}})
+		enqueue.Fallback, enqueue.TargetWorkerSID = false, disconnect.WorkerSID
+		d.Message = "The agent answered the ping; routing the customer back to them."
+	} else {
+		d.Message = "The agent did not answer the ping; routing the customer to any agent on the original workflow."
+	}
+	d.Actions = append(d.Actions, enqueue)
+
+	rc := st.Reconnect
+	if rc != nil && rc.QueuedAt != nil {
+		d.Reason = ReasonReconnectQueued
+		if rc.OriginalReservationCompletedAt == nil && disconnect.ReservationSID != "" {
+			d.Actions = append(d.Actions, CompleteOriginalReservation{ReservationSID: disconnect.ReservationSID})
+		}
+	}
+	if rc == nil || rc.ConferenceSID == "" || !accepted {
+		return d
+	}
+
+	// The customer is with an agent in the new conference: bring the other legs over.
+	d.RecheckAfter = 0
+	var pending bool
+	for _, leg := range st.Participants {
+		if leg.LeftAt != nil || leg.Coaching || leg.CallSID == st.CustomerCallSID ||
+			leg.Role == v1alpha1.RoleAgent || leg.Role == v1alpha1.RoleSupervisor || leg.Role == v1alpha1.RoleCustomer {
+			continue
+		}
+		r := Redial{CallSID: leg.CallSID, Label: leg.Label, ConferenceName: conferenceName(rc)}
+		if s := recorded[r.ActionName()]; s == "" || s == v1alpha1.ActionPending {
+			pending = true
+		}
+		d.Actions = append(d.Actions, r)
+	}
+	if pending {
+		d.Phase, d.Reason, d.Message = v1alpha1.PhaseRedialing, ReasonRedialing, "Dialling the remaining participants into the new conference."
+		return d
+	}
+	d.Phase, d.Reason = v1alpha1.PhaseRecovered, ReasonRecovered
+	d.Message = fmt.Sprintf("The customer is back with agent %s.", rc.WorkerSID)
+	d.Actions = nil
+	return d
+}
+
+// conferenceName is the friendly name of the new conference: Flex names a task's conference after
+// the task SID.
+func conferenceName(rc *v1alpha1.ReconnectStatus) string {
+	if rc.TaskSID != "" {
+		return rc.TaskSID
+	}
+	return rc.ConferenceSID
+}
+
+// monitor handles a call with no incident yet: keep correcting Flex's endConferenceOnExit, detect a
+// non-graceful leave of the last agent, or end with the conference.
+func monitor(st v1alpha1.ConferenceRecoveryStatus, customerConnected bool) Decision {
+	if st.ConferenceEndedAt != nil {
+		return Decision{Phase: v1alpha1.PhaseEnded, Reason: ReasonConferenceEnded, Message: "The conference ended without an agent disconnect."}
+	}
+	d := Decision{Phase: v1alpha1.PhaseMonitoring, Reason: ReasonWatching, Message: "Watching the call."}
+	if !customerConnected {
+		return d
+	}
+	for _, leg := range st.Participants {
+		if isAgent(leg) && leg.LeftAt == nil && leg.EndConferenceOnExit && !correctionInFlight(st.Actions, leg.CallSID) {
+			d.Actions = append(d.Actions, CorrectEndConferenceOnExit{CallSID: leg.CallSID, SequenceNumber: st.LastSequenceNumber})
+		}
+	}
+	if anyAgentConnected(st) {
+		return d
+	}
+	last := lastAgentToLeave(st)
+	if last == nil {
+		return d
+	}
+	if last.Graceful {
+		d.Reason, d.Message = ReasonNoAgentLeft, "The last agent left gracefully; waiting for the conference to end."
+		return d
+	}
+	return Decision{Phase: v1alpha1.PhaseDisconnected, Reason: ReasonAgentDisconnected,
+		Message: fmt.Sprintf("The last agent's leg %s left (%s) while the customer is still connected.", last.CallSID, last.LeaveReason),
+		Disconnect: &v1alpha1.DisconnectStatus{WorkerSID: last.WorkerSID, CallSID: last.CallSID,
+			Reason: last.LeaveReason, At: *last.LeftAt}}
+}
+
+// isAgent reports whether the leg counts as an agent: supervisors and coaching legs never do.
+func isAgent(leg v1alpha1.ParticipantStatus) bool {
+	return leg.Role == v1alpha1.RoleAgent && !leg.Coaching
+}
+
+func anyAgentConnected(st v1alpha1.ConferenceRecoveryStatus) bool {
+	for _, leg := range st.Participants {
+		if isAgent(leg) && leg.LeftAt == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// lastAgentToLeave is the agent leg that left last; on a tie a graceful leave wins, so a doubtful
+// case never starts a recovery.
+func lastAgentToLeave(st v1alpha1.ConferenceRecoveryStatus) *v1alpha1.ParticipantStatus {
+	var last *v1alpha1.ParticipantStatus
+	for i := range st.Participants {
+		leg := &st.Participants[i]
+		if !isAgent(*leg) || leg.LeftAt == nil {
+			continue
+		}
+		switch {
+		case last == nil, leg.LeftAt.After(last.LeftAt.Time):
+			last = leg
+		case leg.LeftAt.Equal(last.LeftAt) && leg.Graceful:
+			last = leg
+		}
+	}
+	return last
+}
+
+func findCustomer(st v1alpha1.ConferenceRecoveryStatus) *v1alpha1.ParticipantStatus {
+	for i := range st.Participants {
+		leg := &st.Participants[i]
+		if (st.CustomerCallSID != "" && leg.CallSID == st.CustomerCallSID) ||
+			(st.CustomerCallSID == "" && leg.Role == v1alpha1.RoleCustomer) {
+			return leg
+		}
+	}
+	return nil
+}
+
+// disconnectedActions are the steps of the Disconnected phase.
+func disconnectedActions(st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.ConferenceRecoveryPolicySpec) []Action {
+	var out []Action
+	if p.Customer.AnnouncementURL != "" || p.Customer.AnnouncementText != "" {
+		out = append(out, Announce{URL: p.Customer.AnnouncementURL, Text: p.Customer.AnnouncementText})
+	}
+	out = append(out, HoldCustomer{CallSID: st.CustomerCallSID, MusicURL: p.Customer.HoldMusicURL})
+	followedBy := p.Reporting.FollowedBy
+	if followedBy == "" {
+		followedBy = DefaultFollowedBy
+	}
+	at := st.Disconnect.At.UTC().Format(time.RFC3339)
+	out = append(out, MarkOriginalTask{Patch: map[string]any{
+		"disconnectedTime": at,
+		"conversations":    map[string]any{"followed_by": followedBy},
+	}})
+	ttl := DefaultPingTTL
+	if p.Ping.TTL != nil && p.Ping.TTL.Duration > 0 {
+		ttl = p.Ping.TTL.Duration
+	}
+	priority := p.Ping.Priority
+	if priority == 0 {
+		priority = DefaultPriority
+	}
+	out = append(out, CreatePingTask{
+		Attributes:   PingTaskAttributes(nil, v1alpha1.ConferenceRecoverySpec{}, st),
+		TTL:          ttl,
+		Priority:     priority,
+		WorkflowName: orDefault(p.Ping.WorkflowName, DefaultPingWorkflowName),
+		TaskChannel:  orDefault(p.Ping.TaskChannel, DefaultTaskChannel),
+	})
+	return out
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func actionStates(actions []v1alpha1.RecoveryAction) map[string]v1alpha1.ActionState {
+	m := make(map[string]v1alpha1.ActionState, len(actions))
+	for _, a := range actions {
+		m[a.Name] = a.State
+	}
+	return m
+}
+
+// filterRecorded drops the actions already recorded in any state: Pending is resolved by looking
+// the result up, Done and Skipped are finished, and a Failed step is the controller's to retry or
+// give up on, never Decide's to repeat blindly.
+func filterRecorded(actions []Action, recorded map[string]v1alpha1.ActionState) []Action {
+	var out []Action
+	seen := map[string]bool{}
+	for _, a := range actions {
+		name := a.ActionName()
+		if _, ok := recorded[name]; ok || seen[name] {
+			continue
+		}
+		seen[name] = true
+		out = append(out, a)
+	}
+	return out
+}
+
+// CorrectionForEvent returns the endConferenceOnExit correction a single callback calls for: a
+// participant-join or participant-modify of an agent leg (not coaching) with EndConferenceOnExit
+// true while the customer is connected. It is keyed by the callback's sequence number, so each
+// reset by Flex gets its own correction, and it catches a reset whose callback arrived late and so
+// did not update the leg in status (see ApplyConferenceEvent). Call it after applying ev to st.
+func CorrectionForEvent(st v1alpha1.ConferenceRecoveryStatus, ev events.ConferenceEvent) (CorrectEndConferenceOnExit, bool) {
+	if ev.Event != events.ParticipantJoin && ev.Event != events.ParticipantModify {
+		return CorrectEndConferenceOnExit{}, false
+	}
+	if !ev.EndConferenceOnExit || ev.Coaching || st.Disconnect != nil || st.Phase.Terminal() {
+		return CorrectEndConferenceOnExit{}, false
+	}
+	role := v1alpha1.ParticipantRole(events.ParticipantRole(ev.ParticipantLabel, ev.Coaching))
+	if i := participantIndex(&st, ev.CallSID); i >= 0 && role == v1alpha1.RoleUnknown {
+		role = st.Participants[i].Role
+		if st.Participants[i].LeftAt != nil {
+			return CorrectEndConferenceOnExit{}, false
+		}
+	}
+	customer := findCustomer(st)
+	if role != v1alpha1.RoleAgent || customer == nil || customer.LeftAt != nil || st.ConferenceEndedAt != nil {
+		return CorrectEndConferenceOnExit{}, false
+	}
+	c := CorrectEndConferenceOnExit{CallSID: ev.CallSID, SequenceNumber: ev.SequenceNumber}
+	for _, a := range st.Actions {
+		if a.Name == c.ActionName() {
+			return CorrectEndConferenceOnExit{}, false
+		}
+	}
+	return c, true
+}
+
+// correctionInFlight reports whether a correction of the leg is Pending: its result (and the
+// participant-modify it causes) is still to come, so a newer callback must not trigger another.
+// A Done correction with the flag still true after a newer callback is repeated under the newer
+// sequence number: either Flex reset the flag again, or the confirmation is late and setting the
+// flag to false twice is harmless.
+func correctionInFlight(actions []v1alpha1.RecoveryAction, callSID string) bool {
+	prefix := namePrefixCorrection + callSID + "/"
+	for _, a := range actions {
+		if a.State == v1alpha1.ActionPending && strings.HasPrefix(a.Name, prefix) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,123 @@
+package recovery
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flexoperator/flex-operator/api/v1alpha1"
+)
+
+// BuildEnqueueTwiML returns the TwiML that moves the customer's call into a new task on workflowSID:
+// <Response><Enqueue workflowSid="WW…"><Task priority="n">{json}</Task></Enqueue></Response>, with
+// the JSON attributes XML-escaped.
+func BuildEnqueueTwiML(workflowSID string, priority int64, attrs map[string]any) (string, error) {
+	if !validSID(workflowSID, "WW") {
+		return "", fmt.Errorf("enqueue twiml: workflow SID %q is not WW and 32 hex digits", workflowSID)
+	}
+	if priority < 0 || priority > 2147483647 {
+		return "", fmt.Errorf("enqueue twiml: priority %d is outside 0..2147483647", priority)
+	}
+	body, err := json.Marshal(attrs)
+	if err != nil {
+		return "", fmt.Errorf("enqueue twiml: encode task attributes: %w", err)
+	}
+	var b strings.Builder
+	b.WriteString(`<Response><Enqueue workflowSid="`)
+	b.WriteString(workflowSID)
+	b.WriteString(`"><Task priority="`)
+	b.WriteString(strconv.FormatInt(priority, 10))
+	b.WriteString(`">`)
+	b.WriteString(xmlEscape(string(body)))
+	b.WriteString(`</Task></Enqueue></Response>`)
+	return b.String(), nil
+}
+
+// BuildDialConferenceTwiML returns the TwiML that dials a leg into the conference called name.
+func BuildDialConferenceTwiML(name string) string {
+	return `<Response><Dial><Conference endConferenceOnExit="false">` +
+		xmlEscape(name) + `</Conference></Dial></Response>`
+}
+
+func xmlEscape(s string) string {
+	var buf bytes.Buffer
+	// EscapeText only fails when the writer does; a bytes.Buffer never does.
+	_ = xml.EscapeText(&buf, []byte(s))
+	return buf.String()
+}
+
+// PingTaskAttributes returns the Recovery Ping task's attributes: the original task's attributes
+// plus the disconnected* fields the ping workflow routes on and the reconnect step reads back. The
+// original map is not modified. Fields whose value is unknown are left out.
+func PingTaskAttributes(original map[string]any, spec v1alpha1.ConferenceRecoverySpec, st v1alpha1.ConferenceRecoveryStatus) map[string]any {
+	attrs := copyMap(original)
+	set := func(key, value string) {
+		if value != "" {
+			attrs[key] = value
+		}
+	}
+	set("disconnectedTaskSid", spec.TaskSID)
+	set("disconnectedTaskWorkflowSid", spec.WorkflowSID)
+	set("disconnectedConferenceSid", spec.ConferenceSID)
+	if d := st.Disconnect; d != nil {
+		set("disconnectedWorkerSid", d.WorkerSID)
+		set("disconnectedWorkerName", d.WorkerName)
+		set("disconnectedCallSid", d.CallSID)
+		set("disconnectedReservationSid", d.ReservationSID)
+		if !d.At.IsZero() {
+			attrs["disconnectedTime"] = d.At.UTC().Format(time.RFC3339)
+		}
+	}
+	return attrs
+}
+
+// ReconnectTaskAttributes returns the reconnect task's attributes from the ping task's (which carry
+// the original's): targetWorkerSid only when the agent answered the ping (not a fallback),
+// isReconnect true, conference emptied so Flex fills it in for the new conference, and
+// conversations.conversation_id kept, or set to the original task SID so reporting links the two.
+func ReconnectTaskAttributes(pingAttrs map[string]any, originalTaskSID, targetWorkerSID string, fallback bool) map[string]any {
+	attrs := copyMap(pingAttrs)
+	delete(attrs, "targetWorkerSid")
+	if !fallback && targetWorkerSID != "" {
+		attrs["targetWorkerSid"] = targetWorkerSID
+	}
+	attrs["isReconnect"] = true
+	attrs["conference"] = map[string]any{}
+	conversations := map[string]any{}
+	if c, ok := attrs["conversations"].(map[string]any); ok {
+		conversations = copyMap(c)
+	}
+	if originalTaskSID == "" {
+		originalTaskSID, _ = attrs["disconnectedTaskSid"].(string)
+	}
+	if id, _ := conversations["conversation_id"].(string); id == "" && originalTaskSID != "" {
+		conversations["conversation_id"] = originalTaskSID
+	}
+	attrs["conversations"] = conversations
+	return attrs
+}
+
+// copyMap is a shallow copy; nested maps that are changed are copied by the caller.
+func copyMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m)+8)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func validSID(sid, prefix string) bool {
+	if len(sid) != 34 || !strings.HasPrefix(sid, prefix) {
+		return false
+	}
+	for _, c := range sid[2:] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,122 @@
+package recovery
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/flexoperator/flex-operator/api/v1alpha1"
+)
+
+func TestBuildEnqueueTwiML(t *testing.T) {
+	attrs := map[string]any{"name": `O'Brien <&> "x"`, "isReconnect": true}
+	got, err := BuildEnqueueTwiML(workflowSID, 1000, attrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `<Response><Enqueue workflowSid="` + workflowSID + `"><Task priority="1000">` +
+		`{&#34;isReconnect&#34;:true,&#34;name&#34;:&#34;O&#39;Brien \u003c\u0026\u003e \&#34;x\&#34;&#34;}</Task></Enqueue></Response>`
+	if got != want {
+		t.Errorf("twiml\n got %s\nwant %s", got, want)
+	}
+	// What Twilio reads back is the JSON we meant.
+	var doc struct {
+		Enqueue struct {
+			WorkflowSID string `xml:"workflowSid,attr"`
+			Task        struct {
+				Priority string `xml:"priority,attr"`
+				Body     string `xml:",chardata"`
+			}
+		}
+	}
+	if err := xml.Unmarshal([]byte(got), &doc); err != nil {
+		t.Fatalf("not XML: %v", err)
+	}
+	var back map[string]any
+	if err := json.Unmarshal([]byte(doc.Enqueue.Task.Body), &back); err != nil {
+		t.Fatalf("task body not JSON: %v", err)
+	}
+	if diff := cmp.Diff(attrs, back); diff != "" || doc.Enqueue.WorkflowSID != workflowSID || doc.Enqueue.Task.Priority != "1000" {
+		t.Errorf("round trip (-want +got):\n%s %+v", diff, doc)
+	}
+
+	for _, bad := range []struct {
+		name     string
+		workflow string
+		priority int64
+		attrs    map[string]any
+	}{
+		{"bad workflow", `WW"/><Hangup/>`, 1, nil},
+		{"negative priority", workflowSID, -1, nil},
+		{"unencodable attribute", workflowSID, 1, map[string]any{"f": func() {}}},
+	} {
+		if _, err := BuildEnqueueTwiML(bad.workflow, bad.priority, bad.attrs); err == nil {
+			t.Errorf("%s: no error", bad.name)
+		}
+	}
+}
+
+func TestBuildDialConferenceTwiML(t *testing.T) {
+	got := BuildDialConferenceTwiML("a<b&c")
+	want := `<Response><Dial><Conference endConferenceOnExit="false">a&lt;b&amp;c</Conference></Dial></Response>`
+	if got != want {
+		t.Errorf("got %s want %s", got, want)
+	}
+}
+
+func TestPingTaskAttributes(t *testing.T) {
+	original := map[string]any{"from": "+15550001", "conversations": map[string]any{"conversation_id": "X"}}
+	spec := v1alpha1.ConferenceRecoverySpec{ConferenceSID: confSID, TaskSID: taskSID, WorkflowSID: workflowSID}
+	st := v1alpha1.ConferenceRecoveryStatus{Disconnect: &v1alpha1.DisconnectStatus{WorkerSID: workerSID, WorkerName: "Ann",
+		CallSID: agentLeg, ReservationSID: resSID, At: *mt(10)}}
+	got := PingTaskAttributes(original, spec, st)
+	want := map[string]any{
+		"from": "+15550001", "conversations": map[string]any{"conversation_id": "X"},
+		"disconnectedTaskSid": taskSID, "disconnectedTaskWorkflowSid": workflowSID, "disconnectedConferenceSid": confSID,
+		"disconnectedWorkerSid": workerSID, "disconnectedWorkerName": "Ann", "disconnectedCallSid": agentLeg,
+		"disconnectedReservationSid": resSID, "disconnectedTime": t0.Add(10 * time.Second).Format(time.RFC3339),
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if len(original) != 2 {
+		t.Error("original modified")
+	}
+}
+
+func TestReconnectTaskAttributes(t *testing.T) {
+	ping := map[string]any{"disconnectedTaskSid": taskSID, "targetWorkerSid": "stale",
+		"conference": map[string]any{"sid": confSID}, "conversations": map[string]any{"followed_by": "Reconnect Agent"}}
+	tests := []struct {
+		name     string
+		ping     map[string]any
+		fallback bool
+		want     map[string]any
+	}{{
+		name: "to the same agent, conversation id from the original task",
+		ping: ping,
+		want: map[string]any{"disconnectedTaskSid": taskSID, "targetWorkerSid": workerSID, "isReconnect": true, "conference": map[string]any{},
+			"conversations": map[string]any{"followed_by": "Reconnect Agent", "conversation_id": taskSID}},
+	}, {
+		name: "fallback has no target; existing conversation id kept",
+		ping: map[string]any{"conversations": map[string]any{"conversation_id": "KEEP"}}, fallback: true,
+		want: map[string]any{"isReconnect": true, "conference": map[string]any{}, "conversations": map[string]any{"conversation_id": "KEEP"}},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ReconnectTaskAttributes(tt.ping, "", workerSID, tt.fallback)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+	if _, ok := ping["isReconnect"]; ok || ping["targetWorkerSid"] != "stale" {
+		t.Error("ping attributes modified")
+	}
+	if _, ok := ping["conversations"].(map[string]any)["conversation_id"]; ok {
+		t.Error("nested conversations modified")
+	}
+}
