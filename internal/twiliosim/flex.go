@@ -321,18 +321,28 @@ func (s *Sim) Reject(reservationSID string) error {
 	return nil
 }
 
+// onCallLegs returns the agent's legs in live conferences, or an error naming the action when the
+// worker is unknown or not on a call.
+func (s *Sim) onCallLegs(workerSID, action string) ([]*participant, error) {
+	if _, _, err := s.findWorker(workerSID); err != nil {
+		return nil, err
+	}
+	legs := s.agentLegs(workerSID)
+	if len(legs) == 0 {
+		return nil, fmt.Errorf("twiliosim: %s: worker %s is not on a call", action, workerSID)
+	}
+	return legs, nil
+}
+
 // RefreshPage is the agent reloading the Flex page mid-call: their leg
 // drops (participant_hung_up) and Flex moves the reservation to wrapping.
 // Whether the caller stays depends on the leg's endConferenceOnExit.
 func (s *Sim) RefreshPage(workerSID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, _, err := s.findWorker(workerSID); err != nil {
+	legs, err := s.onCallLegs(workerSID, "refresh")
+	if err != nil {
 		return err
-	}
-	legs := s.agentLegs(workerSID)
-	if len(legs) == 0 {
-		return fmt.Errorf("twiliosim: refresh: worker %s is not on a call", workerSID)
 	}
 	for _, p := range legs {
 		s.hangup(p.call)
@@ -347,12 +357,9 @@ func (s *Sim) RefreshPage(workerSID string) error {
 func (s *Sim) Hangup(workerSID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, _, err := s.findWorker(workerSID); err != nil {
+	legs, err := s.onCallLegs(workerSID, "hangup")
+	if err != nil {
 		return err
-	}
-	legs := s.agentLegs(workerSID)
-	if len(legs) == 0 {
-		return fmt.Errorf("twiliosim: hangup: worker %s is not on a call", workerSID)
 	}
 	for _, p := range legs {
 		conf := p.conf
