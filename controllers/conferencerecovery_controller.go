@@ -2,11 +2,15 @@ package controllers
 
 import (
 	"context"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
+	"github.com/flexoperator/flex-operator/internal/credentials"
 )
 
 // ConferenceRecoveryReconciler drives a protected call through its recovery steps. So far it keeps
@@ -14,6 +18,11 @@ import (
 // contactcenter.flexoperator.io/phase=Pinging` finds the calls in a phase.
 type ConferenceRecoveryReconciler struct {
 	client.Client
+	Recorder recorder.EventRecorder
+	// Twilio gives the client for the recovery's policy credentials.
+	Twilio *credentials.Provider
+	// Now is the clock; the simulator's in tests.
+	Now func() time.Time
 }
 
 // +kubebuilder:rbac:groups=contactcenter.flexoperator.io,resources=conferencerecoveries,verbs=get;list;watch;create;update;patch;delete

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
+	"github.com/flexoperator/flex-operator/internal/credentials"
 )
 
 // ConferenceRecoveryPolicyReconciler sets up what a ConferenceRecoveryPolicy asks for and reports it.
@@ -24,6 +26,13 @@ type ConferenceRecoveryPolicyReconciler struct {
 	// APIReader reads Secrets uncached.
 	APIReader client.Reader
 	Recorder  recorder.EventRecorder
+	// Twilio gives the client for the policy's credentials.
+	Twilio *credentials.Provider
+	// Now is the clock (retention of finished recoveries); the simulator's in tests.
+	Now func() time.Time
+	// PublicURL is the webhook server's default public base URL (--webhook-public-url); a
+	// policy's spec.publicBaseUrl overrides it.
+	PublicURL string
 }
 
 // +kubebuilder:rbac:groups=contactcenter.flexoperator.io,resources=conferencerecoverypolicies,verbs=get;list;watch;update;patch
@@ -70,15 +79,15 @@ func (r *ConferenceRecoveryPolicyReconciler) SetupWithManager(ctx context.Contex
 // checkCredentials resolves a policy's credentials and records the outcome on its conditions; a
 // failure is also an Event. The returned error is set only for a failure worth retrying (the API
 // server could not be read): a missing Secret is fixed by creating it, which the Secret watch notices.
-func checkCredentials(ctx context.Context, reader client.Reader, rec recorder.EventRecorder, policy twilioPolicyObject, conds *[]metav1.Condition, previous []metav1.Condition) (Credentials, error) {
-	creds, cerr := ResolveCredentials(ctx, reader, policy.GetNamespace(), policy.GetTwilio().CredentialsSecretRef)
+func checkCredentials(ctx context.Context, reader client.Reader, rec recorder.EventRecorder, policy twilioPolicyObject, conds *[]metav1.Condition, previous []metav1.Condition) (credentials.Credentials, error) {
+	creds, cerr := credentials.Resolve(ctx, reader, policy.GetNamespace(), policy.GetTwilio().CredentialsSecretRef)
 	setCredentialsConditions(conds, policy.GetGeneration(), cerr)
 	if cerr != nil {
 		recordCredentialsFailure(rec, policy, previous, cerr)
 		if cerr.Err != nil {
-			return Credentials{}, cerr.Err
+			return credentials.Credentials{}, cerr.Err
 		}
-		return Credentials{}, errCredentialsUnresolved
+		return credentials.Credentials{}, errCredentialsUnresolved
 	}
 	return creds, nil
 }
@@ -96,7 +105,7 @@ var errCredentialsUnresolved = errors.New("credentials unresolved")
 
 // recordCredentialsFailure emits a Warning event when the credentials condition turns bad or
 // changes reason, not on every reconcile.
-func recordCredentialsFailure(rec recorder.EventRecorder, obj client.Object, previous []metav1.Condition, cerr *CredentialsError) {
+func recordCredentialsFailure(rec recorder.EventRecorder, obj client.Object, previous []metav1.Condition, cerr *credentials.Error) {
 	if rec == nil {
 		return
 	}

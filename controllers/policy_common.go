@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
+	"github.com/flexoperator/flex-operator/internal/credentials"
 )
 
 // credentialsSecretIndex indexes policies by the name of the Secret they read, so a change to a
@@ -54,7 +55,7 @@ func watchCredentialsSecrets(b *builder.TypedBuilder[reconcile.Request], c clien
 }
 
 // setCredentialsConditions records the outcome of ResolveCredentials on a policy's conditions.
-func setCredentialsConditions(conds *[]metav1.Condition, generation int64, cerr *CredentialsError) {
+func setCredentialsConditions(conds *[]metav1.Condition, generation int64, cerr *credentials.Error) {
 	if cerr != nil {
 		meta.SetStatusCondition(conds, metav1.Condition{Type: v1alpha1.ConditionCredentialsResolved, Status: metav1.ConditionFalse, Reason: cerr.Reason, Message: cerr.Message, ObservedGeneration: generation})
 		meta.SetStatusCondition(conds, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: cerr.Reason, Message: cerr.Message, ObservedGeneration: generation})

@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -18,11 +19,19 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/flexoperator/flex-operator/internal/app"
+	"github.com/flexoperator/flex-operator/internal/twilio"
+	"github.com/flexoperator/flex-operator/internal/twiliosim"
 )
 
 var (
 	cfg       *rest.Config
 	k8sClient client.Client
+	// sim is the Twilio simulator every test shares; each test builds its own workspace with
+	// sim.BuildContactCentre and a credentials Secret from simSecret. Its clock is manual: tests
+	// advance it (simClock.Advance) instead of sleeping through TTLs.
+	sim *twiliosim.Sim
+	// webhookURL is the base URL of the manager's webhook server, reachable by the simulator.
+	webhookURL string
 )
 
 // TestMain starts a real kube-apiserver and etcd (built by hack/setup-envtest.sh; `make test` sets
@@ -48,9 +57,22 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "client:", err)
 		os.Exit(1)
 	}
+	sim = twiliosim.New(twiliosim.Options{})
+	if err := sim.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "start simulator:", err)
+		os.Exit(1)
+	}
+	webhookAddr, err := freeAddr()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "webhook address:", err)
+		os.Exit(1)
+	}
+	webhookURL = "http://" + webhookAddr
 	ctx, cancel := context.WithCancel(context.Background())
 	mgr, err := app.NewManager(ctx, cfg, app.Options{
-		MetricsAddress: "0", ProbeAddress: "0", WebhookBindAddress: "127.0.0.1:0",
+		MetricsAddress: "0", ProbeAddress: "0", WebhookBindAddress: webhookAddr,
+		WebhookPublicURL: webhookURL, TwilioBaseURL: sim.URL(), Now: sim.Now,
+		TwilioOptions:        []twilio.Option{twilio.WithRetry(4, time.Millisecond, 20*time.Millisecond)},
 		GracefulShutdownTime: 5 * time.Second,
 	})
 	if err != nil {
@@ -64,6 +86,7 @@ func TestMain(m *testing.M) {
 	if err := <-done; err != nil {
 		fmt.Fprintln(os.Stderr, "manager stopped:", err)
 	}
+	sim.Close()
 	if err := env.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stop envtest:", err)
 	}
@@ -79,6 +102,28 @@ func newNamespace(t *testing.T) string {
 		t.Fatalf("create namespace: %v", err)
 	}
 	return ns.Name
+}
+
+// freeAddr returns a loopback address with a port nobody listens on.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String(), nil
+}
+
+// simSecret creates, in ns, a credentials Secret named name holding the simulator's account.
+func simSecret(t *testing.T, ns, name string) {
+	t.Helper()
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		StringData: map[string]string{"accountSid": sim.AccountSID(), "authToken": sim.AuthToken()},
+	}
+	if err := k8sClient.Create(context.Background(), secret); err != nil {
+		t.Fatalf("create Secret: %v", err)
+	}
 }
 
 // eventually polls cond until it returns nil or the deadline passes.

@@ -185,6 +185,15 @@ type ReconnectStatus struct {
 	// ConferenceSID of the new conference.
 	// +optional
 	ConferenceSID string `json:"conferenceSid,omitempty"`
+
+	// CanceledAt is when TaskRouter canceled the reconnect task before an agent took it (the
+	// customer hung up while queued, or the task timed out).
+	// +optional
+	CanceledAt *metav1.Time `json:"canceledAt,omitempty"`
+
+	// CancelReason is TaskRouter's reason for the cancellation.
+	// +optional
+	CancelReason string `json:"cancelReason,omitempty"`
 }
 
 // ActionState is where one side effect stands.

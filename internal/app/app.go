@@ -21,6 +21,8 @@ import (
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/controllers"
+	"github.com/flexoperator/flex-operator/internal/credentials"
+	"github.com/flexoperator/flex-operator/internal/twilio"
 	"github.com/flexoperator/flex-operator/webhookserver"
 )
 
@@ -37,6 +39,12 @@ type Options struct {
 	TwilioBaseURL        string
 	WebhookMaxBodyBytes  int64
 	GracefulShutdownTime time.Duration
+
+	// Now is the clock the recovery logic reads; time.Now when nil. Tests give it the simulator's
+	// clock so that TTLs and timeouts advance with the simulator instead of being slept through.
+	Now func() time.Time
+	// TwilioOptions are passed to every Twilio client the operator builds (tests shorten retries).
+	TwilioOptions []twilio.Option
 }
 
 // BindFlags registers the options on a flag set, with their defaults.
@@ -84,6 +92,16 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 		return nil, fmt.Errorf("create manager: %w", err)
 	}
 
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	// One client per credentials Secret, shared by the controllers and the webhook server.
+	provider := &credentials.Provider{
+		Metadata: mgr.GetClient(), Data: mgr.GetAPIReader(),
+		BaseURL: o.TwilioBaseURL, Options: o.TwilioOptions,
+	}
+
 	if err := (&controllers.WorkerActivityPolicyReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("workeractivitypolicy-controller"),
 	}).SetupWithManager(ctx, mgr); err != nil {
@@ -91,10 +109,14 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	}
 	if err := (&controllers.ConferenceRecoveryPolicyReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("conferencerecoverypolicy-controller"),
+		Twilio: provider, Now: now, PublicURL: o.WebhookPublicURL,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("set up ConferenceRecoveryPolicy controller: %w", err)
 	}
-	if err := (&controllers.ConferenceRecoveryReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+	if err := (&controllers.ConferenceRecoveryReconciler{
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("conferencerecovery-controller"),
+		Twilio: provider, Now: now,
+	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up ConferenceRecovery controller: %w", err)
 	}
 

@@ -93,6 +93,11 @@ func decide(st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.ConferenceRecoveryP
 		return Decision{Phase: v1alpha1.PhaseAbandoned, Reason: ReasonCustomerLeft,
 			Message: fmt.Sprintf("The customer left the call (%s) while waiting for an agent.", customer.LeaveReason)}
 	}
+	if rc := st.Reconnect; rc != nil && rc.CanceledAt != nil && rc.AcceptedAt == nil {
+		// The reconnect task is gone before an agent took it: the customer hung up in the queue.
+		return Decision{Phase: v1alpha1.PhaseAbandoned, Reason: ReasonCustomerLeft,
+			Message: fmt.Sprintf("The reconnect task was canceled (%s) before an agent took it.", orDefault(rc.CancelReason, "no reason given"))}
+	}
 	for _, critical := range []string{NameCreatePingTask, NameEnqueueReconnect} {
 		if recorded[critical] == v1alpha1.ActionFailed {
 			return Decision{Phase: v1alpha1.PhaseFailed, Reason: ReasonActionFailed,

@@ -1,4 +1,4 @@
-package controllers
+package credentials
 
 import (
 	"context"
@@ -21,18 +21,18 @@ type Credentials struct {
 	APIKeySecret string
 }
 
-// CredentialsError says why a policy's credentials could not be resolved, in the words of a
+// Error says why a policy's credentials could not be resolved, in the words of a
 // condition: Reason is one of the v1alpha1.ReasonSecret* constants and Message names what to fix.
-type CredentialsError struct {
+type Error struct {
 	Reason  string
 	Message string
 	// Err is set for failures that are not the user's to fix (the API server could not be reached).
 	Err error
 }
 
-func (e *CredentialsError) Error() string { return e.Message }
+func (e *Error) Error() string { return e.Message }
 
-func (e *CredentialsError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
 var (
 	accountSIDPattern = regexp.MustCompile(`^AC[0-9a-f]{32}$`)
@@ -41,19 +41,19 @@ var (
 	tokenPattern = regexp.MustCompile(`^[A-Za-z0-9]+$`)
 )
 
-// ResolveCredentials reads and checks the Secret a policy names. The reader should be uncached (the
+// Resolve reads and checks the Secret a policy names. The reader should be uncached (the
 // manager's API reader): the operator watches only Secret metadata, so that it never holds every
 // Secret of the cluster in memory.
-func ResolveCredentials(ctx context.Context, r client.Reader, namespace string, ref v1alpha1.SecretReference) (Credentials, *CredentialsError) {
+func Resolve(ctx context.Context, r client.Reader, namespace string, ref v1alpha1.SecretReference) (Credentials, *Error) {
 	var secret corev1.Secret
 	if err := r.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, &secret); err != nil {
 		if apierrors.IsNotFound(err) {
-			return Credentials{}, &CredentialsError{
+			return Credentials{}, &Error{
 				Reason:  v1alpha1.ReasonSecretNotFound,
 				Message: fmt.Sprintf("Secret %q not found in namespace %q: create it with the keys %s and %s", ref.Name, namespace, v1alpha1.SecretKeyAccountSID, v1alpha1.SecretKeyAuthToken),
 			}
 		}
-		return Credentials{}, &CredentialsError{Reason: "SecretUnreadable", Message: fmt.Sprintf("Read Secret %q: %v", ref.Name, err), Err: err}
+		return Credentials{}, &Error{Reason: "SecretUnreadable", Message: fmt.Sprintf("Read Secret %q: %v", ref.Name, err), Err: err}
 	}
 	get := func(key string) string { return string(secret.Data[key]) }
 	for _, key := range []string{v1alpha1.SecretKeyAccountSID, v1alpha1.SecretKeyAuthToken} {
@@ -86,15 +86,15 @@ func ResolveCredentials(ctx context.Context, r client.Reader, namespace string, 
 	return creds, nil
 }
 
-func missingKey(secret, key string) *CredentialsError {
-	return &CredentialsError{
+func missingKey(secret, key string) *Error {
+	return &Error{
 		Reason:  v1alpha1.ReasonSecretKeyMissing,
 		Message: fmt.Sprintf("Secret %q has no key %q", secret, key),
 	}
 }
 
-func invalidKey(secret, key, want string) *CredentialsError {
-	return &CredentialsError{
+func invalidKey(secret, key, want string) *Error {
+	return &Error{
 		Reason:  v1alpha1.ReasonSecretInvalid,
 		Message: fmt.Sprintf("Secret %q key %q must be %s", secret, key, want),
 	}
