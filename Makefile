@@ -65,6 +65,10 @@ build: ## Build the manager binary.
 run: manifests generate ## Run the manager against the current kubeconfig.
 	go run . --webhook-bind-address=:9443
 
+.PHONY: demo
+demo: envtest ## Play a call whose agent's page refreshes, and watch the operator recover it.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go run ./hack/demo
+
 .PHONY: twiliosim
 twiliosim: ## Run the Twilio simulator standalone.
 	go run ./hack/twiliosim

@@ -45,6 +45,9 @@ type Options struct {
 	Now func() time.Time
 	// TwilioOptions are passed to every Twilio client the operator builds (tests shorten retries).
 	TwilioOptions []twilio.Option
+	// Restartable lets a process build more than one manager (tests that stop and restart the
+	// operator in-process); controller-runtime otherwise refuses a second controller of a name.
+	Restartable bool
 }
 
 // BindFlags registers the options on a flag set, with their defaults.
@@ -83,6 +86,10 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 		// waiting for the lease to expire.
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       &o.GracefulShutdownTime,
+	}
+	if o.Restartable {
+		skip := true
+		mopts.Controller.SkipNameValidation = &skip
 	}
 	if o.Namespace != "" {
 		mopts.Cache = cache.Options{DefaultNamespaces: map[string]cache.Config{o.Namespace: {}}}

@@ -58,6 +58,24 @@ func (s *Sim) SetConferenceCallback(callbackURL string, events ...string) {
 	s.flexCallbackEvents = eventSet(events)
 }
 
+// SetWorkspaceConferenceCallback is SetConferenceCallback for the conferences
+// of one workspace only (as if each workspace had its own Flex plugin
+// configuration); it overrides the simulator-wide callback there. An empty
+// URL falls back to the simulator-wide one.
+func (s *Sim) SetWorkspaceConferenceCallback(workspaceSID, callbackURL string, events ...string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ws, ok := s.workspaces.get(workspaceSID)
+	if !ok {
+		return fmt.Errorf("workspace %s: %w", workspaceSID, ErrNotFound)
+	}
+	if len(events) == 0 {
+		events = defaultFlexCallbackEvents
+	}
+	ws.flexCallback, ws.flexCallbackEvents = callbackURL, eventSet(events)
+	return nil
+}
+
 // contactURI is where Flex rings a worker: their contact_uri attribute, else
 // client:<friendly name>.
 func contactURI(w *worker) string {
@@ -110,6 +128,9 @@ func (s *Sim) flexConnectAgent(ws *workspace, r *reservation, o confOptions) {
 		conf = s.newConference(t.sid)
 		conf.flex, conf.ws, conf.taskSID = true, ws, t.sid
 		conf.callbackURL, conf.callbackEvents = s.flexCallback, s.flexCallbackEvents
+		if ws.flexCallback != "" {
+			conf.callbackURL, conf.callbackEvents = ws.flexCallback, ws.flexCallbackEvents
+		}
 		if o.callback != "" {
 			conf.callbackURL, conf.callbackEvents = o.callback, o.callbackEvents
 		}

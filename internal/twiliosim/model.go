@@ -40,6 +40,10 @@ type workspace struct {
 	sid, name        string
 	created, updated time.Time
 	eventCallbackURL string
+	// flexCallback, when set, overrides the simulator-wide Flex conference
+	// callback for this workspace's conferences (SetWorkspaceConferenceCallback).
+	flexCallback       string
+	flexCallbackEvents map[string]bool
 	// eventsFilter limits the legacy EventCallbackUrl; nil means all.
 	eventsFilter         map[string]bool
 	eventsFilterRaw      string
