@@ -334,15 +334,17 @@ type CallState struct {
 
 // ConferenceState is one conference with its live participants.
 type ConferenceState struct {
-	SID          string             `json:"sid"`
-	Name         string             `json:"name"`
-	Status       string             `json:"status"`
-	ReasonEnded  string             `json:"reason_ended,omitempty"`
-	Flex         bool               `json:"flex"`
-	TaskSID      string             `json:"task_sid,omitempty"`
-	CallbackURL  string             `json:"callback_url,omitempty"`
-	Sequence     int                `json:"sequence"`
-	Participants []ParticipantState `json:"participants"`
+	SID         string `json:"sid"`
+	Name        string `json:"name"`
+	Status      string `json:"status"`
+	ReasonEnded string `json:"reason_ended,omitempty"`
+	Flex        bool   `json:"flex"`
+	TaskSID     string `json:"task_sid,omitempty"`
+	CallbackURL string `json:"callback_url,omitempty"`
+	Sequence    int    `json:"sequence"`
+	// Announcements are the AnnounceUrl values played to the conference, in order.
+	Announcements []string           `json:"announcements,omitempty"`
+	Participants  []ParticipantState `json:"participants"`
 }
 
 // ParticipantState is one live conference leg.
@@ -406,7 +408,7 @@ func (s *Sim) Snapshot() State {
 func conferenceState(conf *conference) ConferenceState {
 	cs := ConferenceState{SID: conf.sid, Name: conf.name, Status: conf.status, ReasonEnded: conf.reasonEnded,
 		Flex: conf.flex, TaskSID: conf.taskSID, CallbackURL: conf.callbackURL, Sequence: conf.seq,
-		Participants: []ParticipantState{}}
+		Announcements: append([]string(nil), conf.announcements...), Participants: []ParticipantState{}}
 	for _, p := range conf.parts {
 		cs.Participants = append(cs.Participants, ParticipantState{CallSID: p.call.sid, Label: p.label, Role: p.role,
 			WorkerSID: p.workerSID, Coaching: p.coaching, EndConferenceOnExit: p.endOnExit, Muted: p.muted, Hold: p.hold})

@@ -55,10 +55,12 @@ type conference struct {
 	created, updated  time.Time
 	parts             []*participant
 	seq               int
-	callbackURL       string
-	callbackEvents    map[string]bool
-	reasonEnded       string
-	endingCallSID     string
+	// announcements are the AnnounceUrl values played to the conference, in order.
+	announcements  []string
+	callbackURL    string
+	callbackEvents map[string]bool
+	reasonEnded    string
+	endingCallSID  string
 	// flex marks a conference the simulated Flex made for a task; only
 	// these get Flex's behaviours.
 	flex    bool
@@ -722,6 +724,7 @@ func (s *Sim) updateConference(rq *request) (reply, error) {
 		if conf.status == callCompleted {
 			return reply{}, errBad("conference %s is completed; nothing to announce to", conf.sid)
 		}
+		conf.announcements = append(conf.announcements, announce)
 		s.confEvent(conf, "announcement-end", nil, url.Values{"AnnounceUrl": {announce}})
 	}
 	if status == "completed" {
