@@ -1,0 +1,127 @@
+// Package e2e tests the whole system: a real kube-apiserver and etcd, the Twilio simulator (a real
+// HTTP server reached by the real twilio-go client) and the operator's manager as main.go builds
+// it, with calls played through the simulated Flex and the operator reached only through its
+// webhook server and the Kubernetes API.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/flexoperator/flex-operator/api/v1alpha1"
+	"github.com/flexoperator/flex-operator/internal/scenario"
+	"github.com/flexoperator/flex-operator/internal/twiliosim"
+)
+
+// env is shared by every test; each test builds its own namespace, workspace and policy.
+var env *scenario.Env
+
+func TestMain(m *testing.M) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run the tests with `make test`")
+		os.Exit(1)
+	}
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
+	var err error
+	env, err = scenario.Start(scenario.Options{
+		CRDDir: filepath.Join("..", "..", "config", "crd", "bases"),
+		// The clock stands still unless a test advances it; webhooks that fail (the operator being
+		// restarted) are retried long enough to outlast a restart.
+		Sim: twiliosim.Options{DeliveryMaxAttempts: 400, DeliveryMaxBackoff: 100 * time.Millisecond},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	env.Stop()
+	os.Exit(code)
+}
+
+// newCentre builds a contact centre for one test and waits for its policy to be ready.
+func newCentre(t *testing.T, o scenario.CentreOptions) *scenario.Centre {
+	t.Helper()
+	ctx := context.Background()
+	c, err := env.NewCentre(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitPolicyReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// must fails the test on err.
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pingReservation waits for the Recovery Ping reservation offered to worker.
+func pingReservation(t *testing.T, c *scenario.Centre, worker string) twiliosim.ReservationState {
+	t.Helper()
+	r, err := c.WaitReservation(context.Background(), func(task twiliosim.TaskState, r twiliosim.ReservationState) bool {
+		return scenario.IsPingTask(task) && r.WorkerSID == c.Worker(worker) && r.Status == "pending"
+	})
+	if err != nil {
+		t.Fatalf("no Recovery Ping reservation for %s: %v\n%s", worker, err, env.Sim.Dump())
+	}
+	return r
+}
+
+// reconnectReservation waits for the reconnect task's reservation offered to worker.
+func reconnectReservation(t *testing.T, c *scenario.Centre, worker string) twiliosim.ReservationState {
+	t.Helper()
+	r, err := c.WaitReservation(context.Background(), func(task twiliosim.TaskState, r twiliosim.ReservationState) bool {
+		return scenario.IsReconnectTask(task) && r.WorkerSID == c.Worker(worker) && r.Status == "pending"
+	})
+	if err != nil {
+		t.Fatalf("no reconnect reservation for %s: %v\n%s", worker, err, env.Sim.Dump())
+	}
+	return r
+}
+
+// waitPhase waits for the recovery of conferenceSID to reach phase.
+func waitPhase(t *testing.T, c *scenario.Centre, conferenceSID string, phase v1alpha1.RecoveryPhase) *v1alpha1.ConferenceRecovery {
+	t.Helper()
+	rec, err := c.WaitPhase(context.Background(), conferenceSID, phase)
+	if err != nil {
+		t.Fatalf("%v\nstatus: %+v", err, statusOf(rec))
+	}
+	return rec
+}
+
+func statusOf(rec *v1alpha1.ConferenceRecovery) any {
+	if rec == nil {
+		return nil
+	}
+	return rec.Status
+}
+
+// answered waits until the conference's recovery exists and Flex's endConferenceOnExit reset of
+// the agent's leg has been corrected.
+func answered(t *testing.T, c *scenario.Centre, call scenario.Call, agent string) {
+	t.Helper()
+	_, err := c.WaitRecovery(context.Background(), call.ConferenceSID, "endConferenceOnExit corrected", func(*v1alpha1.ConferenceRecovery) bool {
+		leg, ok := c.AgentLeg(call.ConferenceSID, c.Worker(agent))
+		return ok && !leg.EndConferenceOnExit
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, env.Sim.Dump())
+	}
+}
+
+// countTasks counts the workspace's tasks that match.
+func countTasks(c *scenario.Centre, match func(twiliosim.TaskState) bool) int {
+	return len(c.Tasks(match))
+}
