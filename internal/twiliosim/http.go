@@ -139,6 +139,9 @@ type handlerFunc func(rq *request) (reply, error)
 func (s *Sim) wrap(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		rq := &request{r: r, form: r.Form, host: r.Header.Get("X-Twilio-Host")}
+		if s.opts.RequestHook != nil {
+			s.opts.RequestHook(r)
+		}
 		s.mu.Lock()
 		rep, err := h(rq)
 		s.mu.Unlock()

@@ -79,6 +79,12 @@ type Options struct {
 	Seed uint64
 	// HTTPClient sends webhooks; nil means a plain client.
 	HTTPClient *http.Client
+	// RequestHook, when set, is called with every REST request that reaches
+	// a handler (after authentication, rate limiting and injected faults),
+	// before it is processed, with the form parsed. Benchmarks use it to
+	// time the operator's side effects on the wall clock. It must not call
+	// back into the simulator.
+	RequestHook func(r *http.Request)
 }
 
 // Sim is a running Twilio simulator. All its state sits behind one mutex:

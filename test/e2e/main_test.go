@@ -34,7 +34,8 @@ func TestMain(m *testing.M) {
 		CRDDir: filepath.Join("..", "..", "config", "crd", "bases"),
 		// The clock stands still unless a test advances it; webhooks that fail (the operator being
 		// restarted) are retried long enough to outlast a restart.
-		Sim: twiliosim.Options{DeliveryMaxAttempts: 400, DeliveryMaxBackoff: 100 * time.Millisecond},
+		Sim: twiliosim.Options{DeliveryMaxAttempts: 400, DeliveryMaxBackoff: 100 * time.Millisecond,
+			RequestHook: effects.record},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start:", err)

@@ -1,0 +1,299 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/flexoperator/flex-operator/api/v1alpha1"
+	"github.com/flexoperator/flex-operator/internal/scenario"
+	"github.com/flexoperator/flex-operator/internal/twiliosim"
+)
+
+// sideEffects times the operator's Twilio requests on the wall clock, through the simulator's
+// request hook.
+type sideEffects struct {
+	mu    sync.Mutex
+	times map[string][]time.Time
+}
+
+func (s *sideEffects) record(r *http.Request) {
+	if r.Method != http.MethodPost {
+		return
+	}
+	var kind string
+	switch {
+	case strings.Contains(r.URL.Path, "/Participants/") && r.Form.Get("EndConferenceOnExit") == "false":
+		kind = "correction"
+	case strings.HasSuffix(r.URL.Path, "/Tasks") && strings.Contains(r.Form.Get("Attributes"), "disconnectedConferenceSid"):
+		kind = "ping"
+	default:
+		return
+	}
+	s.mu.Lock()
+	s.times[kind] = append(s.times[kind], time.Now())
+	s.mu.Unlock()
+}
+
+// waitNext waits until a side effect of kind has happened more than n times and returns the time
+// of the (n+1)th.
+func (s *sideEffects) waitNext(kind string, n int) (time.Time, error) {
+	var at time.Time
+	err := scenario.Poll(context.Background(), scenario.Wait, func() (bool, error) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if len(s.times[kind]) > n {
+			at = s.times[kind][n]
+			return true, nil
+		}
+		return false, nil
+	})
+	return at, err
+}
+
+func (s *sideEffects) count(kind string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.times[kind])
+}
+
+// effects is fed by the simulator's request hook (TestMain).
+var effects = &sideEffects{times: map[string][]time.Time{}}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[int(float64(len(s)-1)*p)]
+}
+
+// BenchmarkReaction measures, per call, on the wall clock: Flex's endConferenceOnExit reset (the
+// agent accepting, which makes Flex set the flag) → the operator's correction request reaching
+// Twilio; and the agent's page refresh (the leave callback) → the Recovery Ping task created.
+// Run: make envtest && KUBEBUILDER_ASSETS=… go test ./test/e2e -run '^$' -bench Reaction -benchtime 40x
+func BenchmarkReaction(b *testing.B) {
+	ctx := context.Background()
+	c, err := env.NewCentre(ctx, scenario.CentreOptions{Name: "bench", Agents: []string{"alice"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.WaitPolicyReady(ctx); err != nil {
+		b.Fatal(err)
+	}
+	var corrections, pings []time.Duration
+	requestsBefore, _ := env.Sim.RequestStats()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		placed, err := env.Sim.PlaceCall(fmt.Sprintf("+1555010%04d", i), c.WorkflowSID, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, err := c.WaitReservation(ctx, func(t twiliosim.TaskState, r twiliosim.ReservationState) bool {
+			return t.SID == placed.TaskSID && r.Status == "pending"
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := effects.count("correction")
+		start := time.Now()
+		if err := env.Sim.Accept(r.SID); err != nil {
+			b.Fatal(err)
+		}
+		at, err := effects.waitNext("correction", n)
+		if err != nil {
+			b.Fatal("no correction:", err)
+		}
+		corrections = append(corrections, at.Sub(start))
+
+		n = effects.count("ping")
+		start = time.Now()
+		if err := env.Sim.RefreshPage(c.Worker("alice")); err != nil {
+			b.Fatal(err)
+		}
+		at, err = effects.waitNext("ping", n)
+		if err != nil {
+			b.Fatal("no ping:", err)
+		}
+		pings = append(pings, at.Sub(start))
+
+		// End the call: the customer hangs up, the ping is answered by nobody.
+		if err := env.Sim.CustomerHangup(placed.CallSID); err != nil {
+			b.Fatal(err)
+		}
+		task, _ := env.Sim.Snapshot().Task(placed.TaskSID)
+		if _, err := c.WaitPhase(ctx, task.ConferenceSID, v1alpha1.PhaseAbandoned); err != nil {
+			b.Fatal(err)
+		}
+		// Free alice for the next call.
+		for _, res := range c.Tasks(func(t twiliosim.TaskState) bool { return t.Status == "wrapping" || t.Status == "assigned" }) {
+			for _, rr := range env.Sim.Snapshot().Reservations(res.SID) {
+				if rr.Status == "wrapping" || rr.Status == "accepted" {
+					_ = env.Sim.Complete(rr.SID)
+				}
+			}
+		}
+		for _, p := range c.Tasks(scenario.IsPingTask) {
+			for _, rr := range env.Sim.Snapshot().Reservations(p.SID) {
+				if rr.Status == "pending" {
+					_ = env.Sim.Reject(rr.SID)
+				}
+			}
+		}
+		env.Sim.Advance(20 * time.Second)
+	}
+	b.StopTimer()
+	requestsAfter, _ := env.Sim.RequestStats()
+	b.ReportMetric(float64(percentile(corrections, 0.5).Microseconds())/1000, "correction-p50-ms")
+	b.ReportMetric(float64(percentile(corrections, 0.99).Microseconds())/1000, "correction-p99-ms")
+	b.ReportMetric(float64(percentile(pings, 0.5).Microseconds())/1000, "leave-to-ping-p50-ms")
+	b.ReportMetric(float64(percentile(pings, 0.99).Microseconds())/1000, "leave-to-ping-p99-ms")
+	b.ReportMetric(float64(requestsAfter-requestsBefore)/float64(b.N), "twilio-requests/call")
+}
+
+// BenchmarkAPICallsPerRecovery counts the Twilio REST requests the operator makes for one full
+// recovery (answer, refresh, ping accepted, reconnect accepted, Recovered).
+// Run: go test ./test/e2e -run '^$' -bench APICalls -benchtime 5x
+func BenchmarkAPICallsPerRecovery(b *testing.B) {
+	ctx := context.Background()
+	total := 0
+	for i := 0; i < b.N; i++ {
+		c, err := env.NewCentre(ctx, scenario.CentreOptions{Name: "calls", Agents: []string{"alice"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.WaitPolicyReady(ctx); err != nil {
+			b.Fatal(err)
+		}
+		before, _ := env.Sim.RequestStats()
+		call, err := c.Answer(ctx, "alice")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := env.Sim.RefreshPage(c.Worker("alice")); err != nil {
+			b.Fatal(err)
+		}
+		for _, kind := range []func(twiliosim.TaskState) bool{scenario.IsPingTask, scenario.IsReconnectTask} {
+			r, err := c.WaitReservation(ctx, func(t twiliosim.TaskState, r twiliosim.ReservationState) bool {
+				return kind(t) && r.Status == "pending"
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := env.Sim.Accept(r.SID); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := c.WaitPhase(ctx, call.ConferenceSID, v1alpha1.PhaseRecovered); err != nil {
+			b.Fatal(err)
+		}
+		after, _ := env.Sim.RequestStats()
+		total += after - before
+	}
+	b.ReportMetric(float64(total)/float64(b.N), "twilio-requests/recovery")
+}
+
+// BenchmarkMemory5000Recoveries measures the heap the process holds once the operator has cached
+// and reconciled 5,000 ConferenceRecovery objects with realistic status (the test process also
+// holds the simulator and the test client; the delta over the baseline is the operator's share).
+// Run: go test ./test/e2e -run '^$' -bench Memory -benchtime 1x -timeout 30m
+func BenchmarkMemory5000Recoveries(b *testing.B) {
+	const n = 5000
+	ctx := context.Background()
+	c, err := env.NewCentre(ctx, scenario.CentreOptions{Name: "mem", Agents: []string{"alice"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.WaitPolicyReady(ctx); err != nil {
+		b.Fatal(err)
+	}
+	base := heapInUse()
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	var firstErr error
+	var mu sync.Mutex
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			if err := createFinishedRecovery(ctx, c, i); err != nil {
+				mu.Lock()
+				firstErr = err
+				mu.Unlock()
+			}
+		}(i)
+	}
+	wg.Wait()
+	if firstErr != nil {
+		b.Fatal(firstErr)
+	}
+	// Wait until the operator has seen them all: the policy counts them.
+	err = scenario.Poll(ctx, 10*time.Minute, func() (bool, error) {
+		var p v1alpha1.ConferenceRecoveryPolicy
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: c.Namespace, Name: c.Policy}, &p); err != nil {
+			return false, err
+		}
+		return p.Status.Recoveries.Recovered >= n, nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	after := heapInUse()
+	b.ReportMetric(float64(after)/(1<<20), "heap-MiB")
+	b.ReportMetric(float64(after-base)/(1<<20), "delta-MiB")
+	b.ReportMetric(float64(after-base)/n, "bytes/recovery")
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
+
+// createFinishedRecovery creates a Recovered ConferenceRecovery with a status the size of a real one.
+func createFinishedRecovery(ctx context.Context, c *scenario.Centre, i int) error {
+	sid := fmt.Sprintf("CF%032x", 0xbe000000+i)
+	now := metav1.NewTime(env.Sim.Now())
+	rec := &v1alpha1.ConferenceRecovery{
+		ObjectMeta: metav1.ObjectMeta{Namespace: c.Namespace, Name: strings.ToLower(sid),
+			Labels: map[string]string{v1alpha1.PolicyLabel: c.Policy}},
+		Spec: v1alpha1.ConferenceRecoverySpec{PolicyName: c.Policy, ConferenceSID: sid,
+			TaskSID: fmt.Sprintf("WT%032x", i), WorkflowSID: c.WorkflowSID},
+	}
+	if err := env.Client.Create(ctx, rec); err != nil {
+		return err
+	}
+	legs := []v1alpha1.ParticipantStatus{
+		{CallSID: fmt.Sprintf("CA%032x", 3*i), Label: "customer", Role: v1alpha1.RoleCustomer, JoinedAt: &now, LeftAt: &now, LeaveReason: "participant_updated_via_api", Graceful: true},
+		{CallSID: fmt.Sprintf("CA%032x", 3*i+1), Label: "worker", Role: v1alpha1.RoleAgent, WorkerSID: c.Worker("alice"), JoinedAt: &now, LeftAt: &now, LeaveReason: "participant_hung_up"},
+		{CallSID: fmt.Sprintf("CA%032x", 3*i+2), Label: "external", Role: v1alpha1.RoleThirdParty, JoinedAt: &now, LeftAt: &now, LeaveReason: "participant_updated_via_api", Graceful: true},
+	}
+	rec.Status = v1alpha1.ConferenceRecoveryStatus{
+		Phase: v1alpha1.PhaseRecovered, Reason: "Recovered", Message: "The customer is back with agent " + c.Worker("alice") + ".",
+		CustomerCallSID: legs[0].CallSID, LastSequenceNumber: 14, Participants: legs,
+		Disconnect: &v1alpha1.DisconnectStatus{WorkerSID: c.Worker("alice"), WorkerName: "alice", CallSID: legs[1].CallSID,
+			ReservationSID: fmt.Sprintf("WR%032x", i), Reason: "participant_hung_up", At: now},
+		Ping: &v1alpha1.PingStatus{TaskSID: fmt.Sprintf("WT%032x", 0xa0000000+i), CreatedAt: &now, Outcome: v1alpha1.PingAccepted, ResolvedAt: &now},
+		Reconnect: &v1alpha1.ReconnectStatus{TargetWorkerSID: c.Worker("alice"), EnqueuedAt: &now, TaskSID: fmt.Sprintf("WT%032x", 0xb0000000+i),
+			QueuedAt: &now, OriginalReservationCompletedAt: &now, WorkerSID: c.Worker("alice"), AcceptedAt: &now, ConferenceSID: fmt.Sprintf("CF%032x", 0xc0000000+i)},
+		Timings:    v1alpha1.RecoveryTimings{CustomerWithoutAgent: &metav1.Duration{Duration: 9 * time.Second}, DetectionToPing: &metav1.Duration{Duration: 40 * time.Millisecond}},
+		FinishedAt: &now,
+	}
+	for _, name := range []string{"Announce", "HoldCustomer", "MarkOriginalTask", "CreatePingTask", "CompletePingTask", "MarkPingSuccessful", "EnqueueReconnect", "CompleteOriginalReservation"} {
+		rec.Status.Actions = append(rec.Status.Actions, v1alpha1.RecoveryAction{Name: name, State: v1alpha1.ActionDone, SID: "WT00000000000000000000000000000000", At: now})
+	}
+	return env.Client.Status().Update(ctx, rec)
+}
