@@ -24,6 +24,7 @@ import (
 type sideEffects struct {
 	mu    sync.Mutex
 	times map[string][]time.Time
+	paths map[string][]string
 }
 
 func (s *sideEffects) record(r *http.Request) {
@@ -41,6 +42,7 @@ func (s *sideEffects) record(r *http.Request) {
 	}
 	s.mu.Lock()
 	s.times[kind] = append(s.times[kind], time.Now())
+	s.paths[kind] = append(s.paths[kind], r.URL.Path)
 	s.mu.Unlock()
 }
 
@@ -60,6 +62,19 @@ func (s *sideEffects) waitNext(kind string, n int) (time.Time, error) {
 	return at, err
 }
 
+// countFor counts the side effects of kind whose request path contains sid.
+func (s *sideEffects) countFor(kind, sid string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, p := range s.paths[kind] {
+		if strings.Contains(p, sid) {
+			n++
+		}
+	}
+	return n
+}
+
 func (s *sideEffects) count(kind string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -67,7 +82,7 @@ func (s *sideEffects) count(kind string) int {
 }
 
 // effects is fed by the simulator's request hook (TestMain).
-var effects = &sideEffects{times: map[string][]time.Time{}}
+var effects = &sideEffects{times: map[string][]time.Time{}, paths: map[string][]string{}}
 
 func percentile(d []time.Duration, p float64) time.Duration {
 	if len(d) == 0 {
