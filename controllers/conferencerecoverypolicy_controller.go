@@ -4,23 +4,33 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/credentials"
+	"github.com/flexoperator/flex-operator/internal/twilio"
 )
 
-// ConferenceRecoveryPolicyReconciler sets up what a ConferenceRecoveryPolicy asks for and reports it.
+// ConferenceRecoveryPolicyReconciler makes the manual Twilio setup of conference recovery (seed 001's
+// README) declarative: the Recovery Ping queue and workflow, the "Direct to an Agent" filter on each
+// protected workflow, and the Event Streams sink and subscription that bring TaskRouter events to the
+// webhook server. It adopts what already exists by name, records what it created, and its finalizer
+// undoes only that. A second, light controller (conferenceRecoveryRetention) counts the policy's
+// ConferenceRecovery objects and deletes finished ones past retention, so that a recovery's frequent
+// status changes never cost Twilio calls.
 type ConferenceRecoveryPolicyReconciler struct {
 	client.Client
 	// APIReader reads Secrets uncached.
@@ -33,47 +43,103 @@ type ConferenceRecoveryPolicyReconciler struct {
 	// PublicURL is the webhook server's default public base URL (--webhook-public-url); a
 	// policy's spec.publicBaseUrl overrides it.
 	PublicURL string
+
+	// pending remembers creates whose outcome was unknown (a 5xx or a broken connection), so that
+	// the object found by name on the next attempt is recorded as created, not adopted.
+	pending sync.Map
+	// sinkTests remembers when each sink was last asked for a test event (wall clock).
+	sinkTests sync.Map
 }
 
 // +kubebuilder:rbac:groups=contactcenter.flexoperator.io,resources=conferencerecoverypolicies,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=contactcenter.flexoperator.io,resources=conferencerecoverypolicies/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=contactcenter.flexoperator.io,resources=conferencerecoverypolicies/finalizers,verbs=update
+// +kubebuilder:rbac:groups=contactcenter.flexoperator.io,resources=conferencerecoveries,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile resolves the policy's credentials and records the result in its conditions.
+// Reconcile sets up, or on deletion tears down, the Twilio objects the policy asks for and reports
+// them in its status.
 func (r *ConferenceRecoveryPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
 	var policy v1alpha1.ConferenceRecoveryPolicy
 	if err := r.Get(ctx, req.NamespacedName, &policy); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if !policy.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, &policy)
+	}
+	if unchanged := policy.DeepCopy(); controllerutil.AddFinalizer(&policy, policyFinalizer) {
+		// The finalizer goes on before anything is created in Twilio, so nothing can be left behind.
+		// A patch of the finalizers alone: an Update would send the spec back re-encoded ("24h" as
+		// "24h0m0s") and bump the generation.
+		if err := r.Patch(ctx, &policy, client.MergeFromWithOptions(unchanged, client.MergeFromWithOptimisticLock{})); err != nil {
+			if apierrors.IsConflict(err) {
+				return ctrl.Result{RequeueAfter: time.Second}, nil // a stale copy; the next read is fresher
+			}
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+	}
 	before := policy.DeepCopy()
+	s := &policySync{r: r, policy: &policy, persisted: &before.Status}
 	defer func() {
-		if perr := patchStatusIfChanged(ctx, r.Client, before, &policy, before.Status, policy.Status); perr != nil && err == nil {
+		requeue, perr := s.writeStatus(ctx, before)
+		if perr != nil && err == nil {
 			err = perr
+		}
+		if requeue && err == nil {
+			result = ctrl.Result{RequeueAfter: time.Second}
 		}
 	}()
 	policy.Status.ObservedGeneration = policy.Generation
 
-	if _, err := checkCredentials(ctx, r.APIReader, r.Recorder, &policy, &policy.Status.Conditions, before.Status.Conditions); err != nil {
+	s.tw, err = r.policyClient(ctx, &policy, before.Status.Conditions)
+	if err != nil {
 		return ctrl.Result{}, ignoreUnresolved(err)
 	}
-	meta.SetStatusCondition(&policy.Status.Conditions, metav1.Condition{
-		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReconciled,
-		Message: "Credentials resolved", ObservedGeneration: policy.Generation,
-	})
-	return ctrl.Result{}, nil
+	trWait := s.reconcileTaskRouter(ctx)
+	esWait := s.reconcileEventStream(ctx)
+	s.setReady()
+	return ctrl.Result{RequeueAfter: soonest(trWait, esWait)}, nil
 }
 
-// SetupWithManager registers the controller, its index and its Secret watch.
+// policyClient resolves the policy's Twilio client and records the outcome in CredentialsResolved
+// (and Ready on failure). A Secret the user must fix gives errCredentialsUnresolved: the Secret
+// watch brings the policy back once it changes.
+func (r *ConferenceRecoveryPolicyReconciler) policyClient(ctx context.Context, policy *v1alpha1.ConferenceRecoveryPolicy, previous []metav1.Condition) (twilio.Client, error) {
+	_, tw, err := r.Twilio.For(ctx, policy.Namespace, policy.Spec.Twilio)
+	var cerr *credentials.Error
+	switch {
+	case errors.As(err, &cerr):
+		setCredentialsConditions(&policy.Status.Conditions, policy.Generation, cerr)
+		recordCredentialsFailure(r.Recorder, policy, previous, cerr)
+		return nil, errCredentialsUnresolved
+	case err != nil:
+		return nil, fmt.Errorf("resolve credentials: %w", err)
+	}
+	setCredentialsConditions(&policy.Status.Conditions, policy.Generation, nil)
+	return tw, nil
+}
+
+// SetupWithManager registers the controller, its index and its Secret watch, and the light
+// controller that keeps the policy's recovery counts and deletes expired recoveries. The controller
+// keeps controller-runtime's single worker: two policies on one workspace must never both find the
+// Recovery Ping queue missing and create it twice.
 func (r *ConferenceRecoveryPolicyReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
 	if err := indexCredentialsSecret(ctx, mgr, &v1alpha1.ConferenceRecoveryPolicy{}); err != nil {
 		return fmt.Errorf("index ConferenceRecoveryPolicy by Secret: %w", err)
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
+		// Generation changes only: the controller's own status writes must not wake it. Deletion
+		// bumps the generation, so the finalizer still runs.
 		For(&v1alpha1.ConferenceRecoveryPolicy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Named("conferencerecoverypolicy")
-	return watchCredentialsSecrets(b, mgr.GetClient(), &v1alpha1.ConferenceRecoveryPolicyList{}).Complete(r)
+	if err := watchCredentialsSecrets(b, mgr.GetClient(), &v1alpha1.ConferenceRecoveryPolicyList{}).Complete(r); err != nil {
+		return err
+	}
+	return (&conferenceRecoveryRetention{Client: mgr.GetClient(), Now: r.Now}).setupWithManager(mgr)
 }
 
 // checkCredentials resolves a policy's credentials and records the outcome on its conditions; a
@@ -123,7 +189,10 @@ func patchStatusIfChanged(ctx context.Context, c client.Client, before, after cl
 		return nil
 	}
 	if err := c.Status().Patch(ctx, after, client.MergeFrom(before)); err != nil {
-		return fmt.Errorf("patch status: %w", client.IgnoreNotFound(err))
+		if apierrors.IsNotFound(err) {
+			return nil // deleted meanwhile: nothing left to report on
+		}
+		return fmt.Errorf("patch status: %w", err)
 	}
 	return nil
 }

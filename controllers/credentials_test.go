@@ -67,16 +67,16 @@ func TestCredentialsConditions(t *testing.T) {
 				}
 				return nil
 			}
-			waitCondition := func(status metav1.ConditionStatus, reason, msgContains string) {
+			waitCondition := func(typ string, status metav1.ConditionStatus, reason, msgContains string) {
 				t.Helper()
 				eventually(t, waitFor, func() error {
 					if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(policy), policy); err != nil {
 						return err
 					}
-					if err := conditionIs(conds(), v1alpha1.ConditionReady, status, reason); err != nil {
+					if err := conditionIs(conds(), typ, status, reason); err != nil {
 						return err
 					}
-					c := meta.FindStatusCondition(conds(), v1alpha1.ConditionReady)
+					c := meta.FindStatusCondition(conds(), typ)
 					if !strings.Contains(c.Message, msgContains) {
 						return fmt.Errorf("message %q does not mention %q", c.Message, msgContains)
 					}
@@ -87,23 +87,25 @@ func TestCredentialsConditions(t *testing.T) {
 				})
 			}
 
-			waitCondition(metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound, `"creds"`)
+			waitCondition(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonSecretNotFound, `"creds"`)
 
 			secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "creds"},
 				Data: map[string][]byte{v1alpha1.SecretKeyAccountSID: []byte("AC" + strings.Repeat("1", 32))}}
 			if err := k8sClient.Create(ctx, secret); err != nil {
 				t.Fatal(err)
 			}
-			waitCondition(metav1.ConditionFalse, v1alpha1.ReasonSecretKeyMissing, `"authToken"`)
+			waitCondition(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonSecretKeyMissing, `"authToken"`)
 
 			secret.Data[v1alpha1.SecretKeyAuthToken] = []byte("token123")
 			if err := k8sClient.Update(ctx, secret); err != nil {
 				t.Fatal(err)
 			}
-			waitCondition(metav1.ConditionTrue, v1alpha1.ReasonReconciled, "")
-			if err := conditionIs(conds(), v1alpha1.ConditionCredentialsResolved, metav1.ConditionTrue, v1alpha1.ReasonCredentialsResolved); err != nil {
-				t.Fatal(err)
+			waitCondition(v1alpha1.ConditionCredentialsResolved, metav1.ConditionTrue, v1alpha1.ReasonCredentialsResolved, "")
+			if _, ok := policy.(*v1alpha1.WorkerActivityPolicy); ok {
+				waitCondition(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReconciled, "")
 			}
+			// A ConferenceRecoveryPolicy is Ready only once Twilio accepts the credentials and its
+			// setup is done (conferencerecoverypolicy_controller_test.go); this made-up account is not.
 			if policy.GetGeneration() != 1 {
 				t.Fatalf("the policy was changed (generation %d)", policy.GetGeneration())
 			}
@@ -134,11 +136,10 @@ func TestPhaseLabel(t *testing.T) {
 		})
 	}
 	wantLabel(v1alpha1.PhaseMonitoring)
-	if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(rec), rec); err != nil {
-		t.Fatal(err)
-	}
-	rec.Status.Phase = v1alpha1.PhasePinging
-	if err := k8sClient.Status().Update(ctx, rec); err != nil {
+	// The controller writes status too (the policy is missing): retry on a conflict.
+	if err := updateRecoveryStatus(client.ObjectKeyFromObject(rec), func(st *v1alpha1.ConferenceRecoveryStatus) {
+		st.Phase = v1alpha1.PhasePinging
+	}); err != nil {
 		t.Fatal(err)
 	}
 	wantLabel(v1alpha1.PhasePinging)

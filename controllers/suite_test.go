@@ -86,7 +86,7 @@ func TestMain(m *testing.M) {
 	if err := <-done; err != nil {
 		fmt.Fprintln(os.Stderr, "manager stopped:", err)
 	}
-	sim.Close()
+	_ = sim.Close()
 	if err := env.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stop envtest:", err)
 	}

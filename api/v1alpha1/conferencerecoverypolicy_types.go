@@ -61,6 +61,15 @@ type ReconnectSpec struct {
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('24h')",message="timeout must be between 1m and 24h"
 	// +optional
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// QueueName is the friendly name of the TaskQueue the "Direct to an Agent" filter routes the
+	// reconnect task through (Flex's "Everyone"). It must hold every agent a call can be handed back
+	// to; when it does not exist and TaskRouter objects are managed, it is created with target 1==1.
+	// +kubebuilder:default="Everyone"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	QueueName string `json:"queueName,omitempty"`
 }
 
 // CustomerExperience is what the customer hears while their agent is being reconnected.
@@ -98,12 +107,16 @@ type ReportingSpec struct {
 // ManagementSpec says which Twilio objects the operator creates and keeps for the policy.
 type ManagementSpec struct {
 	// TaskRouter makes the operator ensure the Recovery Ping queue and workflow and prepend the
-	// "Direct to an Agent" filter to each protected workflow.
+	// "Direct to an Agent" filter to each protected workflow. When false the operator only looks
+	// them up by name and reports what is missing; objects it created earlier are handed over as
+	// they are.
 	// +kubebuilder:default=true
 	// +optional
 	TaskRouter *bool `json:"taskRouter,omitempty"`
 
-	// EventStream makes the operator ensure the Event Streams sink and subscription.
+	// EventStream makes the operator ensure the Event Streams sink and subscription (both this
+	// and spec.eventStream.managed must be true). When false, a sink and subscription the operator
+	// created are deleted, so that events are not delivered twice alongside the user's own sink.
 	// +kubebuilder:default=true
 	// +optional
 	EventStream *bool `json:"eventStream,omitempty"`
@@ -188,6 +201,10 @@ type ProtectedWorkflowStatus struct {
 	// FilterInstalled is true when the "Direct to an Agent" filter is the workflow's first filter.
 	// +optional
 	FilterInstalled bool `json:"filterInstalled,omitempty"`
+	// FilterAdded is true when the operator added the filter (and removes it when the workflow
+	// stops being protected or the policy is deleted); false when the workflow already had it.
+	// +optional
+	FilterAdded bool `json:"filterAdded,omitempty"`
 }
 
 // RecoveryCounts counts ConferenceRecovery objects of the policy by outcome.
@@ -219,6 +236,10 @@ type ConferenceRecoveryPolicyStatus struct {
 	// +optional
 	PingWorkflowSID string `json:"pingWorkflowSid,omitempty"`
 
+	// ReconnectQueueSID is the TaskQueue the "Direct to an Agent" filter targets (WQ…).
+	// +optional
+	ReconnectQueueSID string `json:"reconnectQueueSid,omitempty"`
+
 	// ProtectedWorkflows reports each protected workflow.
 	// +listType=map
 	// +listMapKey=sid
@@ -233,10 +254,18 @@ type ConferenceRecoveryPolicyStatus struct {
 	// +optional
 	SubscriptionSID string `json:"subscriptionSid,omitempty"`
 
-	// WebhookURL is the URL Twilio is told to call for this policy (events and conference callbacks
-	// go below it).
+	// WebhookURL is the Event Streams sink's destination for this policy,
+	// {base}/twilio/{namespace}/{policy}/events; conference callbacks go to the sibling path
+	// .../conference.
 	// +optional
 	WebhookURL string `json:"webhookUrl,omitempty"`
+
+	// CreatedSIDs are the Twilio objects the operator created for this policy (queues, workflow,
+	// sink, subscription). They are deleted with the policy; objects it found and adopted are not
+	// listed and are kept.
+	// +listType=set
+	// +optional
+	CreatedSIDs []string `json:"createdSids,omitempty"`
 
 	// Recoveries counts this policy's ConferenceRecovery objects by outcome.
 	// +optional

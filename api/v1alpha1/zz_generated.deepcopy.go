@@ -205,6 +205,11 @@ func (in *ConferenceRecoveryPolicyStatus) DeepCopyInto(out *ConferenceRecoveryPo
 		*out = make([]ProtectedWorkflowStatus, len(*in))
 		copy(*out, *in)
 	}
+	if in.CreatedSIDs != nil {
+		in, out := &in.CreatedSIDs, &out.CreatedSIDs
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	out.Recoveries = in.Recoveries
 }
 

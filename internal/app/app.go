@@ -121,7 +121,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 		return nil, fmt.Errorf("set up ConferenceRecoveryPolicy controller: %w", err)
 	}
 	if err := (&controllers.ConferenceRecoveryReconciler{
-		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("conferencerecovery-controller"),
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("conferencerecovery-controller"),
 		Twilio: provider, Now: now,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up ConferenceRecovery controller: %w", err)
@@ -135,6 +135,14 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	if err != nil {
 		return nil, fmt.Errorf("webhook server: %w", err)
 	}
+	routes, err := webhookserver.NewRoutes(webhookserver.RoutesOptions{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Credentials: provider,
+		Now: now, PublicURL: o.WebhookPublicURL,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("webhook routes: %w", err)
+	}
+	routes.Register(ws)
 	if err := mgr.Add(ws); err != nil {
 		return nil, fmt.Errorf("add webhook server: %w", err)
 	}

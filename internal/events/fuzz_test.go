@@ -47,6 +47,7 @@ func FuzzParseEventStreams(f *testing.F) {
 	f.Add([]byte(cloudEventsBatch(3)))
 	f.Add([]byte(mustJSON(cloudEvent(1, "task.canceled"))))
 	f.Add([]byte(`{"id":"EZ1","type":"com.twilio.eventstreams.test-sink","data":{"test_id":"t"}}`))
+	f.Add([]byte(`[{"id":"AC1","type":"com.twilio.eventstreams.test-event","source":"Sink","data":"{\"test_id\":\"t\"}"}]`))
 	f.Add([]byte(`[{"id":"EZ1","type":"com.twilio.voice.x","time":"2026-01-01T00:00:00Z"},null,{"id":""}]`))
 	f.Add([]byte(`[{"id":"EZ2","type":"com.twilio.taskrouter.task.created","data":{"payload":{"workspace_sid":"WS00000000000000000000000000000001","timestamp":1772446530123,"task_priority":"1"}}}]`))
 	f.Add([]byte("[]"))
@@ -63,6 +64,9 @@ func FuzzParseEventStreams(f *testing.F) {
 			case event.Type == TypeTestSink:
 				if event.TestID == "" {
 					t.Fatalf("event %d: test-sink without TestID", i)
+				}
+				if event.SinkSID != "" && !validSID(event.SinkSID, "DG") {
+					t.Fatalf("event %d: sink SID %q", i, event.SinkSID)
 				}
 			case event.IsTaskRouter():
 				checkTaskRouterEvent(t, event)

@@ -26,21 +26,37 @@ const (
 
 // ParticipantRole derives a role from a participant's label and Coaching
 // flag. Flex labels the customer leg "customer" and the agent leg "worker"
-// (the keys of the task's conference.participants attribute); coaching marks
-// a supervisor whatever the label; Flex's "external…" labels and any other
-// label are third parties.
+// (the keys of the task's conference.participants attribute); a second agent
+// in the same conference (a warm transfer) gets a numbered label such as
+// "worker-2", which is still an agent; coaching marks a supervisor whatever
+// the label; Flex's "external…" labels and any other label are third parties.
 func ParticipantRole(label string, coaching bool) Role {
 	if coaching {
 		return RoleSupervisor
 	}
-	switch strings.ToLower(strings.TrimSpace(label)) {
-	case "":
+	switch l := strings.ToLower(strings.TrimSpace(label)); {
+	case l == "":
 		return RoleUnknown
-	case "customer":
+	case l == "customer":
 		return RoleCustomer
-	case "worker":
+	case l == "worker" || isNumberedLabel(l, "worker"):
 		return RoleAgent
 	default:
 		return RoleThirdParty
 	}
+}
+
+// isNumberedLabel reports whether label is base followed by "-" and a number
+// ("worker-2"), the way a conference disambiguates a repeated label.
+func isNumberedLabel(label, base string) bool {
+	n, ok := strings.CutPrefix(label, base+"-")
+	if !ok || n == "" || len(n) > 4 {
+		return false
+	}
+	for _, c := range n {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -19,15 +19,22 @@ import (
 
 // TypeTestSink is the Type of the event Event Streams sends when a sink is
 // tested (CreateSinkTest); its TestID must be passed back to CreateSinkValidate.
+//
+// Twilio's test event is not like the others: its CloudEvent type is
+// com.twilio.eventstreams.test-event, its source is "Sink", its id is the
+// account SID (the same for every test, so it is no dedup key) and its data
+// may be an object or a JSON string holding one.
 const TypeTestSink = "eventstreams.test-sink"
 
 const (
 	// cloudEventTaskRouterPrefix prefixes the CloudEvent type of every
 	// TaskRouter event; the rest is the short name the legacy callback uses.
 	cloudEventTaskRouterPrefix = "com.twilio.taskrouter."
-	cloudEventTestSink         = "com.twilio.eventstreams.test-sink"
-	maxIDLength                = 128
-	maxTypeLength              = 128
+	cloudEventTestEvent        = "com.twilio.eventstreams.test-event"
+	// cloudEventTestSink is an older spelling some documentation uses.
+	cloudEventTestSink = "com.twilio.eventstreams.test-sink"
+	maxIDLength        = 128
+	maxTypeLength      = 128
 )
 
 // TaskRouterEvent is one TaskRouter event, from Event Streams or from a
@@ -100,6 +107,10 @@ type TaskRouterEvent struct {
 
 	// TestID is set on TypeTestSink events only.
 	TestID string
+	// SinkSID is the sink (DG…) a TypeTestSink event was sent to, read from
+	// the CloudEvent source "/v1/Sinks/DG…"; empty when the source does not
+	// name one.
+	SinkSID string
 }
 
 // IsTaskRouter reports whether the event is a TaskRouter event, with its
@@ -211,10 +222,11 @@ func parseCloudEvent(raw []byte) (TaskRouterEvent, *cloudEventError) {
 		return TaskRouterEvent{}, bad("", "not a JSON object")
 	}
 	var envelope struct {
-		ID   string          `json:"id"`
-		Type string          `json:"type"`
-		Time string          `json:"time"`
-		Data json.RawMessage `json:"data"`
+		ID     string          `json:"id"`
+		Type   string          `json:"type"`
+		Source string          `json:"source"`
+		Time   string          `json:"time"`
+		Data   json.RawMessage `json:"data"`
 	}
 	if err := json.Unmarshal(raw, &envelope); err != nil {
 		return TaskRouterEvent{}, &cloudEventError{err: fmt.Errorf("%w: %w", ErrMalformed, err)}
@@ -231,18 +243,27 @@ func parseCloudEvent(raw []byte) (TaskRouterEvent, *cloudEventError) {
 	}
 
 	switch {
-	case envelope.Type == cloudEventTestSink:
+	case envelope.Type == cloudEventTestEvent || envelope.Type == cloudEventTestSink:
 		var data struct {
 			TestID string `json:"test_id"`
 		}
-		if err := unmarshalObject(envelope.Data, &data); err != nil {
+		raw := envelope.Data
+		var text string
+		if json.Unmarshal(raw, &text) == nil {
+			raw = json.RawMessage(text) // data sent as a JSON string (Kinesis sinks)
+		}
+		if err := unmarshalObject(raw, &data); err != nil {
 			return TaskRouterEvent{}, bad(id, "data: %v", err)
 		}
 		if data.TestID == "" {
 			return TaskRouterEvent{}, bad(id, "data.test_id is missing")
 		}
 		ts, _ := parseEventTime(envelope.Time) // the test event's time is informative only
-		return TaskRouterEvent{ID: id, Type: TypeTestSink, CloudEventType: envelope.Type, Time: ts, TestID: data.TestID}, nil
+		event := TaskRouterEvent{ID: id, Type: TypeTestSink, CloudEventType: envelope.Type, Time: ts, TestID: data.TestID}
+		if sink, ok := strings.CutPrefix(envelope.Source, "/v1/Sinks/"); ok && validSID(sink, "DG") {
+			event.SinkSID = sink
+		}
+		return event, nil
 
 	case strings.HasPrefix(envelope.Type, cloudEventTaskRouterPrefix):
 		event, err := parseTaskRouterData(envelope.Type, envelope.Time, envelope.Data)

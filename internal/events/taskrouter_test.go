@@ -50,6 +50,26 @@ func TestParseEventStreams(t *testing.T) {
 			want: []TaskRouterEvent{{ID: sid("EZ", 3), Type: TypeTestSink, CloudEventType: "com.twilio.eventstreams.test-sink", Time: baseTime, TestID: "0b6b2d8e-8a64-4c1c-8a86-8b0f2d2c8f10"}},
 		},
 		{
+			name: "sink test event as Twilio sends it",
+			body: `[{"specversion":"1.0","type":"com.twilio.eventstreams.test-event","source":"Sink","id":"` + accountSID + `","dataschema":"https://events-schemas.twilio.com/EventStreams.TestSink/1.json","datacontenttype":"application/json","time":"2026-03-02T10:15:30.123Z","data":{"test_id":"cae2f9e2-c277-4612-8ad3-93c1a7a3ef88"}}]`,
+			want: []TaskRouterEvent{{ID: accountSID, Type: TypeTestSink, CloudEventType: "com.twilio.eventstreams.test-event", Time: baseTime, TestID: "cae2f9e2-c277-4612-8ad3-93c1a7a3ef88"}},
+		},
+		{
+			name: "sink test event with its data as a JSON string",
+			body: `{"type":"com.twilio.eventstreams.test-event","source":"Sink","id":"` + accountSID + `","time":"2026-03-02T10:15:30.123Z","data":"{\"test_id\":\"95001c1e\"}"}`,
+			want: []TaskRouterEvent{{ID: accountSID, Type: TypeTestSink, CloudEventType: "com.twilio.eventstreams.test-event", Time: baseTime, TestID: "95001c1e"}},
+		},
+		{
+			name: "sink test event names its sink in the source",
+			body: `{"specversion":"1.0","type":"com.twilio.eventstreams.test-event","source":"/v1/Sinks/` + sid("DG", 1) + `","id":"` + sid("EZ", 3) + `","time":"2026-03-02T10:15:30.123Z","data":{"test_id":"t-1"}}`,
+			want: []TaskRouterEvent{{ID: sid("EZ", 3), Type: TypeTestSink, CloudEventType: "com.twilio.eventstreams.test-event", Time: baseTime, TestID: "t-1", SinkSID: sid("DG", 1)}},
+		},
+		{
+			name: "sink test event with a source that is not a sink SID",
+			body: `{"type":"com.twilio.eventstreams.test-sink","source":"/v1/Sinks/DGnothex","id":"` + sid("EZ", 3) + `","time":"2026-03-02T10:15:30.123Z","data":{"test_id":"t-1"}}`,
+			want: []TaskRouterEvent{{ID: sid("EZ", 3), Type: TypeTestSink, CloudEventType: "com.twilio.eventstreams.test-sink", Time: baseTime, TestID: "t-1"}},
+		},
+		{
 			name: "ping task canceled by its TTL",
 			body: mustJSON(patchPayload(cloudEvent(4, "task.canceled"), map[string]any{
 				"task_canceled_reason": "Task TTL Exceeded", "task_assignment_status": "canceled",

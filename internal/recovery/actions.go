@@ -2,6 +2,7 @@ package recovery
 
 import (
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -20,6 +21,7 @@ const (
 	NameMarkOriginalTask            = "MarkOriginalTask"
 	NameCreatePingTask              = "CreatePingTask"
 	NameCompletePingTask            = "CompletePingTask"
+	NameCancelPingTask              = "CancelPingTask"
 	NameMarkPingSuccessful          = "MarkPingSuccessful"
 	NameEnqueueReconnect            = "EnqueueReconnect"
 	NameCompleteOriginalReservation = "CompleteOriginalReservation"
@@ -91,6 +93,14 @@ type CompletePingTask struct {
 // ActionName implements Action.
 func (CompletePingTask) ActionName() string { return NameCompletePingTask }
 
+// CancelPingTask cancels a ping task nobody has answered yet because the customer left the call.
+type CancelPingTask struct {
+	TaskSID string
+}
+
+// ActionName implements Action.
+func (CancelPingTask) ActionName() string { return NameCancelPingTask }
+
 // MarkPingSuccessful sets wasPingSuccessful=true on the original task, which tells the reloaded
 // Flex UI the agent is being reconnected.
 type MarkPingSuccessful struct {
@@ -123,7 +133,8 @@ type CompleteOriginalReservation struct {
 // ActionName implements Action.
 func (CompleteOriginalReservation) ActionName() string { return NameCompleteOriginalReservation }
 
-// Redial dials a leg that remained in the old conference into the new one (BuildDialConferenceTwiML).
+// Redial dials a leg that remained in the old conference into the new one (BuildRedialTwiML),
+// keeping its label.
 type Redial struct {
 	CallSID        string
 	Label          string
@@ -132,3 +143,19 @@ type Redial struct {
 
 // ActionName implements Action.
 func (a Redial) ActionName() string { return namePrefixRedial + a.CallSID }
+
+// IsCorrection reports whether an action name is an endConferenceOnExit correction, and of which leg.
+func IsCorrection(name string) (callSID string, ok bool) {
+	rest, ok := strings.CutPrefix(name, namePrefixCorrection)
+	if !ok {
+		return "", false
+	}
+	callSID, _, ok = strings.Cut(rest, "/")
+	return callSID, ok
+}
+
+// IsRedial reports whether an action name is a Redial, and of which leg.
+func IsRedial(name string) (callSID string, ok bool) {
+	callSID, ok = strings.CutPrefix(name, namePrefixRedial)
+	return callSID, ok && callSID != ""
+}

@@ -27,6 +27,7 @@ const (
 	ReasonAgentDisconnected = "AgentDisconnected"
 	ReasonPingCreated       = "PingTaskCreated"
 	ReasonPingResolved      = "PingResolved"
+	ReasonPingFailed        = "PingFailed"
 	ReasonReconnectQueued   = "ReconnectQueued"
 	ReasonRedialing         = "RedialingParticipants"
 	ReasonRecovered         = "Recovered"
@@ -37,7 +38,9 @@ const (
 
 // Decision is the next step of a recovery.
 type Decision struct {
-	// Phase the recovery is in once the Actions are taken (terminal phases carry no actions).
+	// Phase the recovery is in once the Actions are taken. A terminal phase carries at most
+	// clean-up actions (CancelPingTask, CompletePingTask when the customer left); the controller
+	// stores the phase once they are taken.
 	Phase v1alpha1.RecoveryPhase
 	// Reason is a CamelCase word for the phase.
 	Reason string
@@ -85,7 +88,8 @@ func decide(st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.ConferenceRecoveryP
 		(st.Reconnect != nil && st.Reconnect.EnqueuedAt != nil)
 	if !enqueued && !customerConnected {
 		return Decision{Phase: v1alpha1.PhaseAbandoned, Reason: ReasonCustomerLeft,
-			Message: "The customer left the call before being reconnected to an agent."}
+			Message: "The customer left the call before being reconnected to an agent.",
+			Actions: pingCleanup(st)}
 	}
 	if enqueued && customer != nil && customer.LeftAt != nil && !events.IsGracefulLeave(customer.LeaveReason) &&
 		(st.Reconnect == nil || st.Reconnect.AcceptedAt == nil) {
@@ -98,12 +102,14 @@ func decide(st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.ConferenceRecoveryP
 		return Decision{Phase: v1alpha1.PhaseAbandoned, Reason: ReasonCustomerLeft,
 			Message: fmt.Sprintf("The reconnect task was canceled (%s) before an agent took it.", orDefault(rc.CancelReason, "no reason given"))}
 	}
-	for _, critical := range []string{NameCreatePingTask, NameEnqueueReconnect} {
-		if recorded[critical] == v1alpha1.ActionFailed {
-			return Decision{Phase: v1alpha1.PhaseFailed, Reason: ReasonActionFailed,
-				Message: fmt.Sprintf("Step %s failed and cannot be retried.", critical)}
-		}
+	if recorded[NameEnqueueReconnect] == v1alpha1.ActionFailed {
+		return Decision{Phase: v1alpha1.PhaseFailed, Reason: ReasonActionFailed,
+			Message: fmt.Sprintf("Step %s failed and cannot be retried.", NameEnqueueReconnect)}
 	}
+	// A ping that could not be created (the Recovery Ping workflow is missing, Twilio refused the
+	// task) must not leave the customer on hold with nobody coming: route them to any agent, as
+	// when the ping times out.
+	pingFailed := recorded[NameCreatePingTask] == v1alpha1.ActionFailed
 
 	// The reconnect bound counts from the enqueue, or from the disconnect if the enqueue never came.
 	timeout := DefaultReconnectTimeout
@@ -125,7 +131,7 @@ func decide(st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.ConferenceRecoveryP
 	}
 
 	ping := st.Ping
-	if ping == nil || ping.TaskSID == "" {
+	if !pingFailed && (ping == nil || ping.TaskSID == "") {
 		d := Decision{Phase: v1alpha1.PhaseDisconnected, Reason: ReasonAgentDisconnected,
 			Message:      fmt.Sprintf("Agent %s dropped out of the call; telling the customer and pinging the agent.", disconnect.WorkerSID),
 			RecheckAfter: recheck}
@@ -135,7 +141,7 @@ func decide(st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.ConferenceRecoveryP
 		}
 		return d
 	}
-	if ping.Outcome == "" {
+	if !pingFailed && ping.Outcome == "" {
 		return Decision{Phase: v1alpha1.PhasePinging, Reason: ReasonPingCreated,
 			Message:      "Waiting for the disconnected agent to accept the Recovery Ping.",
 			Actions:      disconnectedActions(st, p), // finish any step a restart interrupted
@@ -148,13 +154,17 @@ func decide(st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.ConferenceRecoveryP
 		priority = DefaultPriority
 	}
 	enqueue := EnqueueReconnect{CustomerCallSID: st.CustomerCallSID, Fallback: true, Priority: priority}
-	if ping.Outcome == v1alpha1.PingAccepted {
+	switch {
+	case pingFailed:
+		d.Reason = ReasonPingFailed
+		d.Message = "The Recovery Ping could not be created; routing the customer to any agent on the original workflow."
+	case ping.Outcome == v1alpha1.PingAccepted:
 		d.Actions = append(d.Actions,
 			CompletePingTask{TaskSID: ping.TaskSID},
 			MarkPingSuccessful{Patch: map[string]any{"wasPingSuccessful": true}})
 		enqueue.Fallback, enqueue.TargetWorkerSID = false, disconnect.WorkerSID
 		d.Message = "The agent answered the ping; routing the customer back to them."
-	} else {
+	default:
 		d.Message = "The agent did not answer the ping; routing the customer to any agent on the original workflow."
 	}
 	d.Actions = append(d.Actions, enqueue)
@@ -192,6 +202,23 @@ func decide(st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.ConferenceRecoveryP
 	d.Message = fmt.Sprintf("The customer is back with agent %s.", rc.WorkerSID)
 	d.Actions = nil
 	return d
+}
+
+// pingCleanup ends a ping task that is no longer needed because the customer left: a ping still
+// ringing is canceled, so the agent is not offered a call that is gone; one already accepted is
+// completed, as it would have been on the way to the enqueue.
+func pingCleanup(st v1alpha1.ConferenceRecoveryStatus) []Action {
+	ping := st.Ping
+	if ping == nil || ping.TaskSID == "" {
+		return nil
+	}
+	switch ping.Outcome {
+	case "":
+		return []Action{CancelPingTask{TaskSID: ping.TaskSID}}
+	case v1alpha1.PingAccepted:
+		return []Action{CompletePingTask{TaskSID: ping.TaskSID}}
+	}
+	return nil
 }
 
 // conferenceName is the friendly name of the new conference: Flex names a task's conference after

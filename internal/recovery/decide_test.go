@@ -119,11 +119,29 @@ func TestDecide(t *testing.T) {
 			return st
 		},
 		wantPhase: v1alpha1.PhaseAbandoned, wantReason: ReasonCustomerLeft,
+		wantActions: []string{NameCancelPingTask},
 	}, {
 		name: "customer hangs up after the ping was accepted: Abandoned, no enqueue",
 		st: func() v1alpha1.ConferenceRecoveryStatus {
 			st := pinged(v1alpha1.PingAccepted)
 			applyAll(&st, nil, leave(9, 15, customerLeg, "customer", "participant_hung_up"))
+			return st
+		},
+		wantPhase: v1alpha1.PhaseAbandoned, wantReason: ReasonCustomerLeft,
+		wantActions: []string{NameCompletePingTask},
+	}, {
+		name: "customer hangs up before the ping exists: Abandoned, nothing to clean",
+		st: func() v1alpha1.ConferenceRecoveryStatus {
+			st := disconnected()
+			applyAll(&st, nil, leave(9, 11, customerLeg, "customer", "participant_hung_up"))
+			return st
+		},
+		wantPhase: v1alpha1.PhaseAbandoned, wantReason: ReasonCustomerLeft,
+	}, {
+		name: "customer hangs up after the ping timed out: Abandoned, nothing to clean",
+		st: func() v1alpha1.ConferenceRecoveryStatus {
+			st := pinged(v1alpha1.PingTimedOut)
+			applyAll(&st, nil, leave(9, 30, customerLeg, "customer", "participant_hung_up"))
 			return st
 		},
 		wantPhase: v1alpha1.PhaseAbandoned, wantReason: ReasonCustomerLeft,
@@ -194,10 +212,20 @@ func TestDecide(t *testing.T) {
 		now:       t0.Add(21*time.Second + 30*time.Minute),
 		wantPhase: v1alpha1.PhaseFailed, wantReason: ReasonReconnectTimeout,
 	}, {
-		name: "failed ping creation: Failed",
+		name: "failed ping creation: fall back to the original workflow",
 		st: func() v1alpha1.ConferenceRecoveryStatus {
 			st := disconnected()
+			record(&st, v1alpha1.ActionDone, NameAnnounce, NameHoldCustomer, NameMarkOriginalTask)
 			record(&st, v1alpha1.ActionFailed, NameCreatePingTask)
+			return st
+		},
+		wantPhase: v1alpha1.PhaseReconnecting, wantReason: ReasonPingFailed,
+		wantActions: []string{NameEnqueueReconnect},
+	}, {
+		name: "failed enqueue: Failed",
+		st: func() v1alpha1.ConferenceRecoveryStatus {
+			st := pinged(v1alpha1.PingTimedOut)
+			record(&st, v1alpha1.ActionFailed, NameEnqueueReconnect)
 			return st
 		},
 		wantPhase: v1alpha1.PhaseFailed, wantReason: ReasonActionFailed,
@@ -280,10 +308,17 @@ func TestDecide(t *testing.T) {
 func TestDecideEnqueueTarget(t *testing.T) {
 	for _, tc := range []struct {
 		outcome      v1alpha1.PingOutcome
+		pingFailed   bool
 		wantFallback bool
 		wantTarget   string
-	}{{v1alpha1.PingAccepted, false, workerSID}, {v1alpha1.PingTimedOut, true, ""}, {v1alpha1.PingCanceled, true, ""}} {
-		d := Decide(pinged(tc.outcome), policy(), t0.Add(time.Minute))
+	}{{v1alpha1.PingAccepted, false, false, workerSID}, {v1alpha1.PingTimedOut, false, true, ""},
+		{v1alpha1.PingCanceled, false, true, ""}, {"", true, true, ""}} {
+		st := pinged(tc.outcome)
+		if tc.pingFailed {
+			st = disconnected()
+			record(&st, v1alpha1.ActionFailed, NameCreatePingTask)
+		}
+		d := Decide(st, policy(), t0.Add(time.Minute))
 		var got *EnqueueReconnect
 		for _, a := range d.Actions {
 			if e, ok := a.(EnqueueReconnect); ok {

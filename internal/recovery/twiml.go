@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,39 @@ func BuildEnqueueTwiML(workflowSID string, priority int64, attrs map[string]any)
 func BuildDialConferenceTwiML(name string) string {
 	return `<Response><Dial><Conference endConferenceOnExit="false">` +
 		xmlEscape(name) + `</Conference></Dial></Response>`
+}
+
+// BuildRedialTwiML returns the TwiML that moves a leg of the old conference into the new one called
+// name, keeping its participant label (Flex's "external…" labels) when it had one. The leg must not
+// end the new conference when it leaves.
+func BuildRedialTwiML(name, label string) string {
+	var b strings.Builder
+	b.WriteString(`<Response><Dial><Conference`)
+	if label != "" {
+		b.WriteString(` participantLabel="`)
+		b.WriteString(xmlEscape(label))
+		b.WriteString(`"`)
+	}
+	b.WriteString(` endConferenceOnExit="false">`)
+	b.WriteString(xmlEscape(name))
+	b.WriteString(`</Conference></Dial></Response>`)
+	return b.String()
+}
+
+// twimletMessage is Twilio's hosted Message twimlet, which answers with <Say> of its Message[0]
+// parameter. A conference announcement can only be given as a URL, so text to say goes through it.
+const twimletMessage = "https://twimlets.com/message"
+
+// AnnouncementURL is the URL a conference announcement plays: the policy's URL as given, or for
+// text the Message twimlet saying it.
+func AnnouncementURL(a Announce) (string, error) {
+	switch {
+	case a.URL != "":
+		return a.URL, nil
+	case strings.TrimSpace(a.Text) != "":
+		return twimletMessage + "?" + url.Values{"Message[0]": {a.Text}}.Encode(), nil
+	}
+	return "", fmt.Errorf("announcement has neither a URL nor text")
 }
 
 func xmlEscape(s string) string {

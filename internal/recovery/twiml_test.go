@@ -3,6 +3,7 @@ package recovery
 import (
 	"encoding/json"
 	"encoding/xml"
+	"net/url"
 	"testing"
 	"time"
 
@@ -118,5 +119,47 @@ func TestReconnectTaskAttributes(t *testing.T) {
 	}
 	if _, ok := ping["conversations"].(map[string]any)["conversation_id"]; ok {
 		t.Error("nested conversations modified")
+	}
+}
+
+func TestBuildRedialTwiML(t *testing.T) {
+	for _, tc := range []struct{ name, label, want string }{
+		{"WT1", "external", `<Response><Dial><Conference participantLabel="external" endConferenceOnExit="false">WT1</Conference></Dial></Response>`},
+		{"a<b", `x"y`, `<Response><Dial><Conference participantLabel="x&#34;y" endConferenceOnExit="false">a&lt;b</Conference></Dial></Response>`},
+		{"WT1", "", `<Response><Dial><Conference endConferenceOnExit="false">WT1</Conference></Dial></Response>`},
+	} {
+		if got := BuildRedialTwiML(tc.name, tc.label); got != tc.want {
+			t.Errorf("BuildRedialTwiML(%q, %q)\n got %s\nwant %s", tc.name, tc.label, got, tc.want)
+		}
+		var doc struct {
+			Dial struct {
+				Conference struct {
+					Label string `xml:"participantLabel,attr"`
+					Name  string `xml:",chardata"`
+				}
+			}
+		}
+		if err := xml.Unmarshal([]byte(BuildRedialTwiML(tc.name, tc.label)), &doc); err != nil ||
+			doc.Dial.Conference.Name != tc.name || doc.Dial.Conference.Label != tc.label {
+			t.Errorf("round trip of %q/%q: %+v %v", tc.name, tc.label, doc, err)
+		}
+	}
+}
+
+func TestAnnouncementURL(t *testing.T) {
+	got, err := AnnouncementURL(Announce{URL: "https://example.com/a.mp3"})
+	if err != nil || got != "https://example.com/a.mp3" {
+		t.Errorf("URL: %q, %v", got, err)
+	}
+	got, err = AnnouncementURL(Announce{Text: "Please hold & wait"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(got)
+	if err != nil || u.Scheme != "https" || u.Host != "twimlets.com" || u.Query().Get("Message[0]") != "Please hold & wait" {
+		t.Errorf("text: %q (%v)", got, err)
+	}
+	if _, err := AnnouncementURL(Announce{Text: "  "}); err == nil {
+		t.Error("empty announcement accepted")
 	}
 }

@@ -126,6 +126,13 @@ type Client interface {
 	// UpdateWorkflowConfiguration replaces a workflow's configuration JSON
 	// as given, byte for byte.
 	UpdateWorkflowConfiguration(ctx context.Context, workspaceSID, workflowSID, configuration string) (Workflow, error)
+	// DeleteWorkflow deletes a workflow; one already gone is not an error.
+	// Twilio refuses (a terminal error) while the workflow still routes tasks.
+	DeleteWorkflow(ctx context.Context, workspaceSID, workflowSID string) error
+	// DeleteTaskQueue deletes a queue; one already gone is not an error.
+	// Twilio refuses (a terminal error) while a workflow targets the queue or
+	// the queue holds tasks.
+	DeleteTaskQueue(ctx context.Context, workspaceSID, taskQueueSID string) error
 
 	// FetchCall reads one call.
 	FetchCall(ctx context.Context, callSID string) (Call, error)
@@ -168,6 +175,9 @@ type Client interface {
 	// DeleteSubscription deletes a subscription; one already gone is not an
 	// error.
 	DeleteSubscription(ctx context.Context, subscriptionSID string) error
+	// AddSubscribedEvent adds an event type, at schema version 1, to an
+	// existing subscription (adding one already there is not an error).
+	AddSubscribedEvent(ctx context.Context, subscriptionSID, eventType string) error
 
 	// ValidateFlexToken asks Twilio whether a Flex user token is valid. A
 	// token Twilio rejects gives FlexIdentity{Valid: false, Message: why}

@@ -1,0 +1,326 @@
+package webhookserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/flexoperator/flex-operator/api/v1alpha1"
+	"github.com/flexoperator/flex-operator/internal/events"
+	"github.com/flexoperator/flex-operator/internal/twilio"
+)
+
+// handleConference takes a conference status callback: POST /twilio/{namespace}/{policy}/conference.
+//
+// The first callback of a conference whose task is on one of the policy's protected workflows
+// creates its ConferenceRecovery; every callback of a protected conference is folded into the
+// recovery's status by recovery.ApplyConferenceEvent. Callbacks of other conferences are
+// acknowledged and dropped (their task is remembered, so this costs one task fetch per conference).
+func (r *Routes) handleConference(w http.ResponseWriter, req *http.Request) {
+	tr, ok := r.authenticateTwilio(w, req, routeConference)
+	if !ok {
+		return
+	}
+	form, err := url.ParseQuery(string(tr.body))
+	var ev events.ConferenceEvent
+	if err == nil {
+		ev, err = events.ParseConferenceEvent(form)
+	}
+	switch {
+	case errors.Is(err, events.ErrUnknownEvent):
+		// Genuine but of no use to recovery (an event Twilio added after this was written).
+		eventsTotal.WithLabelValues(routeConference, "other", outcomeUnknown).Inc()
+		w.WriteHeader(http.StatusOK)
+		return
+	case err != nil:
+		// Correctly signed but unparseable: no conference SID, sequence number or timestamp to
+		// act on. Twilio never sends that, so a retry could not succeed either; 400 says so.
+		// (Twilio does not retry conference callbacks anyway, whatever the answer.)
+		eventsTotal.WithLabelValues(routeConference, "other", outcomeMalformed).Inc()
+		r.log.Info("Refused a malformed conference callback", "policy", tr.policyKey(), "error", err.Error())
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+
+	dedupKey := tr.dedupKey(ev.DedupKey())
+	if r.dedup.Seen(dedupKey) {
+		duplicatesTotal.WithLabelValues(routeConference).Inc()
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	ctx, cancel := r.handlingContext(req.Context())
+	defer cancel()
+	key := recoveryKey(tr.policy.Namespace, ev.ConferenceSID)
+	res := r.store.submit(key, &op{conference: &conferenceOp{event: ev, policy: tr.policy, twilio: tr.twilio}}).wait(ctx)
+	if res.err == nil && res.needLink && (ev.Event == events.ParticipantJoin || ev.Event == events.ConferenceStart) {
+		res.err = r.linkReconnect(ctx, tr.policy, key, ev.ConferenceSID, res)
+	}
+	if res.err != nil {
+		r.dedup.Forget(dedupKey)
+		eventsTotal.WithLabelValues(routeConference, ev.Event, outcomeFailed).Inc()
+		r.log.Error(res.err, "Could not store a conference callback; answering 503 so it is retried",
+			"policy", tr.policyKey(), "conference", ev.ConferenceSID, "sequence", ev.SequenceNumber)
+		unavailable(w, "could not store the event")
+		return
+	}
+	eventsTotal.WithLabelValues(routeConference, ev.Event, res.outcome).Inc()
+	w.WriteHeader(http.StatusOK)
+}
+
+// linkReconnect records, on the recovery of the conference the reconnect task came from, the new
+// conference the customer is now in (and the reconnect task), which tells the controller to dial
+// the remaining legs over.
+func (r *Routes) linkReconnect(ctx context.Context, policy *v1alpha1.ConferenceRecoveryPolicy, key types.NamespacedName, newConferenceSID string, res opResult) error {
+	oldKey := recoveryKey(policy.Namespace, res.reconnectOf)
+	if oldKey == key {
+		return nil
+	}
+	policyName, taskSID := policy.Name, res.taskSID
+	link := r.store.submit(oldKey, &op{mutate: func(rec *v1alpha1.ConferenceRecovery) (bool, error) {
+		if rec.Spec.PolicyName != policyName {
+			return false, nil
+		}
+		rc := rec.Status.Reconnect
+		if rc == nil {
+			rc = &v1alpha1.ReconnectStatus{}
+		}
+		if rc.TaskSID != "" && taskSID != "" && rc.TaskSID != taskSID {
+			return false, nil // the old call is being reconnected by another task
+		}
+		changed := false
+		if rc.ConferenceSID == "" {
+			rc.ConferenceSID, changed = newConferenceSID, true
+		}
+		if rc.TaskSID == "" && taskSID != "" {
+			rc.TaskSID, changed = taskSID, true
+		}
+		if changed {
+			rec.Status.Reconnect = rc
+		}
+		return changed, nil
+	}}).wait(ctx)
+	if link.err != nil {
+		return fmt.Errorf("link the reconnect conference to %s: %w", oldKey, link.err)
+	}
+	eventsTotal.WithLabelValues(routeConference, "reconnect-link", link.outcome).Inc()
+	r.store.markLinked(key)
+	return nil
+}
+
+// conferenceInfo is what the conference's task says about it.
+type conferenceInfo struct {
+	// generation of the policy the protection was decided under: a negative answer is asked
+	// again when the policy changes (a workflow added to the protected list).
+	generation int64
+	protected  bool
+	// fetched is false when the task could not be read; checkedAt is when that was tried.
+	fetched   bool
+	checkedAt time.Time
+
+	taskSID, workflowSID string
+	// legs maps call SIDs to what the task's conference.participants attribute says of them.
+	legs map[string]legInfo
+	// reconnectOf is the conference a reconnect task brings the customer back from.
+	reconnectOf string
+	// asked holds the call SIDs the task was read again for, so each costs one fetch at most.
+	asked map[string]bool
+}
+
+type legInfo struct {
+	role      v1alpha1.ParticipantRole
+	workerSID string
+}
+
+// stale reports whether the task must be (re)read before deciding about the conference.
+func (i *conferenceInfo) stale(p *v1alpha1.ConferenceRecoveryPolicy) bool {
+	switch {
+	case i == nil:
+		return true
+	case !i.fetched:
+		return time.Since(i.checkedAt) >= taskRetryInterval
+	case !i.protected:
+		return i.generation != p.Generation
+	}
+	return false
+}
+
+// resolveConference reads the conference's task (its FriendlyName: Flex names the conference after
+// the task) and decides whether the call is protected. An existing recovery means it is.
+func resolveConference(ctx context.Context, c *conferenceOp, existing *v1alpha1.ConferenceRecovery) (*conferenceInfo, error) {
+	info := &conferenceInfo{generation: c.policy.Generation, checkedAt: time.Now(), legs: map[string]legInfo{}}
+	taskSID := c.event.FriendlyName
+	if existing != nil {
+		info.protected, info.taskSID, info.workflowSID = true, existing.Spec.TaskSID, existing.Spec.WorkflowSID
+		if existing.Spec.TaskSID != "" {
+			taskSID = existing.Spec.TaskSID
+		}
+	}
+	if !isSID(taskSID, "WT") {
+		info.fetched = true // not a Flex task's conference: nothing to read
+		return info, nil
+	}
+	task, err := c.twilio.FetchTask(ctx, c.policy.Spec.Twilio.WorkspaceSID, taskSID)
+	if twilio.IsNotFound(err) {
+		info.fetched = true
+		return info, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fetch task %s: %w", taskSID, err)
+	}
+	info.fetched, info.taskSID, info.workflowSID = true, task.SID, task.WorkflowSID
+	if existing == nil {
+		// A policy being deleted protects no new call: its finalizer is undoing the setup.
+		info.protected = c.policy.DeletionTimestamp == nil && slices.Contains(c.policy.Spec.ProtectedWorkflowSIDs, task.WorkflowSID)
+	}
+	info.learn(task.Attributes)
+	return info, nil
+}
+
+// infoFromRecovery is what is known of a protected conference whose task could not be read.
+func infoFromRecovery(rec *v1alpha1.ConferenceRecovery, p *v1alpha1.ConferenceRecoveryPolicy) *conferenceInfo {
+	return &conferenceInfo{generation: p.Generation, protected: true, checkedAt: time.Now(),
+		taskSID: rec.Spec.TaskSID, workflowSID: rec.Spec.WorkflowSID, legs: map[string]legInfo{}}
+}
+
+// learn records what the task's attributes say about the conference.
+func (i *conferenceInfo) learn(attributes string) {
+	attrs := parseTaskAttributes(attributes)
+	if attrs.isReconnect && attrs.disconnectedConferenceSID != "" {
+		i.reconnectOf = attrs.disconnectedConferenceSID
+	}
+	for key, callSID := range attrs.participants {
+		switch {
+		case key == "customer":
+			i.legs[callSID] = legInfo{role: v1alpha1.RoleCustomer}
+		case key == "worker":
+			i.legs[callSID] = legInfo{role: v1alpha1.RoleAgent}
+		case isSID(key, "WK"):
+			// Flex keys the legs of further agents (a warm transfer) by their worker SID.
+			i.legs[callSID] = legInfo{role: v1alpha1.RoleAgent, workerSID: key}
+		}
+	}
+}
+
+// wantsRefetch lists legs the task did not describe when it was read and that still lack a role
+// or, for an agent, a worker; each is asked about once.
+func (i *conferenceInfo) wantsRefetch(parts []v1alpha1.ParticipantStatus) bool {
+	if !i.fetched || i.taskSID == "" {
+		return false
+	}
+	for _, p := range parts {
+		if _, known := i.legs[p.CallSID]; known || i.asked[p.CallSID] {
+			continue
+		}
+		if (p.Role == v1alpha1.RoleUnknown && !p.Coaching) || (p.Role == v1alpha1.RoleAgent && p.WorkerSID == "") {
+			return true
+		}
+	}
+	return false
+}
+
+// refetch reads the task again and learns its attributes; the legs asked about are remembered
+// whatever the outcome.
+func (i *conferenceInfo) refetch(ctx context.Context, c *conferenceOp, parts []v1alpha1.ParticipantStatus) error {
+	if i.asked == nil {
+		i.asked = map[string]bool{}
+	}
+	for _, p := range parts {
+		if _, known := i.legs[p.CallSID]; !known {
+			i.asked[p.CallSID] = true
+		}
+	}
+	task, err := c.twilio.FetchTask(ctx, c.policy.Spec.Twilio.WorkspaceSID, i.taskSID)
+	if err != nil {
+		return fmt.Errorf("fetch task %s: %w", i.taskSID, err)
+	}
+	i.learn(task.Attributes)
+	return nil
+}
+
+// fillRoles completes legs whose callback label said nothing (role Unknown) and agent legs without
+// a worker from the task's conference.participants attribute.
+func fillRoles(st *v1alpha1.ConferenceRecoveryStatus, info *conferenceInfo) bool {
+	changed := false
+	for idx := range st.Participants {
+		p := &st.Participants[idx]
+		leg, ok := info.legs[p.CallSID]
+		if !ok {
+			continue
+		}
+		if p.Role == v1alpha1.RoleUnknown && !p.Coaching {
+			p.Role, changed = leg.role, true
+		}
+		if p.Role == v1alpha1.RoleAgent && p.WorkerSID == "" && leg.workerSID != "" {
+			p.WorkerSID, changed = leg.workerSID, true
+		}
+		if p.Role == v1alpha1.RoleCustomer && st.CustomerCallSID == "" {
+			st.CustomerCallSID, changed = p.CallSID, true
+		}
+	}
+	return changed
+}
+
+// taskAttributes is what recovery reads from a task's attributes.
+type taskAttributes struct {
+	// disconnectedConferenceSID marks ping and reconnect tasks: the conference they recover.
+	disconnectedConferenceSID string
+	// isReconnect marks the reconnect task (the ping task has disconnectedConferenceSid only).
+	isReconnect bool
+	// participants is Flex's conference.participants: "customer", "worker" or a worker SID → call SID.
+	participants map[string]string
+}
+
+// parseTaskAttributes reads the fields recovery uses from a task's attributes JSON. It is lenient:
+// attributes belong to the contact centre, and a field of an unexpected shape is skipped, never an
+// error.
+func parseTaskAttributes(raw string) taskAttributes {
+	var out taskAttributes
+	var top map[string]json.RawMessage
+	if raw == "" || json.Unmarshal([]byte(raw), &top) != nil {
+		return out
+	}
+	var conferenceSID string
+	if json.Unmarshal(top["disconnectedConferenceSid"], &conferenceSID) == nil && isSID(conferenceSID, "CF") {
+		out.disconnectedConferenceSID = conferenceSID
+	}
+	var reconnect any
+	if json.Unmarshal(top["isReconnect"], &reconnect) == nil {
+		out.isReconnect = reconnect == true || reconnect == "true"
+	}
+	var conference struct {
+		Participants map[string]json.RawMessage `json:"participants"`
+	}
+	if json.Unmarshal(top["conference"], &conference) == nil {
+		for key, value := range conference.Participants {
+			var callSID string
+			if json.Unmarshal(value, &callSID) == nil && isSID(callSID, "CA") {
+				if out.participants == nil {
+					out.participants = map[string]string{}
+				}
+				out.participants[key] = callSID
+			}
+		}
+	}
+	return out
+}
+
+// isSID reports whether s is a Twilio SID with the given prefix: two letters and 32 lower-case hex
+// digits, the shape Twilio issues and the CRDs accept.
+func isSID(s, prefix string) bool {
+	if len(s) != 34 || s[:2] != prefix {
+		return false
+	}
+	for i := 2; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,469 @@
+package webhookserver
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/flexoperator/flex-operator/api/v1alpha1"
+	"github.com/flexoperator/flex-operator/internal/credentials"
+	"github.com/flexoperator/flex-operator/internal/twilio"
+)
+
+// GracefulRequest is the body of POST /flex/{namespace}/{policy}/graceful, which the Flex companion
+// sends just before the agent hangs up or transfers on purpose, so that the leave that follows does
+// not start a recovery. The Flex token goes in "Authorization: Bearer <token>" or, for clients that
+// cannot set headers, in Token.
+type GracefulRequest struct {
+	// ConferenceSID is the conference (CF…) of the call.
+	ConferenceSID string `json:"conferenceSid"`
+	// CallSID is the agent's leg (CA…). When empty, every still-connected agent leg of the token's
+	// worker in the conference is marked.
+	CallSID string `json:"callSid,omitempty"`
+	// Token is the Flex user token, when not sent as a bearer token.
+	Token string `json:"token,omitempty"`
+}
+
+// GracefulResponse is the answer to a graceful mark.
+type GracefulResponse struct {
+	// ConferenceSID echoes the request.
+	ConferenceSID string `json:"conferenceSid"`
+	// Marked are the call SIDs of the legs now marked graceful.
+	Marked []string `json:"marked"`
+}
+
+// RecoverySummary is the answer of GET /flex/{namespace}/{policy}/recoveries/{conferenceSid}: what
+// the Flex companion shows an agent about a protected call.
+type RecoverySummary struct {
+	// Name of the ConferenceRecovery object.
+	Name string `json:"name"`
+	// ConferenceSID, TaskSID and WorkflowSID identify the call.
+	ConferenceSID string `json:"conferenceSid"`
+	TaskSID       string `json:"taskSid,omitempty"`
+	WorkflowSID   string `json:"workflowSid,omitempty"`
+	// Phase, Reason and Message say where the recovery stands.
+	Phase   v1alpha1.RecoveryPhase `json:"phase"`
+	Reason  string                 `json:"reason,omitempty"`
+	Message string                 `json:"message,omitempty"`
+	// CustomerCallSID is the customer's leg.
+	CustomerCallSID string `json:"customerCallSid,omitempty"`
+	// Participants are the legs of the conference.
+	Participants []v1alpha1.ParticipantStatus `json:"participants,omitempty"`
+	// Disconnect, Ping and Reconnect are the recovery's steps so far.
+	Disconnect *v1alpha1.DisconnectStatus `json:"disconnect,omitempty"`
+	Ping       *v1alpha1.PingStatus       `json:"ping,omitempty"`
+	Reconnect  *v1alpha1.ReconnectStatus  `json:"reconnect,omitempty"`
+	// Timings are the outage figures.
+	Timings v1alpha1.RecoveryTimings `json:"timings"`
+	// FinishedAt is when the recovery reached a terminal phase.
+	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
+}
+
+// maxTokenLength bounds a Flex token (a JWE of a few hundred bytes).
+const maxTokenLength = 8 << 10
+
+// decodeGracefulRequest decodes and checks a GracefulRequest body: one JSON object, a conference
+// SID, an optional call SID, a token of sane length.
+func decodeGracefulRequest(body []byte) (GracefulRequest, error) {
+	const shape = `the body must be one JSON object {"conferenceSid": "CF…", "callSid": "CA…"}`
+	var gr GracefulRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&gr); err != nil {
+		return GracefulRequest{}, fmt.Errorf("%s: %w", shape, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return GracefulRequest{}, errors.New(shape + ": data after the object")
+	}
+	switch {
+	case !isSID(gr.ConferenceSID, "CF"):
+		return GracefulRequest{}, errors.New("conferenceSid must be a conference SID (CF and 32 lower-case hex digits)")
+	case gr.CallSID != "" && !isSID(gr.CallSID, "CA"):
+		return GracefulRequest{}, errors.New("callSid must be a call SID (CA and 32 lower-case hex digits)")
+	case len(gr.Token) > maxTokenLength:
+		return GracefulRequest{}, errors.New("token is too long")
+	}
+	return gr, nil
+}
+
+// bearerToken returns the token of an "Authorization: Bearer …" header, or "".
+func bearerToken(req *http.Request) string {
+	scheme, token, ok := strings.Cut(req.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}
+
+// preflight answers a CORS preflight for the companion routes.
+func preflight(w http.ResponseWriter, _ *http.Request) {
+	allowCORS(w)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// allowCORS lets the Flex UI (another origin) call the companion routes. Any origin may: the routes
+// authenticate with a bearer token, never a cookie, so a foreign page gains nothing it did not
+// already hold.
+func allowCORS(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+	h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+	h.Set("Access-Control-Max-Age", "600")
+	h.Set("Cache-Control", "no-store")
+}
+
+// flexRequest is a companion request whose Flex token checked out.
+type flexRequest struct {
+	policy   *v1alpha1.ConferenceRecoveryPolicy
+	twilio   twilio.Client
+	identity twilio.FlexIdentity
+}
+
+// authenticateFlex finds the policy and validates the Flex token with the policy's account. On
+// failure it has answered: 404 (no policy), 401 (no token), 403 (a token Twilio rejects), 429 (too
+// many unknown tokens at once), 503 (credentials unusable or Twilio unreachable).
+func (r *Routes) authenticateFlex(w http.ResponseWriter, req *http.Request, token string) (*flexRequest, bool) {
+	policy, status, err := r.policy(req)
+	if err != nil {
+		if status == http.StatusServiceUnavailable {
+			r.log.Error(err, "Read the policy of a Flex companion request")
+			unavailable(w, "cannot read the policy")
+		} else {
+			http.Error(w, err.Error(), status)
+		}
+		return nil, false
+	}
+	if token == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="flex-operator"`)
+		http.Error(w, "a Flex token is required (Authorization: Bearer <token>)", http.StatusUnauthorized)
+		return nil, false
+	}
+	creds, tw, err := r.opts.Credentials.For(req.Context(), policy.Namespace, policy.Spec.Twilio)
+	if err != nil {
+		var cerr *credentials.Error
+		if !errors.As(err, &cerr) {
+			r.log.Error(err, "Read the policy's credentials", "policy", policy.Namespace+"/"+policy.Name)
+		}
+		unavailable(w, "the policy's credentials are not usable")
+		return nil, false
+	}
+	identity, err := r.tokens.identify(req.Context(), creds.AccountSID, tw, token)
+	switch {
+	case errors.Is(err, errTooManyTokenChecks):
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, err.Error(), http.StatusTooManyRequests)
+		return nil, false
+	case err != nil:
+		r.log.Error(err, "Validate a Flex token", "policy", policy.Namespace+"/"+policy.Name)
+		unavailable(w, "cannot validate the Flex token now")
+		return nil, false
+	case !identity.Valid:
+		http.Error(w, "the Flex token is not valid", http.StatusForbidden)
+		return nil, false
+	}
+	return &flexRequest{policy: policy, twilio: tw, identity: identity}, true
+}
+
+// handleGraceful marks an agent's leg as leaving on purpose: POST /flex/{namespace}/{policy}/graceful.
+// It answers 200 with a GracefulResponse, 400 for a bad body, 404 when the conference has no
+// recovery, 409 when no leg of the worker is connected, 403 when the leg is another worker's.
+func (r *Routes) handleGraceful(w http.ResponseWriter, req *http.Request) {
+	allowCORS(w)
+	body, ok := readBody(w, req)
+	if !ok {
+		return
+	}
+	gr, err := decodeGracefulRequest(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	token := bearerToken(req)
+	if token == "" {
+		token = gr.Token
+	}
+	fr, ok := r.authenticateFlex(w, req, token)
+	if !ok {
+		return
+	}
+	ctx, cancel := r.handlingContext(req.Context())
+	defer cancel()
+	key := recoveryKey(fr.policy.Namespace, gr.ConferenceSID)
+	rec, err := r.store.read(ctx, key)
+	switch {
+	case err != nil:
+		r.log.Error(err, "Read a recovery for a graceful mark", "recovery", key)
+		unavailable(w, "cannot read the recovery")
+		return
+	case rec == nil || rec.Spec.PolicyName != fr.policy.Name:
+		http.Error(w, "no recovery for this conference", http.StatusNotFound)
+		return
+	}
+	mark := &gracefulMark{callSID: gr.CallSID, workerSID: fr.identity.WorkerSID, policyName: fr.policy.Name,
+		privileged: slices.ContainsFunc(fr.identity.Roles, func(role string) bool { return role == "supervisor" || role == "admin" })}
+	if mark.callSID == "" {
+		if mark.workerSID == "" {
+			http.Error(w, "callSid is required: the token is not a worker's", http.StatusBadRequest)
+			return
+		}
+		if !hasConnectedLeg(rec.Status.Participants, mark.workerSID) {
+			// The legs do not say whose they are yet: ask the task which leg is this worker's.
+			mark.candidates, err = workerLegsFromTask(ctx, fr.twilio, fr.policy.Spec.Twilio.WorkspaceSID, rec.Spec.TaskSID, mark.workerSID)
+			if err != nil {
+				r.log.Error(err, "Find the worker's leg from the task", "recovery", key)
+				unavailable(w, "cannot read the task")
+				return
+			}
+		}
+	}
+	res := r.store.submit(key, &op{mutate: mark.apply}).wait(ctx)
+	switch {
+	case errors.Is(res.err, errNoLeg):
+		http.Error(w, res.err.Error(), http.StatusConflict)
+		return
+	case errors.Is(res.err, errForbidden):
+		http.Error(w, res.err.Error(), http.StatusForbidden)
+		return
+	case res.err != nil:
+		r.log.Error(res.err, "Store a graceful mark", "recovery", key)
+		unavailable(w, "could not store the mark")
+		return
+	case res.outcome == outcomeNoRecovery:
+		http.Error(w, "no recovery for this conference", http.StatusNotFound)
+		return
+	}
+	r.log.V(1).Info("Marked a leave graceful", "recovery", key, "legs", mark.marked, "worker", mark.workerSID)
+	writeJSON(w, GracefulResponse{ConferenceSID: gr.ConferenceSID, Marked: mark.marked})
+}
+
+// gracefulMark is a companion's graceful mark, applied by the recovery's writer.
+type gracefulMark struct {
+	callSID, workerSID, policyName string
+	privileged                     bool
+	// candidates are legs the task says are the worker's.
+	candidates []string
+	// marked is filled by apply (which may run more than once: it starts over each time).
+	marked []string
+}
+
+// apply sets Graceful on the marked leg, or on every connected agent leg of the worker.
+func (m *gracefulMark) apply(rec *v1alpha1.ConferenceRecovery) (bool, error) {
+	m.marked = m.marked[:0]
+	if rec.Spec.PolicyName != m.policyName {
+		return false, errNoLeg
+	}
+	st := &rec.Status
+	if m.callSID != "" {
+		i := slices.IndexFunc(st.Participants, func(p v1alpha1.ParticipantStatus) bool { return p.CallSID == m.callSID })
+		if i < 0 {
+			// The mark came before the leg's join callback: remember it on a leg of unknown role,
+			// which the join fills in (and which does not count as an agent until then).
+			st.Participants = append(st.Participants, v1alpha1.ParticipantStatus{CallSID: m.callSID, Role: v1alpha1.RoleUnknown, Graceful: true})
+			m.marked = append(m.marked, m.callSID)
+			return true, nil
+		}
+		p := &st.Participants[i]
+		if p.WorkerSID != "" && p.WorkerSID != m.workerSID && !m.privileged {
+			return false, errForbidden
+		}
+		m.marked = append(m.marked, m.callSID)
+		if p.Graceful {
+			return false, nil
+		}
+		p.Graceful = true
+		return true, nil
+	}
+	changed := false
+	for i := range st.Participants {
+		p := &st.Participants[i]
+		if p.Role != v1alpha1.RoleAgent || p.Coaching || p.LeftAt != nil {
+			continue
+		}
+		if p.WorkerSID != m.workerSID && !(p.WorkerSID == "" && slices.Contains(m.candidates, p.CallSID)) {
+			continue
+		}
+		m.marked = append(m.marked, p.CallSID)
+		if p.WorkerSID == "" {
+			p.WorkerSID, changed = m.workerSID, true
+		}
+		if !p.Graceful {
+			p.Graceful, changed = true, true
+		}
+	}
+	if len(m.marked) == 0 {
+		return false, errNoLeg
+	}
+	return changed, nil
+}
+
+func hasConnectedLeg(parts []v1alpha1.ParticipantStatus, workerSID string) bool {
+	return slices.ContainsFunc(parts, func(p v1alpha1.ParticipantStatus) bool {
+		return p.Role == v1alpha1.RoleAgent && !p.Coaching && p.LeftAt == nil && p.WorkerSID == workerSID
+	})
+}
+
+// workerLegsFromTask finds the worker's leg from the task's conference.participants: keyed by the
+// worker's SID (a further agent), or "worker" when the worker holds the task's reservation.
+func workerLegsFromTask(ctx context.Context, tw twilio.Client, workspaceSID, taskSID, workerSID string) ([]string, error) {
+	if taskSID == "" {
+		return nil, nil
+	}
+	task, err := tw.FetchTask(ctx, workspaceSID, taskSID)
+	if twilio.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fetch task %s: %w", taskSID, err)
+	}
+	attrs := parseTaskAttributes(task.Attributes)
+	if callSID, ok := attrs.participants[workerSID]; ok {
+		return []string{callSID}, nil
+	}
+	callSID, ok := attrs.participants["worker"]
+	if !ok {
+		return nil, nil
+	}
+	reservations, err := tw.ListReservations(ctx, workspaceSID, twilio.ReservationFilter{TaskSID: taskSID, WorkerSID: workerSID})
+	if err != nil {
+		return nil, fmt.Errorf("list reservations of task %s: %w", taskSID, err)
+	}
+	for _, res := range reservations {
+		if res.WorkerSID == workerSID && (res.Status == "accepted" || res.Status == "wrapping") {
+			return []string{callSID}, nil
+		}
+	}
+	return nil, nil
+}
+
+// handleRecovery returns a recovery's summary:
+// GET /flex/{namespace}/{policy}/recoveries/{conferenceSid}.
+func (r *Routes) handleRecovery(w http.ResponseWriter, req *http.Request) {
+	allowCORS(w)
+	conferenceSID := req.PathValue("conferenceSid")
+	if !isSID(conferenceSID, "CF") {
+		http.Error(w, "conferenceSid must be a conference SID (CF and 32 lower-case hex digits)", http.StatusBadRequest)
+		return
+	}
+	fr, ok := r.authenticateFlex(w, req, bearerToken(req))
+	if !ok {
+		return
+	}
+	key := recoveryKey(fr.policy.Namespace, conferenceSID)
+	rec, err := r.store.read(req.Context(), key)
+	switch {
+	case err != nil:
+		r.log.Error(err, "Read a recovery for the Flex companion", "recovery", key)
+		unavailable(w, "cannot read the recovery")
+		return
+	case rec == nil || rec.Spec.PolicyName != fr.policy.Name:
+		http.Error(w, "no recovery for this conference", http.StatusNotFound)
+		return
+	}
+	writeJSON(w, summarize(rec))
+}
+
+// summarize is a recovery as the companion sees it.
+func summarize(rec *v1alpha1.ConferenceRecovery) RecoverySummary {
+	phase := rec.Status.Phase
+	if phase == "" {
+		phase = v1alpha1.PhaseMonitoring
+	}
+	return RecoverySummary{
+		Name: rec.Name, ConferenceSID: rec.Spec.ConferenceSID, TaskSID: rec.Spec.TaskSID, WorkflowSID: rec.Spec.WorkflowSID,
+		Phase: phase, Reason: rec.Status.Reason, Message: rec.Status.Message,
+		CustomerCallSID: rec.Status.CustomerCallSID, Participants: rec.Status.Participants,
+		Disconnect: rec.Status.Disconnect, Ping: rec.Status.Ping, Reconnect: rec.Status.Reconnect,
+		Timings: rec.Status.Timings, FinishedAt: rec.Status.FinishedAt,
+	}
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(v) // the client may have gone; nothing to do about it
+}
+
+// errTooManyTokenChecks means the account's budget for validating unknown Flex tokens is spent.
+var errTooManyTokenChecks = errors.New("too many Flex token validations; retry shortly")
+
+// Lifetimes of cached token answers without an expiration of their own.
+const (
+	// invalidTokenTTL: a rejected token is not asked about again for a minute.
+	invalidTokenTTL = time.Minute
+	// validTokenTTL applies when Twilio gave no expiration.
+	validTokenTTL = 5 * time.Minute
+)
+
+// tokenCache remembers Twilio's answers about Flex tokens, so that a companion polling a recovery
+// costs one validation per token rather than one per request. Valid tokens are kept until their
+// expiration by the operator's clock; tokens are keyed by their SHA-256 per account, so the cache
+// never holds a token itself.
+type tokenCache struct {
+	now   func() time.Time
+	limit rate.Limit
+	burst int
+
+	mu       sync.Mutex
+	entries  *lru[string, tokenEntry]
+	limiters map[string]*rate.Limiter
+}
+
+type tokenEntry struct {
+	identity twilio.FlexIdentity
+	until    time.Time
+}
+
+func newTokenCache(size int, now func() time.Time, perSecond float64, burst int) *tokenCache {
+	return &tokenCache{now: now, limit: rate.Limit(perSecond), burst: burst,
+		entries: newLRU[string, tokenEntry](size), limiters: map[string]*rate.Limiter{}}
+}
+
+// identify returns who the token belongs to, asking Twilio only about tokens not seen recently.
+func (c *tokenCache) identify(ctx context.Context, accountSID string, tw twilio.Client, token string) (twilio.FlexIdentity, error) {
+	sum := sha256.Sum256([]byte(token))
+	key := accountSID + "/" + hex.EncodeToString(sum[:])
+	now := c.now()
+	c.mu.Lock()
+	if e, ok := c.entries.get(key); ok && now.Before(e.until) {
+		c.mu.Unlock()
+		return e.identity, nil
+	}
+	limiter, ok := c.limiters[accountSID]
+	if !ok {
+		limiter = rate.NewLimiter(c.limit, c.burst)
+		c.limiters[accountSID] = limiter
+	}
+	allowed := limiter.Allow()
+	c.mu.Unlock()
+	if !allowed {
+		return twilio.FlexIdentity{}, errTooManyTokenChecks
+	}
+	identity, err := tw.ValidateFlexToken(ctx, token)
+	if err != nil {
+		return twilio.FlexIdentity{}, fmt.Errorf("validate Flex token: %w", err)
+	}
+	until := now.Add(invalidTokenTTL)
+	if identity.Valid {
+		until = identity.Expiration
+		if until.IsZero() {
+			until = now.Add(validTokenTTL)
+		}
+	}
+	c.mu.Lock()
+	c.entries.add(key, tokenEntry{identity: identity, until: until}, nil)
+	c.mu.Unlock()
+	return identity, nil
+}

@@ -1,0 +1,283 @@
+package webhookserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/flexoperator/flex-operator/api/v1alpha1"
+	"github.com/flexoperator/flex-operator/internal/credentials"
+	"github.com/flexoperator/flex-operator/internal/events"
+	"github.com/flexoperator/flex-operator/internal/twilio"
+)
+
+// Defaults of RoutesOptions.
+const (
+	// DefaultDedupSize is how many recent event keys are remembered to drop redeliveries; at a
+	// few hundred events a second that covers several minutes, where Twilio's retries cluster.
+	DefaultDedupSize = 100_000
+	// DefaultConferenceCacheSize bounds the conferences whose task and last recovery version are
+	// kept in memory (protected or not).
+	DefaultConferenceCacheSize = 10_000
+	// DefaultTokenCacheSize bounds the Flex tokens whose validation is remembered.
+	DefaultTokenCacheSize = 10_000
+	// DefaultHandlerTimeout is how long a request waits for its event to be stored before the
+	// answer is 503: under Event Streams' 5 s limit, so Twilio sees our answer, not its timeout.
+	DefaultHandlerTimeout = 4 * time.Second
+)
+
+// Route patterns (Go 1.22 ServeMux). The path names the ConferenceRecoveryPolicy whose auth token
+// signs the requests and whose calls the events are about.
+const (
+	// PatternConference takes conference status callbacks (form-encoded); the Flex UI attaches
+	// this URL to each conference it makes.
+	PatternConference = "POST /twilio/{namespace}/{policy}/conference"
+	// PatternEvents takes Event Streams deliveries (CloudEvents JSON, one object or a batch); the
+	// policy's sink points here.
+	PatternEvents = "POST /twilio/{namespace}/{policy}/events"
+	// PatternTaskRouter takes a workspace's legacy EventCallbackUrl callbacks (form-encoded).
+	PatternTaskRouter = "POST /twilio/{namespace}/{policy}/taskrouter"
+	// PatternGraceful is the Flex companion's graceful-hangup mark (GracefulRequest).
+	PatternGraceful = "POST /flex/{namespace}/{policy}/graceful"
+	// PatternRecovery is the Flex companion's read of a recovery (RecoverySummary).
+	PatternRecovery = "GET /flex/{namespace}/{policy}/recoveries/{conferenceSid}"
+)
+
+// CredentialsProvider gives the credentials and Twilio client of a policy's twilio block;
+// *credentials.Provider is the production one. A *credentials.Error means the Secret is unusable;
+// any other error is transient.
+type CredentialsProvider interface {
+	For(ctx context.Context, namespace string, spec v1alpha1.TwilioSpec) (credentials.Credentials, twilio.Client, error)
+}
+
+// RoutesOptions configure Routes. Client, APIReader and Credentials are required.
+type RoutesOptions struct {
+	// Client reads policies and recoveries from the manager's cache and writes recoveries.
+	Client client.Client
+	// APIReader reads recoveries uncached, to confirm a cache miss and after a write conflict.
+	APIReader client.Reader
+	// Credentials gives each policy's auth token (signatures) and Twilio client.
+	Credentials CredentialsProvider
+	// Now is the clock Flex token expirations are compared with; time.Now when nil.
+	Now func() time.Time
+	// PublicURL is the base URL Twilio calls (--webhook-public-url); a policy's
+	// spec.publicBaseUrl overrides it. When empty, Register takes the Server's.
+	PublicURL string
+
+	// DedupSize, ConferenceCacheSize and TokenCacheSize bound the in-memory caches; zero means
+	// the Default… value.
+	DedupSize           int
+	ConferenceCacheSize int
+	TokenCacheSize      int
+	// HandlerTimeout bounds how long a request waits for its event to be stored; zero means
+	// DefaultHandlerTimeout.
+	HandlerTimeout time.Duration
+	// FlexTokenRate and FlexTokenBurst limit, per Twilio account, how many Flex tokens not
+	// already known are sent to Twilio for validation, so that requests with made-up tokens
+	// cannot spend the account's API budget; beyond it the answer is 429. Zero means 5 per
+	// second with a burst of 20.
+	FlexTokenRate  float64
+	FlexTokenBurst int
+}
+
+// Routes serves Twilio's callbacks and the Flex companion's API for every ConferenceRecoveryPolicy,
+// on the operator's webhook Server: it checks each request against the policy's auth token, drops
+// redeliveries, and records what it learns in ConferenceRecovery status for the controller to act
+// on.
+type Routes struct {
+	opts   RoutesOptions
+	log    logr.Logger
+	dedup  *events.Dedup
+	store  *recoveryStore
+	tokens *tokenCache
+	sinks  *sinkValidator
+}
+
+// NewRoutes builds the routes; register them with Register.
+func NewRoutes(o RoutesOptions) (*Routes, error) {
+	if o.Client == nil || o.APIReader == nil || o.Credentials == nil {
+		return nil, errors.New("webhook routes need a Client, an APIReader and Credentials")
+	}
+	if o.PublicURL != "" {
+		pub, err := ParsePublicURL(o.PublicURL)
+		if err != nil {
+			return nil, err
+		}
+		o.PublicURL = pub
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	o.DedupSize = orDefault(o.DedupSize, DefaultDedupSize)
+	o.ConferenceCacheSize = orDefault(o.ConferenceCacheSize, DefaultConferenceCacheSize)
+	o.TokenCacheSize = orDefault(o.TokenCacheSize, DefaultTokenCacheSize)
+	if o.HandlerTimeout <= 0 {
+		o.HandlerTimeout = DefaultHandlerTimeout
+	}
+	if o.FlexTokenRate <= 0 {
+		o.FlexTokenRate = 5
+	}
+	o.FlexTokenBurst = orDefault(o.FlexTokenBurst, 20)
+	log := ctrl.Log.WithName("webhookserver")
+	return &Routes{
+		opts:  o,
+		log:   log,
+		dedup: events.NewDedup(o.DedupSize),
+		// A batch may wait for a task fetch (Twilio's client retries within a few seconds) and a
+		// few conflict rounds; it is bounded so a stuck API server cannot pin a writer forever.
+		store:  newRecoveryStore(o.Client, o.APIReader, log, o.ConferenceCacheSize, 30*time.Second),
+		tokens: newTokenCache(o.TokenCacheSize, o.Now, o.FlexTokenRate, o.FlexTokenBurst),
+		sinks:  newSinkValidator(log),
+	}, nil
+}
+
+func orDefault(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// Register adds the routes to s.
+func (r *Routes) Register(s *Server) {
+	if r.opts.PublicURL == "" {
+		r.opts.PublicURL = s.PublicURL()
+	}
+	s.Handle(PatternConference, instrument(routeConference, r.handleConference))
+	s.Handle(PatternEvents, instrument(routeEvents, r.handleEvents))
+	s.Handle(PatternTaskRouter, instrument(routeTaskRouter, r.handleTaskRouter))
+	s.Handle(PatternGraceful, instrument(routeGraceful, r.handleGraceful))
+	s.Handle(PatternRecovery, instrument(routeRecovery, r.handleRecovery))
+	// CORS preflight: the companion runs in the Flex UI, on another origin.
+	s.Handle("OPTIONS /flex/{namespace}/{policy}/graceful", http.HandlerFunc(preflight))
+	s.Handle("OPTIONS /flex/{namespace}/{policy}/recoveries/{conferenceSid}", http.HandlerFunc(preflight))
+}
+
+// policy reads the ConferenceRecoveryPolicy the request's path names, from the cache. The answer
+// is an HTTP status when there is none to use: 404 for a policy that does not exist (nothing
+// Twilio signed can be meant for it), 503 when the cache cannot answer.
+func (r *Routes) policy(req *http.Request) (*v1alpha1.ConferenceRecoveryPolicy, int, error) {
+	ns, name := req.PathValue("namespace"), req.PathValue("policy")
+	if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
+		return nil, http.StatusNotFound, errors.New("no such ConferenceRecoveryPolicy")
+	}
+	var policy v1alpha1.ConferenceRecoveryPolicy
+	if err := r.opts.Client.Get(req.Context(), types.NamespacedName{Namespace: ns, Name: name}, &policy); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, http.StatusNotFound, errors.New("no such ConferenceRecoveryPolicy")
+		}
+		return nil, http.StatusServiceUnavailable, fmt.Errorf("read ConferenceRecoveryPolicy %s/%s: %w", ns, name, err)
+	}
+	return &policy, 0, nil
+}
+
+// publicURL is the base URL Twilio calls for the policy, without a trailing slash.
+func (r *Routes) publicURL(p *v1alpha1.ConferenceRecoveryPolicy) string {
+	if p.Spec.PublicBaseURL != "" {
+		return strings.TrimSuffix(p.Spec.PublicBaseURL, "/")
+	}
+	return r.opts.PublicURL
+}
+
+// twilioRequest is a request whose signature checked out.
+type twilioRequest struct {
+	policy *v1alpha1.ConferenceRecoveryPolicy
+	twilio twilio.Client
+	body   []byte
+}
+
+func (t *twilioRequest) policyKey() string { return t.policy.Namespace + "/" + t.policy.Name }
+
+// dedupKey scopes an event key to the policy: two policies on one workspace each receive every
+// TaskRouter event through their own sink, and each must process it.
+func (t *twilioRequest) dedupKey(key string) string { return t.policyKey() + "/" + key }
+
+// authenticateTwilio finds the policy, reads the body and checks X-Twilio-Signature against the
+// policy's auth token and public URL. On failure it has answered and returns false: 404 (no
+// policy), 413 (body over the cap), 503 (credentials or public URL unusable: Twilio retries, and
+// a possibly valid event must never get a 4xx, which Event Streams discards), 403 (signature).
+func (r *Routes) authenticateTwilio(w http.ResponseWriter, req *http.Request, route string) (*twilioRequest, bool) {
+	policy, status, err := r.policy(req)
+	if err != nil {
+		if status == http.StatusServiceUnavailable {
+			r.log.Error(err, "Read the policy of a webhook")
+			unavailable(w, "cannot read the policy")
+		} else {
+			http.Error(w, err.Error(), status)
+		}
+		return nil, false
+	}
+	body, ok := readBody(w, req)
+	if !ok {
+		return nil, false
+	}
+	creds, tw, err := r.opts.Credentials.For(req.Context(), policy.Namespace, policy.Spec.Twilio)
+	if err != nil {
+		var cerr *credentials.Error
+		if errors.As(err, &cerr) {
+			r.log.Info("The policy's credentials are unusable; answering 503 so Twilio retries",
+				"policy", policy.Namespace+"/"+policy.Name, "reason", cerr.Reason, "message", cerr.Message)
+		} else {
+			r.log.Error(err, "Read the policy's credentials", "policy", policy.Namespace+"/"+policy.Name)
+		}
+		unavailable(w, "the policy's credentials are not usable")
+		return nil, false
+	}
+	base := r.publicURL(policy)
+	if base == "" {
+		r.log.Info("No public URL to check signatures against: set --webhook-public-url or the policy's spec.publicBaseUrl",
+			"policy", policy.Namespace+"/"+policy.Name)
+		unavailable(w, "no public URL configured")
+		return nil, false
+	}
+	// The URL Twilio signed: the configured public URL, never one rebuilt from the Host header.
+	signedURL := base + req.URL.RequestURI()
+	if err := events.VerifySignature(creds.AuthToken, signedURL, req.Header.Get("Content-Type"), body, req.Header.Get("X-Twilio-Signature")); err != nil {
+		signatureFailures.WithLabelValues(route).Inc()
+		// err names the kind of failure only, never the URL, signature or token.
+		r.log.Info("Refused a webhook with a bad signature", "route", route,
+			"policy", policy.Namespace+"/"+policy.Name, "reason", err.Error())
+		http.Error(w, "invalid or missing X-Twilio-Signature", http.StatusForbidden)
+		return nil, false
+	}
+	return &twilioRequest{policy: policy, twilio: tw, body: body}, true
+}
+
+// readBody reads the (capped) body; on failure it has answered 413 or 400.
+func readBody(w http.ResponseWriter, req *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+		} else {
+			http.Error(w, "cannot read the request body", http.StatusBadRequest)
+		}
+		return nil, false
+	}
+	return body, true
+}
+
+// handlingContext bounds how long a request waits for its work. It is not cancelled with the
+// request: when the server shuts down (which cancels every request's context) a request already
+// being stored finishes within the drain instead of failing half-way.
+func (r *Routes) handlingContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), r.opts.HandlerTimeout)
+}
+
+// unavailable answers 503 with a Retry-After, so Twilio (and the companion) try again.
+func unavailable(w http.ResponseWriter, msg string) {
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, msg, http.StatusServiceUnavailable)
+}

@@ -1,0 +1,490 @@
+package webhookserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/flexoperator/flex-operator/api/v1alpha1"
+	"github.com/flexoperator/flex-operator/internal/events"
+	"github.com/flexoperator/flex-operator/internal/recovery"
+	"github.com/flexoperator/flex-operator/internal/twilio"
+)
+
+// Limits of the recovery store.
+const (
+	// maxConflictRetries bounds the re-read-and-reapply rounds of one status write. Conflicts come
+	// from the controller (or another replica) writing the same object; each round re-reads it
+	// uncached, so a handful always suffices unless something writes in a loop.
+	maxConflictRetries = 10
+	// maxBatch caps how many waiting operations go into one status write.
+	maxBatch = 256
+	// taskRetryInterval is how long a conference whose task could not be read waits before the
+	// task is fetched again (its recovery exists, so events are still recorded meanwhile).
+	taskRetryInterval = 5 * time.Second
+)
+
+// errNoLeg and errForbidden are returned by a Flex companion mark that cannot be applied.
+var (
+	errNoLeg     = errors.New("no connected agent leg of this worker in the conference")
+	errForbidden = errors.New("the leg belongs to another worker")
+)
+
+// recoveryStore writes the webhook's observations into ConferenceRecovery status.
+//
+// Writes to one recovery are serialised inside this replica: each conference has a queue of
+// operations and at most one writer goroutine. The writer takes every operation waiting in the
+// queue, applies them all to the object and writes status once (group commit), so that a burst of
+// callbacks for one call costs one API write instead of one each, and no two writes of this
+// replica race each other into a conflict. Writes carry the resourceVersion they were computed
+// from; a conflict (the controller, or another replica, wrote in between) re-reads the object
+// from the API server, bypassing the cache, and re-applies the same operations, which are pure
+// functions of the status. The last object written is kept, so the common path makes no read at
+// all: one Update per batch.
+type recoveryStore struct {
+	client    client.Client
+	apiReader client.Reader
+	log       logr.Logger
+	// timeout bounds one batch (reads, a task fetch, the write and its conflict retries).
+	timeout time.Duration
+
+	mu    sync.Mutex
+	confs *lru[types.NamespacedName, *confState]
+}
+
+// confState is what the store keeps per conference: the queue, and what the writer has learnt.
+// It doubles as the cache of the conference's task (including negatives for conferences that are
+// not protected), bounded with the rest by the LRU.
+type confState struct {
+	key types.NamespacedName
+	// refs counts the writer and submitters holding the entry; guarded by recoveryStore.mu. A
+	// referenced entry is never evicted, so one conference never has two writers here.
+	refs int
+
+	mu      sync.Mutex
+	pending []*op
+	running bool
+	// linked is set once the old recovery of a reconnect conference points at this conference.
+	linked bool
+
+	// Owned by the running writer.
+	obj  *v1alpha1.ConferenceRecovery // last version read or written; nil when unknown
+	info *conferenceInfo              // what the task says; nil until a conference event needs it
+	gone bool                         // the object was deleted under us: drop later events
+}
+
+// op is one change to a recovery, queued for its conference's writer.
+type op struct {
+	// conference is set for a conference status callback, the only kind of op that may create
+	// the recovery.
+	conference *conferenceOp
+	// mutate changes the recovery and reports whether it did. An error rejects the op alone
+	// (nothing of it may have been applied); the rest of the batch is still written.
+	mutate func(rec *v1alpha1.ConferenceRecovery) (bool, error)
+
+	done chan opResult
+}
+
+// conferenceOp is a conference status callback with the policy it arrived for.
+type conferenceOp struct {
+	event  events.ConferenceEvent
+	policy *v1alpha1.ConferenceRecoveryPolicy
+	twilio twilio.Client
+}
+
+// opResult is how an op ended.
+type opResult struct {
+	// outcome is one of the outcome* constants when err is nil.
+	outcome string
+	// err is set when the op could not be stored (answer 5xx) or was rejected by mutate.
+	err error
+	// For conference ops: the reconnect linkage still to make (see Routes.linkReconnect).
+	reconnectOf, taskSID string
+	needLink             bool
+}
+
+func newRecoveryStore(c client.Client, apiReader client.Reader, log logr.Logger, size int, timeout time.Duration) *recoveryStore {
+	return &recoveryStore{client: c, apiReader: apiReader, log: log, timeout: timeout,
+		confs: newLRU[types.NamespacedName, *confState](size)}
+}
+
+// recoveryKey names the ConferenceRecovery of a conference: the SID in lower case.
+func recoveryKey(namespace, conferenceSID string) types.NamespacedName {
+	return types.NamespacedName{Namespace: namespace, Name: lowerASCII(conferenceSID)}
+}
+
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return string(b)
+}
+
+// submit queues o for the recovery key and makes sure a writer runs; wait for the result with
+// o.wait.
+func (s *recoveryStore) submit(key types.NamespacedName, o *op) *op {
+	o.done = make(chan opResult, 1)
+	s.mu.Lock()
+	cs, ok := s.confs.get(key)
+	if !ok {
+		cs = &confState{key: key}
+		s.confs.add(key, cs, func(c *confState) bool { return c.refs > 0 })
+	}
+	cs.refs++ // held until the op is queued, or handed to the writer started below
+	s.mu.Unlock()
+
+	cs.mu.Lock()
+	cs.pending = append(cs.pending, o)
+	start := !cs.running
+	cs.running = true
+	cs.mu.Unlock()
+	if start {
+		go s.run(cs) // takes over our reference
+		return o
+	}
+	s.release(cs)
+	return o
+}
+
+func (s *recoveryStore) release(cs *confState) {
+	s.mu.Lock()
+	cs.refs--
+	s.mu.Unlock()
+}
+
+// wait returns the op's result, or an error when ctx ends first (the op may still be applied).
+func (o *op) wait(ctx context.Context) opResult {
+	select {
+	case res := <-o.done:
+		return res
+	case <-ctx.Done():
+		return opResult{err: fmt.Errorf("waiting for the status write: %w", ctx.Err())}
+	}
+}
+
+// markLinked records that the reconnect linkage of the conference at key was made.
+func (s *recoveryStore) markLinked(key types.NamespacedName) {
+	s.mu.Lock()
+	cs, ok := s.confs.get(key)
+	s.mu.Unlock()
+	if ok {
+		cs.mu.Lock()
+		cs.linked = true
+		cs.mu.Unlock()
+	}
+}
+
+// run is the conference's writer: it commits batches until the queue is empty.
+func (s *recoveryStore) run(cs *confState) {
+	defer s.release(cs)
+	for {
+		cs.mu.Lock()
+		n := min(len(cs.pending), maxBatch)
+		if n == 0 {
+			cs.running = false
+			cs.mu.Unlock()
+			return
+		}
+		batch := slices.Clone(cs.pending[:n])
+		cs.pending = slices.Delete(cs.pending, 0, n)
+		cs.mu.Unlock()
+		s.commit(cs, batch)
+	}
+}
+
+// commit applies one batch and writes the recovery's status at most once (plus conflict retries).
+func (s *recoveryStore) commit(cs *confState, batch []*op) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	log := s.log.WithValues("recovery", cs.key)
+	results := make([]opResult, len(batch))
+	defer func() {
+		for i, o := range batch {
+			o.done <- results[i]
+		}
+	}()
+	// finish sets the result of every op still without one.
+	finish := func(outcome string, err error) {
+		for i := range results {
+			if results[i].outcome == "" && results[i].err == nil {
+				results[i].outcome, results[i].err = outcome, err
+			}
+		}
+	}
+	// Conference callbacks in sequence order; the rest (marks, TaskRouter observations) after
+	// them in arrival order. ApplyConferenceEvent does not depend on the order, but a stable one
+	// makes a batch's effect easy to reason about.
+	order := make([]int, len(batch))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		ca, cb := batch[a].conference, batch[b].conference
+		switch {
+		case ca != nil && cb != nil:
+			return int(min(max(ca.event.SequenceNumber-cb.event.SequenceNumber, -1), 1))
+		case ca != nil:
+			return -1
+		case cb != nil:
+			return 1
+		}
+		return 0
+	})
+	var latest *conferenceOp // the newest policy snapshot and client in the batch
+	for _, o := range batch {
+		if o.conference != nil {
+			latest = o.conference
+		}
+	}
+	conferenceOutcome := func(outcome string) {
+		for i, o := range batch {
+			if o.conference != nil && results[i].outcome == "" && results[i].err == nil {
+				results[i].outcome = outcome
+			}
+		}
+	}
+
+	if cs.gone {
+		conferenceOutcome(outcomeIgnored)
+		finish(outcomeNoRecovery, nil)
+		return
+	}
+	if latest != nil {
+		if cs.obj == nil {
+			// The cache only: a conference not seen before is usually not protected, and asking
+			// the API server about each would cost a read per call. A recovery another replica has
+			// just created is found by the create below (AlreadyExists).
+			obj, err := s.readCached(ctx, cs.key)
+			if err != nil {
+				finish("", err)
+				return
+			}
+			cs.obj = obj
+		}
+		if cs.info.stale(latest.policy) {
+			info, err := resolveConference(ctx, latest, cs.obj)
+			if err != nil {
+				if cs.obj == nil {
+					finish("", fmt.Errorf("read the conference's task: %w", err))
+					return
+				}
+				// The recovery exists, so the call is protected: record the event with what its
+				// spec says and fetch the task again later for roles and reconnect linkage.
+				log.Error(err, "Read the conference's task; recording the event without it")
+				info = infoFromRecovery(cs.obj, latest.policy)
+			}
+			cs.info = info
+		}
+		if cs.obj == nil && !cs.info.protected {
+			conferenceOutcome(outcomeIgnored)
+		}
+	}
+	live := slices.DeleteFunc(order, func(i int) bool { return results[i].outcome != "" })
+	if len(live) == 0 {
+		return
+	}
+
+	if cs.obj == nil {
+		var obj *v1alpha1.ConferenceRecovery
+		var err error
+		if latest != nil && cs.info.protected {
+			obj, err = s.create(ctx, cs.key, latest, cs.info)
+			if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) {
+				// A genuine callback the API server will never accept (a policy name too long
+				// for a label, say): retrying cannot help, so it is acknowledged and logged.
+				log.Error(err, "The API server refused the ConferenceRecovery")
+				conferenceOutcome(outcomeRejected)
+				finish(outcomeNoRecovery, nil)
+				return
+			}
+		} else {
+			obj, err = s.read(ctx, cs.key)
+		}
+		if err != nil {
+			finish("", err)
+			return
+		}
+		if obj == nil {
+			conferenceOutcome(outcomeIgnored)
+			finish(outcomeNoRecovery, nil)
+			return
+		}
+		cs.obj = obj
+	}
+
+	refetched := false
+	for attempt := 1; ; attempt++ {
+		rec := cs.obj.DeepCopy()
+		changed := false
+		for _, i := range live {
+			results[i] = opResult{}
+			var opChanged bool
+			var err error
+			if c := batch[i].conference; c != nil {
+				opChanged = recovery.ApplyConferenceEvent(&rec.Status, c.event, nil)
+			} else {
+				opChanged, err = batch[i].mutate(rec)
+			}
+			switch {
+			case err != nil:
+				results[i].err = err
+			case opChanged:
+				results[i].outcome, changed = outcomeStored, true
+			default:
+				results[i].outcome = outcomeUnchanged
+			}
+		}
+		if cs.info != nil {
+			if !refetched && latest != nil && cs.info.wantsRefetch(rec.Status.Participants) {
+				// A leg the task's conference.participants did not list when it was read: read it
+				// again (once per leg) so its role and worker are known, then start over.
+				refetched = true
+				if err := cs.info.refetch(ctx, latest, rec.Status.Participants); err != nil {
+					log.Error(err, "Read the conference's task again for a new participant")
+				}
+				attempt--
+				continue
+			}
+			if fillRoles(&rec.Status, cs.info) {
+				changed = true
+			}
+		}
+		if !changed {
+			break
+		}
+		err := s.client.Status().Update(ctx, rec)
+		switch {
+		case err == nil:
+			cs.obj = rec
+		case apierrors.IsConflict(err) && attempt < maxConflictRetries:
+			fresh, rerr := s.readFresh(ctx, cs.key)
+			if rerr != nil || fresh == nil {
+				cs.obj = nil
+				for _, i := range live {
+					results[i] = opResult{} // nothing of this attempt was written
+				}
+				if rerr != nil {
+					finish("", rerr)
+					return
+				}
+				cs.gone = true
+				conferenceOutcome(outcomeIgnored)
+				finish(outcomeNoRecovery, nil)
+				return
+			}
+			cs.obj = fresh
+			continue
+		case apierrors.IsNotFound(err):
+			// Deleted under us (retention, or by hand): a deleted recovery is not brought back.
+			cs.obj, cs.gone = nil, true
+			for _, i := range live {
+				results[i] = opResult{outcome: outcomeNoRecovery}
+				if batch[i].conference != nil {
+					results[i].outcome = outcomeIgnored
+				}
+			}
+			return
+		default:
+			cs.obj = nil
+			for _, i := range live {
+				if results[i].err == nil {
+					results[i] = opResult{err: fmt.Errorf("write ConferenceRecovery status: %w", err)}
+				}
+			}
+			return
+		}
+		break
+	}
+
+	// Conference ops report the reconnect linkage still to make.
+	if cs.info != nil && cs.info.reconnectOf != "" {
+		cs.mu.Lock()
+		needLink := !cs.linked
+		cs.mu.Unlock()
+		for _, i := range live {
+			if batch[i].conference != nil && results[i].err == nil {
+				results[i].reconnectOf, results[i].taskSID, results[i].needLink = cs.info.reconnectOf, cs.info.taskSID, needLink
+			}
+		}
+	}
+}
+
+// read returns the recovery, or nil when there is none. The cache answers first; a miss is
+// confirmed with the API server, since another replica may have just created the object.
+func (s *recoveryStore) read(ctx context.Context, key types.NamespacedName) (*v1alpha1.ConferenceRecovery, error) {
+	rec, err := s.readCached(ctx, key)
+	if err != nil || rec != nil {
+		return rec, err
+	}
+	return s.readFresh(ctx, key)
+}
+
+// readCached returns the recovery as the cache has it, or nil when the cache has none.
+func (s *recoveryStore) readCached(ctx context.Context, key types.NamespacedName) (*v1alpha1.ConferenceRecovery, error) {
+	var rec v1alpha1.ConferenceRecovery
+	if err := s.client.Get(ctx, key, &rec); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read ConferenceRecovery: %w", err)
+	}
+	return &rec, nil
+}
+
+// readFresh reads the recovery from the API server, bypassing the cache; nil when there is none.
+func (s *recoveryStore) readFresh(ctx context.Context, key types.NamespacedName) (*v1alpha1.ConferenceRecovery, error) {
+	var rec v1alpha1.ConferenceRecovery
+	if err := s.apiReader.Get(ctx, key, &rec); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("read ConferenceRecovery: %w", err)
+	}
+	return &rec, nil
+}
+
+// create makes the recovery of a protected conference; an object that already exists (another
+// replica, or a restart) is read instead.
+func (s *recoveryStore) create(ctx context.Context, key types.NamespacedName, c *conferenceOp, info *conferenceInfo) (*v1alpha1.ConferenceRecovery, error) {
+	labels := map[string]string{v1alpha1.PhaseLabel: string(v1alpha1.PhaseMonitoring)}
+	if len(validation.IsValidLabelValue(c.policy.Name)) == 0 {
+		// Policy names may be longer than a label value allows; spec.policyName has it anyway.
+		labels[v1alpha1.PolicyLabel] = c.policy.Name
+	}
+	rec := &v1alpha1.ConferenceRecovery{
+		ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, Labels: labels},
+		Spec: v1alpha1.ConferenceRecoverySpec{
+			PolicyName:    c.policy.Name,
+			ConferenceSID: c.event.ConferenceSID,
+			TaskSID:       info.taskSID,
+			WorkflowSID:   info.workflowSID,
+		},
+	}
+	err := s.client.Create(ctx, rec)
+	switch {
+	case err == nil:
+		s.log.V(1).Info("Created ConferenceRecovery", "recovery", key, "task", info.taskSID)
+		return rec, nil
+	case apierrors.IsAlreadyExists(err):
+		existing, err := s.readFresh(ctx, key)
+		if err == nil && existing == nil {
+			err = fmt.Errorf("ConferenceRecovery %s exists but cannot be read", key)
+		}
+		return existing, err
+	default:
+		return nil, fmt.Errorf("create ConferenceRecovery: %w", err)
+	}
+}
