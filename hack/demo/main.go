@@ -1,7 +1,7 @@
 // Command demo plays the operator's main job on one machine: it starts a real control plane (built
 // by hack/setup-envtest.sh), the Twilio simulator and the operator exactly as main.go builds it,
 // applies a ConferenceRecoveryPolicy, plays a call in which the agent's browser page refreshes, and
-// shows `kubectl get conferencerecoveries` as the call moves through the recovery to Recovered.
+// shows the ConferenceRecovery table as the call moves through the recovery to Recovered.
 // Everything it starts is stopped when it ends. Run it with `make demo`.
 package main
 
@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/scenario"
@@ -71,7 +73,9 @@ func run(crds string) error {
 	fmt.Printf("    Recovery Ping workflow %s, Event Streams sink %s -> %s\n",
 		policy.Status.PingWorkflowSID, policy.Status.SinkSID, policy.Status.WebhookURL)
 
-	step("A customer calls; agent alice accepts")
+	step("Watching the namespace's ConferenceRecovery objects; a customer calls and agent alice accepts")
+	watch := startWatch(env, c.Namespace)
+	defer watch()
 	call, err := c.Answer(ctx, "alice")
 	if err != nil {
 		return err
@@ -84,9 +88,6 @@ func run(crds string) error {
 		return err
 	}
 	fmt.Println("    Flex set endConferenceOnExit=true on alice's leg; the operator set it back to false")
-
-	watch := startWatch(kubectl, kubeconfig, c.Namespace)
-	defer watch()
 
 	step("alice's browser page refreshes: her leg drops out of the call, the customer stays")
 	if err := env.Sim.RefreshPage(c.Worker("alice")); err != nil {
@@ -143,35 +144,50 @@ func show(kubectl, kubeconfig, namespace, resource string) {
 	}
 }
 
-// startWatch runs `kubectl get conferencerecoveries --watch` and prints its rows as the phases
-// change; the returned function stops it (safe to call twice).
-func startWatch(kubectl, kubeconfig, namespace string) func() {
-	cmd := exec.Command(kubectl, "--kubeconfig", kubeconfig, "-n", namespace,
-		"get", "conferencerecoveries", "--watch", "--output-watch-events")
-	cmd.Stdout = prefixWriter{}
-	cmd.Stderr = prefixWriter{}
-	if err := cmd.Start(); err != nil {
-		fmt.Printf("    kubectl --watch: %v\n", err)
-		return func() {}
-	}
+// startWatch prints a row of the `kubectl get conferencerecoveries` table each time a recovery in
+// the namespace changes phase (kubectl --watch would print every status write); the returned
+// function stops it (safe to call twice).
+func startWatch(env *scenario.Env, namespace string) func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fmt.Printf("    %-36s %-13s %-36s %-36s %s\n", "NAME", "PHASE", "TASK", "WORKER", "CUSTOMER-WAIT")
+		seen := map[string]v1alpha1.RecoveryPhase{}
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			var list v1alpha1.ConferenceRecoveryList
+			if err := env.Client.List(ctx, &list, client.InNamespace(namespace)); err == nil {
+				for _, r := range list.Items {
+					if r.Status.Phase == "" || seen[r.Name] == r.Status.Phase {
+						continue
+					}
+					seen[r.Name] = r.Status.Phase
+					worker, wait := "", ""
+					if d := r.Status.Disconnect; d != nil {
+						worker = d.WorkerSID
+					}
+					if w := r.Status.Timings.CustomerWithoutAgent; w != nil {
+						wait = w.Duration.Round(time.Millisecond).String()
+					}
+					fmt.Printf("    %-36s %-13s %-36s %-36s %s\n", r.Name, r.Status.Phase, r.Spec.TaskSID, worker, wait)
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	stopped := false
 	return func() {
 		if stopped {
 			return
 		}
 		stopped = true
-		// Let the last rows arrive before stopping the watch.
-		time.Sleep(300 * time.Millisecond)
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		cancel()
+		<-done
 	}
-}
-
-type prefixWriter struct{}
-
-func (prefixWriter) Write(p []byte) (int, error) {
-	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		fmt.Println("    [watch] " + line)
-	}
-	return len(p), nil
 }
