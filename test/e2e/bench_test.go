@@ -195,6 +195,13 @@ func BenchmarkAPICallsPerRecovery(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		// The refresh comes after Flex's endConferenceOnExit reset has been corrected.
+		if _, err := c.WaitRecovery(ctx, call.ConferenceSID, "corrected", func(*v1alpha1.ConferenceRecovery) bool {
+			leg, ok := c.AgentLeg(call.ConferenceSID, c.Worker("alice"))
+			return ok && !leg.EndConferenceOnExit
+		}); err != nil {
+			b.Fatal(err)
+		}
 		if err := env.Sim.RefreshPage(c.Worker("alice")); err != nil {
 			b.Fatal(err)
 		}
