@@ -212,6 +212,16 @@ func TestDecide(t *testing.T) {
 		now:       t0.Add(21*time.Second + 30*time.Minute),
 		wantPhase: v1alpha1.PhaseFailed, wantReason: ReasonReconnectTimeout,
 	}, {
+		name: "reconnect task canceled before an agent took it: Abandoned",
+		st: func() v1alpha1.ConferenceRecoveryStatus {
+			st := pinged(v1alpha1.PingTimedOut)
+			record(&st, v1alpha1.ActionDone, NameEnqueueReconnect, NameCompleteOriginalReservation)
+			st.Reconnect = &v1alpha1.ReconnectStatus{Fallback: true, EnqueuedAt: mt(21), TaskSID: reconSID, QueuedAt: mt(22),
+				OriginalReservationCompletedAt: mt(23), CanceledAt: mt(40), CancelReason: "hangup"}
+			return st
+		},
+		wantPhase: v1alpha1.PhaseAbandoned, wantReason: ReasonCustomerLeft,
+	}, {
 		name: "failed ping creation: fall back to the original workflow",
 		st: func() v1alpha1.ConferenceRecoveryStatus {
 			st := disconnected()
