@@ -12,6 +12,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
@@ -317,5 +318,13 @@ func createFinishedRecovery(ctx context.Context, c *scenario.Centre, i int) erro
 	for _, name := range []string{"Announce", "HoldCustomer", "MarkOriginalTask", "CreatePingTask", "CompletePingTask", "MarkPingSuccessful", "EnqueueReconnect", "CompleteOriginalReservation"} {
 		rec.Status.Actions = append(rec.Status.Actions, v1alpha1.RecoveryAction{Name: name, State: v1alpha1.ActionDone, SID: "WT00000000000000000000000000000000", At: now})
 	}
-	return env.Client.Status().Update(ctx, rec)
+	status := rec.Status
+	// The operator writes the new object's status too; retry on its conflicts.
+	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(rec), rec); err != nil {
+			return err
+		}
+		rec.Status = status
+		return env.Client.Status().Update(ctx, rec)
+	})
 }
