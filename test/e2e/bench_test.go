@@ -20,8 +20,8 @@ import (
 	"github.com/flexoperator/flex-operator/internal/twiliosim"
 )
 
-// sideEffects times the operator's Twilio requests on the wall clock, through the simulator's
-// request hook.
+// sideEffects records the operator's Twilio side effects that the simulator processed (the hook
+// runs after injected faults), with their wall-clock time: benchmarks time them, tests count them.
 type sideEffects struct {
 	mu    sync.Mutex
 	times map[string][]time.Time
@@ -38,6 +38,10 @@ func (s *sideEffects) record(r *http.Request) {
 		kind = "correction"
 	case strings.HasSuffix(r.URL.Path, "/Tasks") && strings.Contains(r.Form.Get("Attributes"), "disconnectedConferenceSid"):
 		kind = "ping"
+	case strings.Contains(r.URL.Path, "/Calls/") && strings.Contains(r.Form.Get("Twiml"), "<Enqueue"):
+		kind = "enqueue"
+	case strings.Contains(r.URL.Path, "/Calls/") && strings.Contains(r.Form.Get("Twiml"), "<Conference"):
+		kind = "redial"
 	default:
 		return
 	}

@@ -78,6 +78,18 @@ func (f *flow) assertOnce(rec *v1alpha1.ConferenceRecovery) {
 	if !ok {
 		t.Fatalf("new conference %s not in the simulator", rc.ConferenceSID)
 	}
+	// Each side effect reached Twilio once (the simulator's request hook counts what it processed).
+	if n := effects.countFor("enqueue", f.call.CustomerCallSID); n != 1 {
+		t.Errorf("enqueue redirects of the customer's call = %d, want 1", n)
+	}
+	if f.parties {
+		if n := effects.countFor("redial", f.thirdParty); n != 1 {
+			t.Errorf("redials of the third party = %d, want 1", n)
+		}
+		if n := effects.countFor("redial", f.supervisorLeg); n != 0 {
+			t.Errorf("redials of the coaching supervisor = %d, want 0", n)
+		}
+	}
 	third, super := 0, 0
 	for _, p := range conf.Participants {
 		switch p.CallSID {
