@@ -126,3 +126,20 @@ func answered(t *testing.T, c *scenario.Centre, call scenario.Call, agent string
 func countTasks(c *scenario.Centre, match func(twiliosim.TaskState) bool) int {
 	return len(c.Tasks(match))
 }
+
+// answerWhileAway has agent answer a call while the other workers are busy elsewhere (so the call
+// cannot go to them), waits for the endConferenceOnExit correction, then makes the others
+// available again.
+func answerWhileAway(t *testing.T, c *scenario.Centre, agent string, others ...string) scenario.Call {
+	t.Helper()
+	for _, o := range others {
+		must(t, env.Sim.SetWorkerActivity(c.Worker(o), "Offline"))
+	}
+	call, err := c.Answer(context.Background(), agent)
+	must(t, err)
+	answered(t, c, call, agent)
+	for _, o := range others {
+		must(t, env.Sim.SetWorkerActivity(c.Worker(o), "Available"))
+	}
+	return call
+}

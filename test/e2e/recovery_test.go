@@ -166,13 +166,7 @@ func TestRefreshRecoveredBySameAgent(t *testing.T) {
 // workflow at the elevated priority and another agent takes the call.
 func TestPingTimeoutFallsBackToAnotherAgent(t *testing.T) {
 	c := newCentre(t, scenario.CentreOptions{Name: "fallback", Agents: []string{"alice", "bob"}})
-	ctx := context.Background()
-	// bob is busy elsewhere until alice has the call.
-	must(t, env.Sim.SetWorkerActivity(c.Worker("bob"), "Offline"))
-	call, err := c.Answer(ctx, "alice")
-	must(t, err)
-	answered(t, c, call, "alice")
-	must(t, env.Sim.SetWorkerActivity(c.Worker("bob"), "Available"))
+	call := answerWhileAway(t, c, "alice", "bob")
 
 	// alice's browser dies and does not come back: Flex shows her Offline.
 	must(t, env.Sim.RefreshPage(c.Worker("alice")))
@@ -225,11 +219,7 @@ func TestCustomerHangsUpWhilePinging(t *testing.T) {
 func TestWarmTransferRefreshIsNotRecovered(t *testing.T) {
 	c := newCentre(t, scenario.CentreOptions{Name: "warm", Agents: []string{"alice", "bob"}})
 	ctx := context.Background()
-	must(t, env.Sim.SetWorkerActivity(c.Worker("bob"), "Offline"))
-	call, err := c.Answer(ctx, "alice")
-	must(t, err)
-	answered(t, c, call, "alice")
-	must(t, env.Sim.SetWorkerActivity(c.Worker("bob"), "Available"))
+	call := answerWhileAway(t, c, "alice", "bob")
 	// The simulated Flex reserves bob for the same task at once; he accepts.
 	transfer, err := env.Sim.WarmTransfer(c.Worker("alice"), c.Worker("bob"))
 	must(t, err)
