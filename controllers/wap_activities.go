@@ -55,6 +55,14 @@ func (s *activitySync) resolveActivities(ctx context.Context) *problem {
 		byName[key] = append(byName[key], a)
 	}
 	var problems []*problem
+	var made []string
+	// One Event for all the activities created: the recorder folds Events of one reason and
+	// action on an object into the first one's series.
+	defer func() {
+		if len(made) > 0 {
+			s.event(false, "Created", "CreateActivity", "Created activities %s", strings.Join(made, ", "))
+		}
+	}()
 	for _, role := range activityRoles(&s.policy.Spec.Activities, &s.policy.Status.Activities) {
 		*role.sid = ""
 		key := s.pendingKey("activity", strings.ToLower(role.name))
@@ -85,7 +93,7 @@ func (s *activitySync) resolveActivities(ctx context.Context) *problem {
 				continue
 			}
 			s.markCreated(created.SID)
-			s.event(false, "Created", "CreateActivity", "Created %s activity %q (%s) for %s", availability(role.available), created.FriendlyName, created.SID, role.field)
+			made = append(made, fmt.Sprintf("%q (%s, %s) for %s", created.FriendlyName, created.SID, availability(role.available), role.field))
 			matches = []twilio.Activity{created}
 		}
 		a := matches[0]

@@ -61,6 +61,13 @@ func (s *activitySync) teardown(ctx context.Context) []*problem {
 	if err != nil {
 		return append(problems, &problem{reason: reasonCleaningUp, message: err.Error(), retry: twilioRetryInterval})
 	}
+	var deleted []string
+	defer func() {
+		// One Event: the recorder folds Events of one reason and action into a series.
+		if len(deleted) > 0 {
+			s.event(false, "Deleted", "DeleteActivity", "Deleted activities %s", strings.Join(deleted, ", "))
+		}
+	}()
 	for _, sid := range s.createdWithPrefix("WA") {
 		if other := usingActivity(others, sid); other != "" {
 			s.event(false, "HandedOver", "Cleanup", "Left activity %s in Twilio: policy %s uses it too", sid, other)
@@ -72,7 +79,7 @@ func (s *activitySync) teardown(ctx context.Context) []*problem {
 			continue
 		}
 		s.forget(sid)
-		s.event(false, "Deleted", "DeleteActivity", "Deleted activity %s", sid)
+		deleted = append(deleted, sid)
 	}
 	return problems
 }

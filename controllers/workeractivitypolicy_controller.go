@@ -106,7 +106,9 @@ func (r *WorkerActivityPolicyReconciler) Reconcile(ctx context.Context, req ctrl
 
 	s.tw, err = policyClient(ctx, r.Twilio, r.Recorder, &policy, &policy.Status.Conditions, before.Status.Conditions)
 	if err != nil {
+		// The Secret watch brings the policy back once the Secret is fixed.
 		r.synced.Delete(req.NamespacedName)
+		statsWait = 0
 		return ctrl.Result{}, ignoreUnresolved(err)
 	}
 	now := time.Now()

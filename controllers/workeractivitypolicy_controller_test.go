@@ -344,7 +344,7 @@ func TestActivityPolicyWrongAndMissingActivities(t *testing.T) {
 	if st.Activities.OnATask != after["Busy"].SID || st.Activities.ExtendedWrapup != after["Extended Wrap Up"].SID {
 		t.Fatalf("activities %+v", st.Activities)
 	}
-	f.waitEvent("agents", corev1.EventTypeNormal, "Created", `"Extended Wrap Up"`, after["Extended Wrap Up"].SID)
+	f.waitEvent("agents", corev1.EventTypeNormal, "Created", `"Extended Wrap Up"`, after["Extended Wrap Up"].SID, `"Busy"`, after["Busy"].SID)
 
 	f.deleteActivityPolicy(p)
 	final := f.activitiesByName()
