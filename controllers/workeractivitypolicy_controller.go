@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
+	"github.com/flexoperator/flex-operator/internal/activity"
 )
 
 // WorkerActivityPolicyReconciler checks a WorkerActivityPolicy and reports it.
@@ -21,6 +22,8 @@ type WorkerActivityPolicyReconciler struct {
 	// APIReader reads Secrets uncached.
 	APIReader client.Reader
 	Recorder  recorder.EventRecorder
+	// Stats gives the activity engine's aggregates for status; nil when the engine is not wired.
+	Stats activity.StatsSource
 }
 
 // +kubebuilder:rbac:groups=contactcenter.flexoperator.io,resources=workeractivitypolicies,verbs=get;list;watch;update;patch

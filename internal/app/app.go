@@ -21,6 +21,7 @@ import (
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/controllers"
+	"github.com/flexoperator/flex-operator/internal/activity"
 	"github.com/flexoperator/flex-operator/internal/credentials"
 	"github.com/flexoperator/flex-operator/internal/twilio"
 	"github.com/flexoperator/flex-operator/webhookserver"
@@ -112,8 +113,21 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 		BaseURL: o.TwilioBaseURL, Options: o.TwilioOptions,
 	}
 
+	// The activity engine runs on the leader; the webhook route on every replica hands it events.
+	engine, err := activity.New(activity.Options{
+		Reader: mgr.GetClient(), Informers: mgr.GetCache(), Credentials: provider,
+		Recorder: mgr.GetEventRecorder("activity-engine"), Now: now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("activity engine: %w", err)
+	}
+	if err := mgr.Add(engine); err != nil {
+		return nil, fmt.Errorf("add activity engine: %w", err)
+	}
+
 	if err := (&controllers.WorkerActivityPolicyReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("workeractivitypolicy-controller"),
+		Stats: engine,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("set up WorkerActivityPolicy controller: %w", err)
 	}
@@ -140,7 +154,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	}
 	routes, err := webhookserver.NewRoutes(webhookserver.RoutesOptions{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Credentials: provider,
-		Now: now, PublicURL: o.WebhookPublicURL,
+		Now: now, PublicURL: o.WebhookPublicURL, Activity: engine,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("webhook routes: %w", err)

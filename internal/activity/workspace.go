@@ -1,0 +1,445 @@
+package activity
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/flexoperator/flex-operator/internal/events"
+	"github.com/flexoperator/flex-operator/internal/expr"
+)
+
+// Policy is one WorkerActivityPolicy as the engine runs it.
+type Policy struct {
+	Key types.NamespacedName
+	// Created orders policies of a workspace: the older governs a worker both select.
+	Created time.Time
+	// Workers selects the governed workers.
+	Workers *expr.Expr
+	Config  *Config
+	// Observe decides and reports but never writes.
+	Observe bool
+}
+
+// older reports whether p governs before q: creation time, then name.
+func (p *Policy) older(q *Policy) bool {
+	if !p.Created.Equal(q.Created) {
+		return p.Created.Before(q.Created)
+	}
+	if p.Key.Namespace != q.Key.Namespace {
+		return p.Key.Namespace < q.Key.Namespace
+	}
+	return p.Key.Name < q.Key.Name
+}
+
+// Workspace is the engine's synchronous core for one TaskRouter workspace: every worker's state,
+// which policy governs each, and the application of events. It does no I/O and is not safe for
+// concurrent use (the runner holds a lock around it).
+type Workspace struct {
+	SID      string
+	policies []*Policy
+	workers  map[string]*Worker
+	// governor is the policy governing each governed worker; overlap counts, per worker, the
+	// other policies that select it.
+	governor map[string]*Policy
+	overlap  map[string][]*Policy
+	// tasks indexes which workers hold a reservation of a task.
+	tasks map[string]map[string]struct{}
+	// ended is when each ended task ended, to drop its tombstones later.
+	ended map[string]time.Time
+}
+
+// NewWorkspace returns an empty workspace governed by policies (any order).
+func NewWorkspace(sid string, policies []*Policy) *Workspace {
+	ps := append([]*Policy(nil), policies...)
+	sort.Slice(ps, func(i, j int) bool { return ps[i].older(ps[j]) })
+	return &Workspace{
+		SID: sid, policies: ps,
+		workers:  map[string]*Worker{},
+		governor: map[string]*Policy{},
+		overlap:  map[string][]*Policy{},
+		tasks:    map[string]map[string]struct{}{},
+		ended:    map[string]time.Time{},
+	}
+}
+
+// Policies returns the policies, oldest first.
+func (ws *Workspace) Policies() []*Policy { return ws.policies }
+
+// Worker returns a worker's state, or nil.
+func (ws *Workspace) Worker(sid string) *Worker { return ws.workers[sid] }
+
+// Governor returns the policy governing a worker, or nil.
+func (ws *Workspace) Governor(sid string) *Policy { return ws.governor[sid] }
+
+// WorkerSIDs lists every known worker.
+func (ws *Workspace) WorkerSIDs() []string {
+	out := make([]string, 0, len(ws.workers))
+	for sid := range ws.workers {
+		out = append(out, sid)
+	}
+	return out
+}
+
+// PutWorker records a worker as read from TaskRouter, replacing what was known of it but its
+// reservations (read separately with PutReservation), and works out who governs it.
+func (ws *Workspace) PutWorker(sid, name, activitySID, etag, attributes string) *Worker {
+	w := ws.workers[sid]
+	if w == nil {
+		w = NewWorker(sid, name, activitySID, etag, attributes, DefaultPendingActivityAttribute)
+		ws.workers[sid] = w
+	} else {
+		w.Name = name
+		w.SetRead(activitySID, etag, attributes, DefaultPendingActivityAttribute)
+	}
+	ws.govern(w)
+	return w
+}
+
+// ResetReservations forgets a worker's reservations before they are read again.
+func (ws *Workspace) ResetReservations(sid string) {
+	if w := ws.workers[sid]; w != nil {
+		for rsid, r := range w.Reservations {
+			ws.unindex(r.TaskSID, sid)
+			delete(w.Reservations, rsid)
+		}
+	}
+}
+
+// PutReservation records a reservation read from TaskRouter.
+func (ws *Workspace) PutReservation(workerSID, sid string, r Reservation) {
+	w := ws.workers[workerSID]
+	if w == nil {
+		return
+	}
+	w.ApplyReservation(sid, r)
+	ws.index(r.TaskSID, workerSID)
+}
+
+// RemoveWorker forgets a worker (deleted in TaskRouter).
+func (ws *Workspace) RemoveWorker(sid string) {
+	if w := ws.workers[sid]; w != nil {
+		for _, r := range w.Reservations {
+			ws.unindex(r.TaskSID, sid)
+		}
+	}
+	delete(ws.workers, sid)
+	delete(ws.governor, sid)
+	delete(ws.overlap, sid)
+}
+
+// govern works out which policy governs w: the oldest whose workers expression selects it. Each
+// policy's config reads the pending attribute it names.
+func (ws *Workspace) govern(w *Worker) {
+	env := map[string]any{}
+	if w.Attributes != "" {
+		_ = json.Unmarshal([]byte(w.Attributes), &env)
+		if env == nil {
+			env = map[string]any{}
+		}
+	}
+	// TaskRouter's built-in worker fields, unless an attribute of the same name hides them.
+	// (activity_sid and activity_name are left out on purpose: governance must not change with
+	// the activities the engine itself sets.)
+	if _, ok := env["sid"]; !ok {
+		env["sid"] = w.SID
+	}
+	if _, ok := env["friendly_name"]; !ok {
+		env["friendly_name"] = w.Name
+	}
+	var gov *Policy
+	var over []*Policy
+	for _, p := range ws.policies {
+		if p.Workers == nil || !p.Workers.Eval(env) {
+			continue
+		}
+		if gov == nil {
+			gov = p
+		} else {
+			over = append(over, p)
+		}
+	}
+	if gov == nil {
+		delete(ws.governor, w.SID)
+	} else {
+		ws.governor[w.SID] = gov
+		if gov.Config != nil && gov.Config.PendingAttribute != DefaultPendingActivityAttribute {
+			w.Pending = PendingFromAttributes(w.Attributes, gov.Config.PendingAttribute)
+		}
+	}
+	if len(over) == 0 {
+		delete(ws.overlap, w.SID)
+	} else {
+		ws.overlap[w.SID] = over
+	}
+}
+
+func (ws *Workspace) index(taskSID, workerSID string) {
+	if taskSID == "" {
+		return
+	}
+	m := ws.tasks[taskSID]
+	if m == nil {
+		m = map[string]struct{}{}
+		ws.tasks[taskSID] = m
+	}
+	m[workerSID] = struct{}{}
+}
+
+func (ws *Workspace) unindex(taskSID, workerSID string) {
+	if m := ws.tasks[taskSID]; m != nil {
+		delete(m, workerSID)
+		if len(m) == 0 {
+			delete(ws.tasks, taskSID)
+		}
+	}
+}
+
+// Outcome is what applying one event did.
+type Outcome struct {
+	// Touched are the workers whose state changed: decide them again.
+	Touched []string
+	// Unknown are workers the event names that the engine does not know: read them.
+	Unknown []string
+	// Ignored is true when the event is of no interest (another type, nothing new).
+	Ignored bool
+}
+
+// reservationStatusOf maps a reservation event type to the status it leaves the reservation in.
+func reservationStatusOf(eventType string) ResStatus {
+	switch strings.TrimPrefix(eventType, "reservation.") {
+	case "created":
+		return ResPending
+	case "accepted":
+		return ResAccepted
+	case "wrapup":
+		return ResWrapping
+	case "completed", "rejected", "timeout", "canceled", "rescinded":
+		return ResEnded
+	}
+	return ResUnknown
+}
+
+// Apply records one TaskRouter event at time now. An event of another workspace, or one lacking
+// the SIDs its type needs, is an error and changes nothing.
+func (ws *Workspace) Apply(ev events.TaskRouterEvent, now time.Time) (Outcome, error) {
+	var out Outcome
+	if ev.WorkspaceSID != "" && ev.WorkspaceSID != ws.SID {
+		return out, fmt.Errorf("event %s is for workspace %s, not %s", ev.ID, ev.WorkspaceSID, ws.SID)
+	}
+	typ := ev.Type
+	switch {
+	case strings.HasPrefix(typ, "reservation."):
+		st := reservationStatusOf(typ)
+		if st == ResUnknown {
+			out.Ignored = true
+			return out, nil
+		}
+		if ev.WorkerSID == "" || ev.ReservationSID == "" {
+			return out, fmt.Errorf("%s event %s lacks the worker or reservation SID", typ, ev.ID)
+		}
+		w := ws.workers[ev.WorkerSID]
+		if w == nil {
+			out.Unknown = append(out.Unknown, ev.WorkerSID)
+			return out, nil
+		}
+		changed := w.ApplyReservation(ev.ReservationSID, Reservation{
+			TaskSID: ev.TaskSID, Channel: ev.TaskChannel, Status: st,
+			Extended: HasTrue(ev.TaskAttributes, ws.extendedAttr(w.SID)), TaskVersion: ev.TaskVersion,
+		})
+		ws.index(ev.TaskSID, w.SID)
+		if ws.observe(w, ev) {
+			changed = true
+		}
+		if changed {
+			out.Touched = append(out.Touched, w.SID)
+		}
+	case strings.HasPrefix(typ, "task."):
+		if ev.TaskSID == "" {
+			return out, fmt.Errorf("%s event %s lacks the task SID", typ, ev.ID)
+		}
+		var st ResStatus
+		switch typ {
+		case "task.completed", "task.canceled", "task.deleted", "task.system-deleted":
+			st = ResEnded
+			ws.ended[ev.TaskSID] = now
+		case "task.wrapup":
+			st = ResWrapping
+		case "task.updated":
+		default:
+			out.Ignored = true
+			return out, nil
+		}
+		for wsid := range ws.tasks[ev.TaskSID] {
+			w := ws.workers[wsid]
+			if w == nil {
+				continue
+			}
+			changed := false
+			for rsid, r := range w.Reservations {
+				if r.TaskSID != ev.TaskSID {
+					continue
+				}
+				upd := Reservation{TaskSID: r.TaskSID, Channel: r.Channel, Status: r.Status,
+					Extended: HasTrue(ev.TaskAttributes, ws.extendedAttr(wsid)), TaskVersion: ev.TaskVersion}
+				if ev.TaskAttributes == "" {
+					upd.Extended, upd.TaskVersion = r.Extended, r.TaskVersion
+				}
+				switch {
+				case st == ResEnded:
+					upd.Status = ResEnded
+				case st == ResWrapping && r.Status == ResAccepted:
+					upd.Status = ResWrapping
+				}
+				if w.ApplyReservation(rsid, upd) {
+					changed = true
+				}
+			}
+			if changed {
+				out.Touched = append(out.Touched, wsid)
+			}
+		}
+		out.Ignored = len(out.Touched) == 0
+	case typ == "worker.deleted":
+		if ws.workers[ev.WorkerSID] == nil {
+			out.Ignored = true
+			return out, nil
+		}
+		ws.RemoveWorker(ev.WorkerSID)
+	case strings.HasPrefix(typ, "worker."):
+		if ev.WorkerSID == "" {
+			return out, fmt.Errorf("%s event %s lacks the worker SID", typ, ev.ID)
+		}
+		w := ws.workers[ev.WorkerSID]
+		if w == nil {
+			out.Unknown = append(out.Unknown, ev.WorkerSID)
+			return out, nil
+		}
+		if ws.observe(w, ev) {
+			out.Touched = append(out.Touched, w.SID)
+		} else {
+			out.Ignored = true
+		}
+	default:
+		out.Ignored = true
+	}
+	return out, nil
+}
+
+// extendedAttr is the task attribute marking an extended wrap-up for the worker's policy.
+func (ws *Workspace) extendedAttr(workerSID string) string {
+	if p := ws.governor[workerSID]; p != nil && p.Config != nil && p.Config.ExtendedWrapupAttribute != "" {
+		return p.Config.ExtendedWrapupAttribute
+	}
+	return DefaultExtendedWrapupAttribute
+}
+
+// observe records the worker fields an event carries. It reports whether the worker changed in a
+// way the decision must see (a change of activity the engine did not make, or of attributes).
+func (ws *Workspace) observe(w *Worker, ev events.TaskRouterEvent) bool {
+	if ev.WorkerActivitySID == "" && ev.WorkerAttributes == "" {
+		return false
+	}
+	version := ev.WorkerVersion
+	if version == 0 && w.Version > 0 {
+		// Not sent: nothing to order by.
+		version = -1
+	}
+	cfg := ws.configOf(w.SID)
+	beforeAttrs, beforeGov := w.Attributes, ws.governor[w.SID]
+	activityChanged := w.ObserveWorker(cfg, version, ev.WorkerActivitySID, ev.WorkerAttributes, ev.WorkerAttributes != "")
+	changed := activityChanged
+	if w.Attributes != beforeAttrs {
+		ws.govern(w)
+		changed = true
+	}
+	if activityChanged {
+		if p := ws.governor[w.SID]; p != nil && p.Config != nil {
+			w.PersonChanged(p.Config)
+		}
+	}
+	return changed || ws.governor[w.SID] != beforeGov
+}
+
+// configOf is the governing policy's config, or a default one for reading attributes.
+func (ws *Workspace) configOf(workerSID string) *Config {
+	if p := ws.governor[workerSID]; p != nil && p.Config != nil {
+		return p.Config
+	}
+	return &Config{PendingAttribute: DefaultPendingActivityAttribute}
+}
+
+// Decide returns the governing policy of a worker and its decision; a nil policy when no policy
+// governs it (it is left alone).
+func (ws *Workspace) Decide(workerSID string) (*Policy, Decision) {
+	w := ws.workers[workerSID]
+	p := ws.governor[workerSID]
+	if w == nil || p == nil || p.Config == nil {
+		return nil, Decision{Rule: RuleNothing}
+	}
+	return p, Decide(p.Config, w)
+}
+
+// Written records a successful write of d: the worker as TaskRouter returned it. A response older
+// than what events already told is not taken over them.
+func (ws *Workspace) Written(workerSID, activitySID, etag, attributes string) {
+	w := ws.workers[workerSID]
+	if w == nil {
+		return
+	}
+	w.Requested = nil
+	v := ParseETag(etag)
+	if v >= 0 && w.Version >= 0 && v <= w.Version {
+		return
+	}
+	before := w.Attributes
+	w.SetRead(activitySID, etag, attributes, ws.configOf(workerSID).PendingAttribute)
+	if w.Attributes != before {
+		ws.govern(w)
+	}
+}
+
+// Prune drops tombstones of tasks that ended before cutoff.
+func (ws *Workspace) Prune(cutoff time.Time) {
+	for task, at := range ws.ended {
+		if at.After(cutoff) {
+			continue
+		}
+		delete(ws.ended, task)
+		for wsid := range ws.tasks[task] {
+			if w := ws.workers[wsid]; w != nil {
+				w.Prune(func(t string) bool { return t != task })
+			}
+		}
+		delete(ws.tasks, task)
+	}
+}
+
+// Stats are one policy's aggregates over the workspace.
+func (ws *Workspace) Stats(p *Policy) (governed, busy, pending, overlapping int32) {
+	for sid, g := range ws.governor {
+		if g != p {
+			continue
+		}
+		governed++
+		w := ws.workers[sid]
+		if w.Busy(p.Config) {
+			busy++
+		}
+		if w.EffectivePending() != "" {
+			pending++
+		}
+	}
+	for _, over := range ws.overlap {
+		for _, o := range over {
+			if o == p {
+				overlapping++
+			}
+		}
+	}
+	return
+}
