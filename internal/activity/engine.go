@@ -581,6 +581,9 @@ func (r *run) processNext() bool {
 
 // reread reads one worker, its live reservations and their tasks (when in doubt).
 func (r *run) reread(sid string) error {
+	r.mu.Lock()
+	since := r.ws.Seq()
+	r.mu.Unlock()
 	w, err := r.tw.FetchWorker(r.ctx, r.sid, sid)
 	readsTotal.WithLabelValues("doubt").Inc()
 	if twilio.IsNotFound(err) {
@@ -597,11 +600,7 @@ func (r *run) reread(sid string) error {
 	if err != nil {
 		return err
 	}
-	type liveRes struct {
-		sid string
-		r   Reservation
-	}
-	var live []liveRes
+	live := map[string]Reservation{}
 	for _, rv := range res {
 		st := ParseResStatus(rv.Status)
 		if st == ResUnknown || st == ResEnded {
@@ -615,18 +614,15 @@ func (r *run) reread(sid string) error {
 		if err != nil {
 			return err
 		}
-		live = append(live, liveRes{sid: rv.SID, r: Reservation{TaskSID: t.SID, Channel: t.TaskChannelUniqueName, Status: st,
-			Extended: HasTrue(t.Attributes, DefaultExtendedWrapupAttribute)}})
+		live[rv.SID] = Reservation{TaskSID: t.SID, Channel: t.TaskChannelUniqueName, Status: st,
+			Extended: HasTrue(t.Attributes, DefaultExtendedWrapupAttribute)}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if known := r.ws.Worker(sid); known == nil || ParseETag(w.Version) < 0 || known.Version < 0 || ParseETag(w.Version) >= known.Version {
 		r.ws.PutWorker(w.SID, w.FriendlyName, w.ActivitySID, w.Version, w.Attributes)
 	}
-	r.ws.ResetReservations(sid)
-	for _, l := range live {
-		r.ws.PutReservation(sid, l.sid, l.r)
-	}
+	r.ws.SetReservations(sid, live, since)
 	return nil
 }
 

@@ -60,6 +60,8 @@ type Reservation struct {
 	Extended bool
 	// TaskVersion is the task version Extended was read at (0 when unknown).
 	TaskVersion int64
+	// touched is the workspace's input sequence number when this reservation last changed.
+	touched uint64
 }
 
 // Worker is the engine's state of one governed worker.
@@ -161,8 +163,16 @@ func (w *Worker) ApplyReservation(sid string, r Reservation) bool {
 	if old.TaskSID == "" {
 		old.TaskSID = r.TaskSID
 	}
-	if r.TaskVersion >= old.TaskVersion && r.Extended != old.Extended {
+	// The extended-wrap-up mark: a newer task version says what it is; without one to order by,
+	// the mark only ever gets set (the Flex companion never takes it back).
+	switch {
+	case r.TaskVersion > old.TaskVersion:
+		if r.Extended != old.Extended {
+			changed = true
+		}
 		old.Extended, old.TaskVersion = r.Extended, r.TaskVersion
+	case r.TaskVersion == 0 && r.Extended && !old.Extended:
+		old.Extended = true
 		changed = true
 	}
 	if changed {

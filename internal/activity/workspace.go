@@ -51,6 +51,10 @@ type Workspace struct {
 	tasks map[string]map[string]struct{}
 	// ended is when each ended task ended, to drop its tombstones later.
 	ended map[string]time.Time
+	// marks is the newest extended-wrap-up mark seen per task, whatever order events came in.
+	marks map[string]taskMark
+	// seq counts the inputs applied (events and reads), to tell what changed since a read began.
+	seq uint64
 }
 
 // NewWorkspace returns an empty workspace governed by policies (any order).
@@ -64,7 +68,28 @@ func NewWorkspace(sid string, policies []*Policy) *Workspace {
 		overlap:  map[string][]*Policy{},
 		tasks:    map[string]map[string]struct{}{},
 		ended:    map[string]time.Time{},
+		marks:    map[string]taskMark{},
 	}
+}
+
+// taskMark is a task's extended-wrap-up mark at a task version.
+type taskMark struct {
+	extended bool
+	version  int64
+}
+
+// mark records what an event says of its task's mark and returns the newest known.
+func (ws *Workspace) mark(ev events.TaskRouterEvent, attr string) taskMark {
+	m, ok := ws.marks[ev.TaskSID]
+	if ev.TaskAttributes != "" && (!ok || ev.TaskVersion > m.version || (ev.TaskVersion == 0 && m.version == 0)) {
+		next := taskMark{extended: HasTrue(ev.TaskAttributes, attr), version: ev.TaskVersion}
+		if ev.TaskVersion == 0 && m.extended {
+			next.extended = true
+		}
+		m = next
+		ws.marks[ev.TaskSID] = m
+	}
+	return m
 }
 
 // Policies returns the policies, oldest first.
@@ -100,13 +125,31 @@ func (ws *Workspace) PutWorker(sid, name, activitySID, etag, attributes string) 
 	return w
 }
 
-// ResetReservations forgets a worker's reservations before they are read again.
-func (ws *Workspace) ResetReservations(sid string) {
-	if w := ws.workers[sid]; w != nil {
-		for rsid, r := range w.Reservations {
-			ws.unindex(r.TaskSID, sid)
-			delete(w.Reservations, rsid)
+// Seq is the input sequence number: take it before reading a worker's reservations from
+// TaskRouter and pass it to SetReservations.
+func (ws *Workspace) Seq() uint64 { return ws.seq }
+
+// SetReservations records a worker's live reservations as read from TaskRouter, the read having
+// begun at sequence number since. Statuses only move forward, so an event applied meanwhile is
+// never undone; a known reservation missing from the read has ended, unless an event touched it
+// after the read began (it may be newer than the read). Ended reservations stay as tombstones.
+func (ws *Workspace) SetReservations(workerSID string, live map[string]Reservation, since uint64) {
+	w := ws.workers[workerSID]
+	if w == nil {
+		return
+	}
+	ws.seq++
+	for sid, r := range w.Reservations {
+		if _, ok := live[sid]; ok || r.touched > since || r.Status == ResEnded {
+			continue
 		}
+		r.Status, r.touched = ResEnded, ws.seq
+		w.Allowed = false
+	}
+	for sid, r := range live {
+		w.ApplyReservation(sid, r)
+		w.Reservations[sid].touched = ws.seq
+		ws.index(r.TaskSID, workerSID)
 	}
 }
 
@@ -116,7 +159,9 @@ func (ws *Workspace) PutReservation(workerSID, sid string, r Reservation) {
 	if w == nil {
 		return
 	}
+	ws.seq++
 	w.ApplyReservation(sid, r)
+	w.Reservations[sid].touched = ws.seq
 	ws.index(r.TaskSID, workerSID)
 }
 
@@ -247,10 +292,13 @@ func (ws *Workspace) Apply(ev events.TaskRouterEvent, now time.Time) (Outcome, e
 			out.Unknown = append(out.Unknown, ev.WorkerSID)
 			return out, nil
 		}
+		ws.seq++
+		mk := ws.mark(ev, ws.extendedAttr(w.SID))
 		changed := w.ApplyReservation(ev.ReservationSID, Reservation{
 			TaskSID: ev.TaskSID, Channel: ev.TaskChannel, Status: st,
-			Extended: HasTrue(ev.TaskAttributes, ws.extendedAttr(w.SID)), TaskVersion: ev.TaskVersion,
+			Extended: mk.extended, TaskVersion: mk.version,
 		})
+		w.Reservations[ev.ReservationSID].touched = ws.seq
 		ws.index(ev.TaskSID, w.SID)
 		if ws.observe(w, ev) {
 			changed = true
@@ -274,6 +322,7 @@ func (ws *Workspace) Apply(ev events.TaskRouterEvent, now time.Time) (Outcome, e
 			out.Ignored = true
 			return out, nil
 		}
+		ws.mark(ev, DefaultExtendedWrapupAttribute)
 		for wsid := range ws.tasks[ev.TaskSID] {
 			w := ws.workers[wsid]
 			if w == nil {
@@ -284,19 +333,19 @@ func (ws *Workspace) Apply(ev events.TaskRouterEvent, now time.Time) (Outcome, e
 				if r.TaskSID != ev.TaskSID {
 					continue
 				}
+				mk := ws.mark(ev, ws.extendedAttr(wsid))
 				upd := Reservation{TaskSID: r.TaskSID, Channel: r.Channel, Status: r.Status,
-					Extended: HasTrue(ev.TaskAttributes, ws.extendedAttr(wsid)), TaskVersion: ev.TaskVersion}
-				if ev.TaskAttributes == "" {
-					upd.Extended, upd.TaskVersion = r.Extended, r.TaskVersion
-				}
+					Extended: mk.extended, TaskVersion: mk.version}
 				switch {
 				case st == ResEnded:
 					upd.Status = ResEnded
 				case st == ResWrapping && r.Status == ResAccepted:
 					upd.Status = ResWrapping
 				}
+				ws.seq++
 				if w.ApplyReservation(rsid, upd) {
 					changed = true
+					r.touched = ws.seq
 				}
 			}
 			if changed {
@@ -410,6 +459,7 @@ func (ws *Workspace) Prune(cutoff time.Time) {
 			continue
 		}
 		delete(ws.ended, task)
+		delete(ws.marks, task)
 		for wsid := range ws.tasks[task] {
 			if w := ws.workers[wsid]; w != nil {
 				w.Prune(func(t string) bool { return t != task })

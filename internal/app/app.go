@@ -46,6 +46,8 @@ type Options struct {
 	Now func() time.Time
 	// TwilioOptions are passed to every Twilio client the operator builds (tests shorten retries).
 	TwilioOptions []twilio.Option
+	// Engine, when set, is given the activity engine once built (tests read its stats).
+	Engine func(*activity.Engine)
 	// Restartable lets a process build more than one manager (tests that stop and restart the
 	// operator in-process); controller-runtime otherwise refuses a second controller of a name.
 	Restartable bool
@@ -123,6 +125,9 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	}
 	if err := mgr.Add(engine); err != nil {
 		return nil, fmt.Errorf("add activity engine: %w", err)
+	}
+	if o.Engine != nil {
+		o.Engine(engine)
 	}
 
 	if err := (&controllers.WorkerActivityPolicyReconciler{
