@@ -25,6 +25,8 @@ type Decision struct {
 	// SetPending says the pending activity attribute must be written with Pending ("" removes it).
 	SetPending bool
 	Pending    string
+	// requests is the worker's count of person's changes the decision was made with.
+	requests uint64
 }
 
 // Changes reports whether the decision writes anything.
@@ -98,7 +100,7 @@ func Decide(c *Config, w *Worker) Decision {
 		// Leaving a person's activity for a system one: keep it to give back.
 		want = cur.Name
 	}
-	d := Decision{Rule: rule}
+	d := Decision{Rule: rule, requests: w.requests}
 	if target.SID != "" && target.SID != w.ActivitySID {
 		d.ActivitySID, d.ActivityName = target.SID, target.Name
 	}

@@ -686,7 +686,7 @@ func (r *run) decide(sid string) bool {
 			eventToWriteSeconds.Observe(time.Since(since).Seconds())
 		}
 		r.mu.Lock()
-		r.ws.Written(sid, got.ActivitySID, got.Version, got.Attributes)
+		r.ws.Written(sid, d, got.ActivitySID, got.Version, got.Attributes)
 		delete(r.since, sid)
 		r.mu.Unlock()
 		r.log().V(1).Info("Set the worker's activity", "worker", sid, "change", describe(d), "rule", d.Rule)

@@ -178,7 +178,7 @@ func (h *harness) engine() {
 	} else {
 		h.m.emit("worker.attributes.update", "")
 	}
-	h.ws.Written("WKtest", h.m.activity, strconv.FormatInt(h.m.version, 10), h.m.attrs)
+	h.ws.Written("WKtest", d, h.m.activity, strconv.FormatInt(h.m.version, 10), h.m.attrs)
 }
 
 func (h *harness) reread() {

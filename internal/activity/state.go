@@ -82,6 +82,9 @@ type Worker struct {
 	// Requested, when not nil, is the pending activity a person's change just asked for (""
 	// clears it), to be written with the next decision.
 	Requested *string
+	// requests counts the person's changes seen, so that a write clears only the request it
+	// was decided with.
+	requests uint64
 	// Allowed is set when a person's change while busy stands (mode Allow) until the work changes.
 	Allowed bool
 	// Reservations by SID; ended ones stay as tombstones so that a late event cannot revive them.
@@ -226,6 +229,7 @@ func (w *Worker) ObserveWorker(c *Config, version int64, activitySID, attributes
 // system activity, nothing is recorded and the decision corrects what needs correcting. A change
 // while not busy clears a pending activity: the person's latest choice wins.
 func (w *Worker) PersonChanged(c *Config) {
+	w.requests++
 	system := c.IsSystem(w.ActivitySID)
 	if !w.Busy(c) {
 		if !system && w.ActivitySID != "" {

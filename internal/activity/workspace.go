@@ -435,12 +435,15 @@ func (ws *Workspace) Decide(workerSID string) (*Policy, Decision) {
 
 // Written records a successful write of d: the worker as TaskRouter returned it. A response older
 // than what events already told is not taken over them.
-func (ws *Workspace) Written(workerSID, activitySID, etag, attributes string) {
+func (ws *Workspace) Written(workerSID string, d Decision, activitySID, etag, attributes string) {
 	w := ws.workers[workerSID]
 	if w == nil {
 		return
 	}
-	w.Requested = nil
+	// The request written is done with; one a person made while the write was on its way stays.
+	if w.requests == d.requests {
+		w.Requested = nil
+	}
 	v := ParseETag(etag)
 	if v >= 0 && w.Version >= 0 && v <= w.Version {
 		return
