@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -12,9 +14,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/credentials"
+	"github.com/flexoperator/flex-operator/internal/twilio"
 )
 
 // credentialsSecretIndex indexes policies by the name of the Secret they read, so a change to a
@@ -52,6 +56,24 @@ func watchCredentialsSecrets(b *builder.TypedBuilder[reconcile.Request], c clien
 			}
 			return requests
 		}))
+}
+
+// policyClient resolves a policy's Twilio client and records the outcome in CredentialsResolved
+// (and Ready on failure). A Secret the user must fix gives errCredentialsUnresolved: the Secret
+// watch brings the policy back once it changes.
+func policyClient(ctx context.Context, provider *credentials.Provider, rec recorder.EventRecorder, policy twilioPolicyObject, conds *[]metav1.Condition, previous []metav1.Condition) (twilio.Client, error) {
+	_, tw, err := provider.For(ctx, policy.GetNamespace(), policy.GetTwilio())
+	var cerr *credentials.Error
+	switch {
+	case errors.As(err, &cerr):
+		setCredentialsConditions(conds, policy.GetGeneration(), cerr)
+		recordCredentialsFailure(rec, policy, previous, cerr)
+		return nil, errCredentialsUnresolved
+	case err != nil:
+		return nil, fmt.Errorf("resolve credentials: %w", err)
+	}
+	setCredentialsConditions(conds, policy.GetGeneration(), nil)
+	return tw, nil
 }
 
 // setCredentialsConditions records the outcome of ResolveCredentials on a policy's conditions.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -54,7 +55,11 @@ func (r *Routes) handleActivityEvents(w http.ResponseWriter, req *http.Request) 
 		unavailable(w, "cannot read the policy")
 		return
 	}
-	body, tw, ok := r.verifyTwilio(w, req, routeActivityEvents, key.String(), ns, policy.Spec.Twilio, r.opts.PublicURL)
+	base := r.opts.PublicURL
+	if policy.Spec.PublicBaseURL != "" {
+		base = strings.TrimSuffix(policy.Spec.PublicBaseURL, "/")
+	}
+	body, tw, ok := r.verifyTwilio(w, req, routeActivityEvents, key.String(), ns, policy.Spec.Twilio, base)
 	if !ok {
 		return
 	}
@@ -75,6 +80,9 @@ func (r *Routes) handleActivityEvents(w http.ResponseWriter, req *http.Request) 
 	for _, ev := range evs {
 		typ := eventTypeLabel(ev)
 		if ev.Type == events.TypeTestSink {
+			if ev.SinkSID == "" {
+				ev.SinkSID = policy.Status.SinkSID
+			}
 			if ev.SinkSID == "" {
 				eventsTotal.WithLabelValues(routeActivityEvents, typ, outcomeIgnored).Inc()
 				continue

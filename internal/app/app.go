@@ -48,6 +48,9 @@ type Options struct {
 	TwilioOptions []twilio.Option
 	// Engine, when set, is given the activity engine once built (tests read its stats).
 	Engine func(*activity.Engine)
+	// ActivityStats, when set, is what the WorkerActivityPolicy controller reads the activity
+	// engine's aggregates from, instead of the engine (controller tests give it fixed figures).
+	ActivityStats activity.StatsSource
 	// Restartable lets a process build more than one manager (tests that stop and restart the
 	// operator in-process); controller-runtime otherwise refuses a second controller of a name.
 	Restartable bool
@@ -129,10 +132,14 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	if o.Engine != nil {
 		o.Engine(engine)
 	}
+	var stats activity.StatsSource = engine
+	if o.ActivityStats != nil {
+		stats = o.ActivityStats
+	}
 
 	if err := (&controllers.WorkerActivityPolicyReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("workeractivitypolicy-controller"),
-		Stats: engine,
+		Twilio: provider, PublicURL: o.WebhookPublicURL, Stats: stats,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("set up WorkerActivityPolicy controller: %w", err)
 	}

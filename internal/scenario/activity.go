@@ -3,7 +3,6 @@ package scenario
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -57,9 +56,8 @@ func (c *ActivityCentre) Key() types.NamespacedName {
 	return types.NamespacedName{Namespace: c.Namespace, Name: c.Policy}
 }
 
-// NewActivityCentre builds the workspace, applies the policy, and subscribes an Event Streams
-// sink for the policy at the operator's activity events path (the policy's own stream is left
-// unmanaged, so the scenario does not depend on the controller's sink set-up).
+// NewActivityCentre builds the workspace and applies the policy; the operator resolves its
+// activities and sets up its Event Streams sink (WaitReady).
 func (e *Env) NewActivityCentre(ctx context.Context, o ActivityCentreOptions) (*ActivityCentre, error) {
 	if o.Name == "" {
 		o.Name = "activity"
@@ -94,7 +92,6 @@ func (e *Env) NewActivityCentre(ctx context.Context, o ActivityCentreOptions) (*
 		return nil, err
 	}
 	c := &ActivityCentre{Env: e, Namespace: ns, Policy: "agents", CC: cc, WorkflowSID: cc.Workflows["Assign to Anyone"], Twilio: tw}
-	managed := false
 	policy := &v1alpha1.WorkerActivityPolicy{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: c.Policy},
 		Spec: v1alpha1.WorkerActivityPolicySpec{
@@ -102,8 +99,7 @@ func (e *Env) NewActivityCentre(ctx context.Context, o ActivityCentreOptions) (*
 				CredentialsSecretRef: v1alpha1.SecretReference{Name: "twilio"},
 				WorkspaceSID:         cc.WorkspaceSID,
 			},
-			Activities:  ActivityNames,
-			EventStream: v1alpha1.EventStreamSpec{Managed: &managed},
+			Activities: ActivityNames,
 		},
 	}
 	if o.Policy != nil {
@@ -120,56 +116,23 @@ func (e *Env) NewActivityCentre(ctx context.Context, o ActivityCentreOptions) (*
 			return nil, fmt.Errorf("create %T %s: %w", obj, obj.GetName(), err)
 		}
 	}
-	sink, err := tw.CreateSink(ctx, twilio.SinkCreate{
-		Description: "activity " + ns,
-		Destination: e.WebhookURL + fmt.Sprintf(activity.EventsPathFormat, ns, c.Policy),
-		BatchEvents: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("create the sink: %w", err)
-	}
-	var types []string
-	for _, t := range []string{"reservation.created", "reservation.accepted", "reservation.rejected", "reservation.timeout",
-		"reservation.canceled", "reservation.rescinded", "reservation.wrapup", "reservation.completed",
-		"task.canceled", "task.completed", "task.wrapup", "task.updated", "worker.activity.update", "worker.attributes.update"} {
-		types = append(types, "com.twilio.taskrouter."+t)
-	}
-	if _, err := tw.CreateSubscription(ctx, twilio.SubscriptionCreate{SinkSID: sink.SID, Description: "activity " + ns, Types: types}); err != nil {
-		return nil, fmt.Errorf("subscribe the sink: %w", err)
-	}
 	return c, nil
 }
 
-// ResolveActivities waits for the policy's activities to be resolved. Until the policy
-// controller resolves them itself, it resolves them here by name, as the controller would.
-func (c *ActivityCentre) ResolveActivities(ctx context.Context) error {
-	return Poll(ctx, Wait, func() (bool, error) {
-		var p v1alpha1.WorkerActivityPolicy
+// WaitReady waits for the policy to be Ready: activities resolved, its sink active and
+// subscribed, and the engine's state rebuilt.
+func (c *ActivityCentre) WaitReady(ctx context.Context) (*v1alpha1.WorkerActivityPolicy, error) {
+	var p v1alpha1.WorkerActivityPolicy
+	err := Poll(ctx, Wait, func() (bool, error) {
 		if err := c.Env.Client.Get(ctx, c.Key(), &p); err != nil {
 			return false, err
 		}
-		if meta.IsStatusConditionTrue(p.Status.Conditions, v1alpha1.ConditionActivitiesResolved) && p.Status.Activities.Available != "" {
-			return true, nil
-		}
-		a := c.CC.Activities
-		p.Status.Activities = v1alpha1.ResolvedActivities{
-			Available: a["Available"], OnATask: a["On a Task"], OnATaskNoAcd: a["On a Task, No ACD"],
-			Wrapup: a["Wrap Up"], WrapupNoAcd: a["Wrap Up, No ACD"], ExtendedWrapup: a["Extended Wrap Up"],
-		}
-		meta.SetStatusCondition(&p.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionActivitiesResolved,
-			Status: metav1.ConditionTrue, Reason: "Resolved", Message: "resolved by the scenario"})
-		if err := c.Env.Client.Status().Update(ctx, &p); err != nil {
-			return false, client.IgnoreNotFound(ignoreConflict(err))
-		}
-		return false, nil
+		return meta.IsStatusConditionTrue(p.Status.Conditions, v1alpha1.ConditionReady), nil
 	})
-}
-
-func ignoreConflict(err error) error {
-	if err != nil && strings.Contains(err.Error(), "the object has been modified") {
-		return nil
+	if err != nil {
+		return &p, fmt.Errorf("policy %s not Ready (conditions %v): %w", c.Key(), p.Status.Conditions, err)
 	}
-	return err
+	return &p, nil
 }
 
 // CreateTask creates a task on channel through the workflow and returns its SID.

@@ -83,8 +83,7 @@
 //   - Event Streams: only webhook sinks, always POSTed (a sink's GET method
 //     is accepted but ignored), no sink throttling, no 4-hour retry window
 //     (DeliveryMaxAttempts instead), Voice event types can be subscribed to
-//     but are never sent. Without Options.StrictSinks a subscription may be
-//     created on a sink that was never validated.
+//     but are never sent.
 //   - Conference Event Streams, Voice Insights, recordings, Sync, Studio.
 //   - Flex internals beyond those listed: its conference participant labels
 //     ("customer", "worker", "worker-2", "supervisor", "external") are the

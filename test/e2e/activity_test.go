@@ -22,7 +22,9 @@ func newActivityCentre(t *testing.T, o scenario.ActivityCentreOptions) *scenario
 	ctx := context.Background()
 	c, err := env.NewActivityCentre(ctx, o)
 	must(t, err)
-	must(t, c.ResolveActivities(ctx))
+	if _, err := c.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
 	must(t, c.WaitSynced(ctx, env.Engine))
 	return c
 }
