@@ -278,6 +278,54 @@ func TestActivityPolicyResolvesActivities(t *testing.T) {
 	}
 }
 
+// TestActivityPolicyAdoptsSink: a sink made by hand to the policy's path, subscribed to some of
+// the activity events, is adopted; the operator subscribes it only to the rest, and on deletion
+// removes only its own subscription.
+func TestActivityPolicyAdoptsSink(t *testing.T) {
+	f := newPolicyFixture(t, twiliosim.ContactCentreSpec{Activities: seedActivities})
+	rcv := newSinkReceiver(t)
+	engineStats.set(types.NamespacedName{Namespace: f.ns, Name: "agents"}, synced)
+	ctx := f.ctx()
+	url := rcv.srv.URL + "/twilio/" + f.ns + "/activity/agents/events"
+	sink := must[twilio.Sink](t)(f.tw.CreateSink(ctx, twilio.SinkCreate{Description: "hand made", Destination: url, BatchEvents: true}))
+	t.Cleanup(func() { _ = f.tw.DeleteSink(context.Background(), sink.SID) })
+	if err := sim.ActivateSink(sink.SID); err != nil { // tested and validated by hand
+		t.Fatal(err)
+	}
+	theirs := must[twilio.Subscription](t)(f.tw.CreateSubscription(ctx, twilio.SubscriptionCreate{SinkSID: sink.SID, Description: "hand made",
+		Types: []string{"com.twilio.taskrouter.worker.activity.update", "com.twilio.taskrouter.reservation.accepted", "com.twilio.taskrouter.task.created"}}))
+
+	p := f.activityPolicy("agents", v1alpha1.WorkerActivityPolicySpec{PublicBaseURL: rcv.srv.URL})
+	waitActivityPolicy(t, p, activityReady)
+	st := p.Status
+	if st.SinkSID != sink.SID || st.SubscriptionSID == "" || st.SubscriptionSID == theirs.SID {
+		t.Fatalf("sinkSid %s subscriptionSid %s: want the hand-made sink %s and a subscription of the operator's", st.SinkSID, st.SubscriptionSID, sink.SID)
+	}
+	if !slices.Equal(st.CreatedSIDs, []string{st.SubscriptionSID}) {
+		t.Fatalf("createdSids %v, want only the operator's subscription", st.CreatedSIDs)
+	}
+	covered := map[string]int{}
+	for _, sub := range must[[]twilio.Subscription](t)(f.tw.ListSubscriptions(ctx, sink.SID)) {
+		for _, typ := range sub.Types {
+			covered[typ]++
+		}
+	}
+	for _, typ := range activityEventTypes {
+		if covered[typ] != 1 {
+			t.Errorf("%s is subscribed %d times, want once", typ, covered[typ])
+		}
+	}
+
+	f.deleteActivityPolicy(p)
+	if s := sinksTo(url); len(s) != 1 || s[0].SID != sink.SID {
+		t.Fatalf("the adopted sink: %+v", s)
+	}
+	subs := must[[]twilio.Subscription](t)(f.tw.ListSubscriptions(ctx, sink.SID))
+	if len(subs) != 1 || subs[0].SID != theirs.SID {
+		t.Fatalf("subscriptions of the adopted sink after deletion: %+v, want only %s", subs, theirs.SID)
+	}
+}
+
 // TestActivityPolicyWrongAndMissingActivities: an activity with the wrong availability and missing
 // ones are reported by field and name; with createMissingActivities the missing ones are created
 // with the right availability (and recorded), the wrong one is never changed, and deleting the
