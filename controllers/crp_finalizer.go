@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -17,7 +16,7 @@ import (
 // finalize removes what the operator added in Twilio for a deleted policy — its subscription and
 // sink, the "Direct to an Agent" filter it put on protected workflows (the rest of each workflow
 // byte for byte), and the workflow and queues it created — then releases the policy (policyCleanup).
-func (r *ConferenceRecoveryPolicyReconciler) finalize(ctx context.Context, policy *v1alpha1.ConferenceRecoveryPolicy) (result ctrl.Result, err error) {
+func (r *ConferenceRecoveryPolicyReconciler) finalize(ctx context.Context, policy *v1alpha1.ConferenceRecoveryPolicy) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(policy, policyFinalizer) {
 		return ctrl.Result{}, nil
 	}
@@ -32,19 +31,9 @@ func (r *ConferenceRecoveryPolicyReconciler) finalize(ctx context.Context, polic
 		leftInTwilio: func() string { return leftInTwilio(policy) },
 		cleaning:     func(message string) { s.setCondition(v1alpha1.ConditionReady, false, reasonCleaningUp, message) },
 		event:        s.event,
+		writeStatus:  func() (bool, error) { return s.writeStatus(ctx, before) },
 	}
-	released, wait, err := cleanup.run(ctx)
-	if released {
-		return ctrl.Result{}, err
-	}
-	requeue, perr := s.writeStatus(ctx, before)
-	if perr != nil && err == nil {
-		err = perr
-	}
-	if requeue {
-		wait = soonest(wait, time.Second)
-	}
-	return ctrl.Result{RequeueAfter: wait}, err
+	return cleanup.finalize(ctx)
 }
 
 // teardown removes what the operator added, in an order Twilio accepts: subscriptions before sinks,

@@ -146,16 +146,9 @@ func (s *policySync) setCondition(typ string, ok bool, reason, message string) {
 // setReady sums up TaskRouterConfigured and EventStreamReady (credentials were resolved, or the
 // reconcile would not have got here).
 func (s *policySync) setReady() {
-	for _, typ := range []string{v1alpha1.ConditionTaskRouterConfigured, v1alpha1.ConditionEventStreamReady} {
-		c := meta.FindStatusCondition(s.policy.Status.Conditions, typ)
-		if c == nil || c.Status != metav1.ConditionTrue {
-			reason, message := "Unknown", typ+" has not been evaluated"
-			if c != nil {
-				reason, message = c.Reason, c.Message
-			}
-			s.setCondition(v1alpha1.ConditionReady, false, reason, message)
-			return
-		}
+	if reason, message, ok := allTrue(s.policy.Status.Conditions, v1alpha1.ConditionTaskRouterConfigured, v1alpha1.ConditionEventStreamReady); !ok {
+		s.setCondition(v1alpha1.ConditionReady, false, reason, message)
+		return
 	}
 	st := s.policy.Status
 	msg := fmt.Sprintf("Protecting %d workflow(s)", len(s.policy.Spec.ProtectedWorkflowSIDs))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -39,6 +40,25 @@ type policyCleanup struct {
 	// cleaning reports, on Ready, what is still being removed.
 	cleaning func(message string)
 	event    func(warning bool, reason, action, format string, args ...any)
+	// writeStatus writes the policy's status while it is still held; requeue asks for a fresh look.
+	writeStatus func() (requeue bool, err error)
+}
+
+// finalize runs the cleanup and, while the policy is still held, writes its status: the result for
+// the reconcile of a deleted policy.
+func (c *policyCleanup) finalize(ctx context.Context) (ctrl.Result, error) {
+	released, wait, err := c.run(ctx)
+	if released {
+		return ctrl.Result{}, err
+	}
+	requeue, perr := c.writeStatus()
+	if perr != nil && err == nil {
+		err = perr
+	}
+	if requeue {
+		wait = soonest(wait, time.Second)
+	}
+	return ctrl.Result{RequeueAfter: wait}, err
 }
 
 // run removes what the operator added in Twilio and then the finalizer. Objects it adopted are left

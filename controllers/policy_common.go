@@ -85,3 +85,18 @@ func setCredentialsConditions(conds *[]metav1.Condition, generation int64, cerr 
 	}
 	meta.SetStatusCondition(conds, metav1.Condition{Type: v1alpha1.ConditionCredentialsResolved, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonCredentialsResolved, Message: "Twilio credentials read from the Secret", ObservedGeneration: generation})
 }
+
+// allTrue reports whether every one of the condition types is True; if not, the reason and message
+// of the first that is not, for Ready to repeat.
+func allTrue(conds []metav1.Condition, types ...string) (reason, message string, ok bool) {
+	for _, typ := range types {
+		c := meta.FindStatusCondition(conds, typ)
+		if c == nil {
+			return "Unknown", typ + " has not been evaluated", false
+		}
+		if c.Status != metav1.ConditionTrue {
+			return c.Reason, c.Message, false
+		}
+	}
+	return "", "", true
+}

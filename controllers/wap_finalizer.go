@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -34,19 +33,9 @@ func (r *WorkerActivityPolicyReconciler) finalize(ctx context.Context, policy *v
 		leftInTwilio: func() string { return orDefault(strings.Join(policy.Status.CreatedSIDs, ", "), "nothing") },
 		cleaning:     func(message string) { s.setCondition(v1alpha1.ConditionReady, false, reasonCleaningUp, message) },
 		event:        s.event,
+		writeStatus:  func() (bool, error) { return s.writeStatus(ctx, before) },
 	}
-	released, wait, err := cleanup.run(ctx)
-	if released {
-		return ctrl.Result{}, err
-	}
-	requeue, perr := s.writeStatus(ctx, before)
-	if perr != nil && err == nil {
-		err = perr
-	}
-	if requeue {
-		wait = soonest(wait, time.Second)
-	}
-	return ctrl.Result{RequeueAfter: wait}, err
+	return cleanup.finalize(ctx)
 }
 
 // teardown deletes the subscription and sink, then the activities the operator created. An

@@ -170,16 +170,9 @@ func (s *activitySync) setReady(engine engineState, stats activity.PolicyStats) 
 			fmt.Sprintf("spec.workers is not a valid TaskRouter expression: %v", err))
 		return
 	}
-	for _, typ := range []string{v1alpha1.ConditionActivitiesResolved, v1alpha1.ConditionEventStreamReady} {
-		c := meta.FindStatusCondition(conds, typ)
-		if c == nil || c.Status != metav1.ConditionTrue {
-			reason, message := "Unknown", typ+" has not been evaluated"
-			if c != nil {
-				reason, message = c.Reason, c.Message
-			}
-			s.setCondition(v1alpha1.ConditionReady, false, reason, message)
-			return
-		}
+	if reason, message, ok := allTrue(conds, v1alpha1.ConditionActivitiesResolved, v1alpha1.ConditionEventStreamReady); !ok {
+		s.setCondition(v1alpha1.ConditionReady, false, reason, message)
+		return
 	}
 	switch engine {
 	case engineAbsent:
