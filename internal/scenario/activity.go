@@ -170,6 +170,11 @@ func (c *ActivityCentre) Offer(ctx context.Context, channel, worker string) (twi
 	return found, nil
 }
 
+// Reservations returns the workspace's reservations.
+func (c *ActivityCentre) Reservations() []twiliosim.ReservationState {
+	return c.workspace().Reservations
+}
+
 func (c *ActivityCentre) workspace() twiliosim.WorkspaceState {
 	for _, ws := range c.Env.Sim.Snapshot().Workspaces {
 		if ws.SID == c.CC.WorkspaceSID {

@@ -17,15 +17,19 @@ import (
 
 // newActivityCentre builds a workspace with a WorkerActivityPolicy and waits until the engine has
 // rebuilt its state.
-func newActivityCentre(t *testing.T, o scenario.ActivityCentreOptions) *scenario.ActivityCentre {
+func newActivityCentre(t testing.TB, o scenario.ActivityCentreOptions) *scenario.ActivityCentre {
 	t.Helper()
 	ctx := context.Background()
 	c, err := env.NewActivityCentre(ctx, o)
-	must(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	must(t, c.WaitSynced(ctx, env.Engine))
+	if err := c.WaitSynced(ctx, env.Engine); err != nil {
+		t.Fatal(err)
+	}
 	return c
 }
 
