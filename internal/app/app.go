@@ -46,6 +46,8 @@ type Options struct {
 	Now func() time.Time
 	// TwilioOptions are passed to every Twilio client the operator builds (tests shorten retries).
 	TwilioOptions []twilio.Option
+	// Engine, when set, is given the activity engine once built (tests read its stats).
+	Engine func(*activity.Engine)
 	// ActivityStats, when set, is what the WorkerActivityPolicy controller reads the activity
 	// engine's aggregates from, instead of the engine (controller tests give it fixed figures).
 	ActivityStats activity.StatsSource
@@ -116,9 +118,28 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 		BaseURL: o.TwilioBaseURL, Options: o.TwilioOptions,
 	}
 
+	// The activity engine runs on the leader; the webhook route on every replica hands it events.
+	engine, err := activity.New(activity.Options{
+		Reader: mgr.GetClient(), Informers: mgr.GetCache(), Credentials: provider,
+		Recorder: mgr.GetEventRecorder("activity-engine"), Now: now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("activity engine: %w", err)
+	}
+	if err := mgr.Add(engine); err != nil {
+		return nil, fmt.Errorf("add activity engine: %w", err)
+	}
+	if o.Engine != nil {
+		o.Engine(engine)
+	}
+	var stats activity.StatsSource = engine
+	if o.ActivityStats != nil {
+		stats = o.ActivityStats
+	}
+
 	if err := (&controllers.WorkerActivityPolicyReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("workeractivitypolicy-controller"),
-		Twilio: provider, PublicURL: o.WebhookPublicURL, Stats: o.ActivityStats,
+		Twilio: provider, PublicURL: o.WebhookPublicURL, Stats: stats,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("set up WorkerActivityPolicy controller: %w", err)
 	}
@@ -145,7 +166,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	}
 	routes, err := webhookserver.NewRoutes(webhookserver.RoutesOptions{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Credentials: provider,
-		Now: now, PublicURL: o.WebhookPublicURL,
+		Now: now, PublicURL: o.WebhookPublicURL, Activity: engine,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("webhook routes: %w", err)

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/flexoperator/flex-operator/internal/activity"
 	"github.com/flexoperator/flex-operator/internal/app"
 	"github.com/flexoperator/flex-operator/internal/twilio"
 	"github.com/flexoperator/flex-operator/internal/twiliosim"
@@ -45,6 +46,8 @@ type Env struct {
 	Config *rest.Config
 	// WebhookURL is the public base URL of the operator's webhook server.
 	WebhookURL string
+	// Engine is the running operator's activity engine.
+	Engine *activity.Engine
 
 	opts        Options
 	env         *envtest.Environment
@@ -103,6 +106,7 @@ func (e *Env) StartOperator() error {
 		TwilioOptions:        []twilio.Option{twilio.WithRetry(6, 5*time.Millisecond, 100*time.Millisecond)},
 		GracefulShutdownTime: 10 * time.Second,
 	}
+	o.Engine = func(en *activity.Engine) { e.Engine = en }
 	if e.opts.Manager != nil {
 		e.opts.Manager(&o)
 	}
