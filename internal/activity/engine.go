@@ -262,6 +262,21 @@ func (e *Engine) Deliver(policy types.NamespacedName, evs []events.TaskRouterEve
 	return nil
 }
 
+// Idle reports whether the engine has nothing queued or in flight for the policy's workspace
+// (tests and benchmarks wait for it; retries scheduled after a failure count as queued).
+func (e *Engine) Idle(policy types.NamespacedName) bool {
+	e.mu.Lock()
+	r := e.byPolicy[policy]
+	e.mu.Unlock()
+	if r == nil {
+		return true
+	}
+	r.mu.Lock()
+	buffered := len(r.buffer)
+	r.mu.Unlock()
+	return buffered == 0 && r.queue.Len() == 0 && r.busy.Load() == 0
+}
+
 // Stats implements StatsSource.
 func (e *Engine) Stats(policy types.NamespacedName) (PolicyStats, bool) {
 	if !e.leader.Load() {
@@ -307,6 +322,8 @@ type run struct {
 	cancel      context.CancelFunc
 	done        sync.WaitGroup
 	queue       workqueue.TypedRateLimitingInterface[string]
+	// busy counts workers being decided or written right now.
+	busy atomic.Int32
 
 	mu     sync.Mutex
 	tw     twilio.Client
@@ -562,6 +579,8 @@ func (r *run) processNext() bool {
 	if quit {
 		return false
 	}
+	r.busy.Add(1)
+	defer r.busy.Add(-1)
 	defer r.queue.Done(key)
 	sid := key
 	if strings.HasPrefix(key, rereadPrefix) {

@@ -46,6 +46,9 @@ type Options struct {
 	Now func() time.Time
 	// TwilioOptions are passed to every Twilio client the operator builds (tests shorten retries).
 	TwilioOptions []twilio.Option
+	// TwilioRate is the sustained requests per second to Twilio per account (shared by every
+	// client of the account); zero means twilio.DefaultRate, negative means no limit.
+	TwilioRate float64
 	// Engine, when set, is given the activity engine once built (tests read its stats).
 	Engine func(*activity.Engine)
 	// ActivityStats, when set, is what the WorkerActivityPolicy controller reads the activity
@@ -68,6 +71,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Namespace, "namespace", "", "Watch only this namespace (default: all namespaces).")
 	fs.StringVar(&o.TwilioBaseURL, "twilio-base-url", "", "Send every Twilio API request to this base URL instead of *.twilio.com (for the Twilio simulator).")
 	fs.Int64Var(&o.WebhookMaxBodyBytes, "webhook-max-body-bytes", webhookserver.DefaultMaxBodyBytes, "Largest webhook body accepted; larger ones get 413.")
+	fs.Float64Var(&o.TwilioRate, "twilio-rate", 0, "Sustained Twilio REST requests per second per account, shared by the whole operator (0: the default of 20; negative: no limit). Set it to what the account's TaskRouter limits allow.")
 	fs.DurationVar(&o.GracefulShutdownTime, "graceful-shutdown-timeout", 30*time.Second, "How long runnables get to stop.")
 }
 
@@ -116,6 +120,12 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	provider := &credentials.Provider{
 		Metadata: mgr.GetClient(), Data: mgr.GetAPIReader(),
 		BaseURL: o.TwilioBaseURL, Options: o.TwilioOptions,
+	}
+	if o.TwilioRate != 0 {
+		provider.New = func(cfg twilio.Config, opts ...twilio.Option) (twilio.Client, error) {
+			cfg.Rate = o.TwilioRate
+			return twilio.New(cfg, opts...)
+		}
 	}
 
 	// The activity engine runs on the leader; the webhook route on every replica hands it events.

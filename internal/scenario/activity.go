@@ -170,6 +170,11 @@ func (c *ActivityCentre) Offer(ctx context.Context, channel, worker string) (twi
 	return found, nil
 }
 
+// Reservations returns the workspace's reservations.
+func (c *ActivityCentre) Reservations() []twiliosim.ReservationState {
+	return c.workspace().Reservations
+}
+
 func (c *ActivityCentre) workspace() twiliosim.WorkspaceState {
 	for _, ws := range c.Env.Sim.Snapshot().Workspaces {
 		if ws.SID == c.CC.WorkspaceSID {
@@ -203,6 +208,26 @@ func (c *ActivityCentre) WaitActivity(ctx context.Context, name, activityName, p
 		return w, fmt.Errorf("%s: want activity %q pending %q, have %q pending %q: %w", name, activityName, pending, w.Activity, got, err)
 	}
 	return w, nil
+}
+
+// WaitQuiet waits until every event TaskRouter emitted has been delivered to the policy's sink and
+// the engine has decided and written everything they caused.
+func (c *ActivityCentre) WaitQuiet(ctx context.Context) error {
+	var p v1alpha1.WorkerActivityPolicy
+	if err := c.Env.Client.Get(ctx, c.Key(), &p); err != nil {
+		return err
+	}
+	quiet := 0
+	return Poll(ctx, Wait, func() (bool, error) {
+		d := c.Env.Sim.Snapshot().Deliveries.Destination("sink:" + p.Status.SinkSID)
+		if d.Pending == 0 && c.Env.Engine.Idle(c.Key()) {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		// Twice in a row: a write in flight shows as pending delivery of its event next.
+		return quiet >= 2, nil
+	})
 }
 
 // WaitSynced waits until the engine reports the policy synced (its state rebuilt).

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	eventsv1 "k8s.io/api/events/v1"
@@ -17,15 +18,19 @@ import (
 
 // newActivityCentre builds a workspace with a WorkerActivityPolicy and waits until the engine has
 // rebuilt its state.
-func newActivityCentre(t *testing.T, o scenario.ActivityCentreOptions) *scenario.ActivityCentre {
+func newActivityCentre(t testing.TB, o scenario.ActivityCentreOptions) *scenario.ActivityCentre {
 	t.Helper()
 	ctx := context.Background()
 	c, err := env.NewActivityCentre(ctx, o)
-	must(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	must(t, c.WaitSynced(ctx, env.Engine))
+	if err := c.WaitSynced(ctx, env.Engine); err != nil {
+		t.Fatal(err)
+	}
 	return c
 }
 
@@ -47,9 +52,19 @@ func workerWrites(c *scenario.ActivityCentre, worker string) int {
 func TestActivityTaskLifecycle(t *testing.T) {
 	c := newActivityCentre(t, scenario.ActivityCentreOptions{Name: "lifecycle", Agents: []string{"alice"}})
 	ctx := context.Background()
-	before := workerWrites(c, "alice")
 	r, err := c.Offer(ctx, "voice", "alice")
 	must(t, err)
+	before := workerWrites(c, "alice")
+	// The hot path reads nothing from TaskRouter: the events carry what the decision needs.
+	var reads atomic.Int64
+	hook := func(r *http.Request) {
+		if r.Method == http.MethodGet && (strings.Contains(r.URL.Path, "/Workers") || strings.Contains(r.URL.Path, "/Tasks")) &&
+			strings.Contains(r.URL.Path, c.CC.WorkspaceSID) {
+			reads.Add(1)
+		}
+	}
+	effects.hook.Store(&hook)
+	defer effects.hook.Store(nil)
 	must(t, env.Sim.Accept(r.SID))
 	waitActivity(t, c, "alice", "On a Task", "")
 	must(t, env.Sim.Wrapup(r.SID))
@@ -57,9 +72,12 @@ func TestActivityTaskLifecycle(t *testing.T) {
 	must(t, env.Sim.Complete(r.SID))
 	waitActivity(t, c, "alice", "Available", "")
 	// The engine decides again on every event it gets back; none may cause a further write.
-	must(t, c.WaitSynced(ctx, env.Engine))
+	must(t, c.WaitQuiet(ctx))
 	if n := workerWrites(c, "alice") - before; n != 3 {
 		t.Fatalf("%d worker updates for three changes", n)
+	}
+	if n := reads.Load(); n != 0 {
+		t.Fatalf("%d TaskRouter reads of workers or tasks during the task's life", n)
 	}
 }
 
@@ -161,6 +179,7 @@ func TestActivityObserve(t *testing.T) {
 		return false, nil
 	})
 	must(t, err)
+	must(t, c.WaitQuiet(ctx))
 	if st, _ := env.Engine.Stats(c.Key()); st.Enforcements < 1 {
 		t.Fatalf("the would-be change is not counted: %+v", st)
 	}
@@ -192,6 +211,7 @@ func TestActivityOperatorRestart(t *testing.T) {
 	must(t, env.StartOperator())
 	must(t, c.WaitSynced(ctx, env.Engine))
 	waitActivity(t, c, "alice", "Available", "")
+	must(t, c.WaitQuiet(ctx))
 	if n := workerWrites(c, "bob") - bobWrites; n != 0 {
 		t.Fatalf("bob, busy throughout, got %d updates after the restart", n)
 	}
