@@ -32,6 +32,9 @@ var (
 	sim *twiliosim.Sim
 	// webhookURL is the base URL of the manager's webhook server, reachable by the simulator.
 	webhookURL string
+	// engineStats stands in for the activity engine: the WorkerActivityPolicy controller reads its
+	// aggregates from it (the engine itself is tested in internal/activity and test/e2e).
+	engineStats = &fakeStats{}
 )
 
 // TestMain starts a real kube-apiserver and etcd (built by hack/setup-envtest.sh; `make test` sets
@@ -71,9 +74,10 @@ func TestMain(m *testing.M) {
 	ctx, cancel := context.WithCancel(context.Background())
 	mgr, err := app.NewManager(ctx, cfg, app.Options{
 		MetricsAddress: "0", ProbeAddress: "0", WebhookBindAddress: webhookAddr,
-		WebhookPublicURL: webhookURL, TwilioBaseURL: sim.URL(), Now: sim.Now,
+		WebhookPublicURL: webhookURL, TwilioBaseURL: sim.URL(), UnsafeTwilioBaseURL: true, Now: sim.Now,
 		TwilioOptions:        []twilio.Option{twilio.WithRetry(4, time.Millisecond, 20*time.Millisecond)},
 		GracefulShutdownTime: 5 * time.Second,
+		ActivityStats:        engineStats,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)

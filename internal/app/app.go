@@ -26,6 +26,7 @@ import (
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/controllers"
+	"github.com/flexoperator/flex-operator/internal/activity"
 	"github.com/flexoperator/flex-operator/internal/credentials"
 	"github.com/flexoperator/flex-operator/internal/twilio"
 	"github.com/flexoperator/flex-operator/webhookserver"
@@ -60,6 +61,14 @@ type Options struct {
 	Now func() time.Time
 	// TwilioOptions are passed to every Twilio client the operator builds (tests shorten retries).
 	TwilioOptions []twilio.Option
+	// TwilioRate is the sustained requests per second to Twilio per account (shared by every
+	// client of the account); zero means twilio.DefaultRate, negative means no limit.
+	TwilioRate float64
+	// Engine, when set, is given the activity engine once built (tests read its stats).
+	Engine func(*activity.Engine)
+	// ActivityStats, when set, is what the WorkerActivityPolicy controller reads the activity
+	// engine's aggregates from, instead of the engine (controller tests give it fixed figures).
+	ActivityStats activity.StatsSource
 	// Restartable lets a process build more than one manager (tests that stop and restart the
 	// operator in-process); controller-runtime otherwise refuses a second controller of a name.
 	Restartable bool
@@ -90,6 +99,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.TwilioBaseURL, "twilio-base-url", "", "Send every Twilio API request, with the account's credentials, to this base URL instead of *.twilio.com. Only https://*.twilio.com is accepted unless --unsafe-twilio-base-url is set too.")
 	fs.BoolVar(&o.UnsafeTwilioBaseURL, "unsafe-twilio-base-url", false, "Development only: let --twilio-base-url name any host (the Twilio simulator). Never set it in production: the host receives the account's credentials.")
 	fs.Int64Var(&o.WebhookMaxBodyBytes, "webhook-max-body-bytes", webhookserver.DefaultMaxBodyBytes, "Largest webhook body accepted; larger ones get 413.")
+	fs.Float64Var(&o.TwilioRate, "twilio-rate", 0, "Sustained Twilio REST requests per second per account, shared by the whole operator (0: the default of 20; negative: no limit). Set it to what the account's TaskRouter limits allow.")
 	fs.DurationVar(&o.GracefulShutdownTime, "graceful-shutdown-timeout", 30*time.Second, "How long everything gets to stop, the webhook server's drain included.")
 }
 
@@ -101,7 +111,7 @@ func (o *Options) Validate() error {
 	if o.WebhookDrainDelay < 0 {
 		return errors.New("--webhook-drain-delay must not be negative")
 	}
-	if o.GracefulShutdownTime > 0 && o.WebhookDrainDelay+webhookserver.DefaultShutdownTimeout > o.GracefulShutdownTime {
+	if o.WebhookDrainDelay > 0 && o.GracefulShutdownTime > 0 && o.WebhookDrainDelay+webhookserver.DefaultShutdownTimeout > o.GracefulShutdownTime {
 		return fmt.Errorf("--graceful-shutdown-timeout (%s) must exceed --webhook-drain-delay (%s) plus the webhook server's %s for requests in flight",
 			o.GracefulShutdownTime, o.WebhookDrainDelay, webhookserver.DefaultShutdownTimeout)
 	}
@@ -188,9 +198,35 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 		Metadata: mgr.GetClient(), Data: mgr.GetAPIReader(),
 		BaseURL: o.TwilioBaseURL, Options: o.TwilioOptions,
 	}
+	if o.TwilioRate != 0 {
+		provider.New = func(cfg twilio.Config, opts ...twilio.Option) (twilio.Client, error) {
+			cfg.Rate = o.TwilioRate
+			return twilio.New(cfg, opts...)
+		}
+	}
+
+	// The activity engine runs on the leader; the webhook route on every replica hands it events.
+	engine, err := activity.New(activity.Options{
+		Reader: mgr.GetClient(), Informers: mgr.GetCache(), Credentials: provider,
+		Recorder: mgr.GetEventRecorder("activity-engine"), Now: now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("activity engine: %w", err)
+	}
+	if err := mgr.Add(engine); err != nil {
+		return nil, fmt.Errorf("add activity engine: %w", err)
+	}
+	if o.Engine != nil {
+		o.Engine(engine)
+	}
+	var stats activity.StatsSource = engine
+	if o.ActivityStats != nil {
+		stats = o.ActivityStats
+	}
 
 	if err := (&controllers.WorkerActivityPolicyReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("workeractivitypolicy-controller"),
+		Twilio: provider, PublicURL: o.WebhookPublicURL, Stats: stats,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("set up WorkerActivityPolicy controller: %w", err)
 	}
@@ -218,7 +254,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	}
 	routes, err := webhookserver.NewRoutes(webhookserver.RoutesOptions{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Credentials: provider,
-		Now: now, PublicURL: o.WebhookPublicURL,
+		Now: now, PublicURL: o.WebhookPublicURL, Activity: engine,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("webhook routes: %w", err)
