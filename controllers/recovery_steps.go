@@ -35,6 +35,8 @@ func (run *recoveryRun) execute(ctx context.Context, a recovery.Action) error {
 		return run.announce(ctx, a)
 	case recovery.HoldCustomer:
 		return run.holdCustomer(ctx, a)
+	case recovery.ResumeCustomer:
+		return run.resumeCustomer(ctx, a)
 	case recovery.MarkOriginalTask:
 		return run.markOriginalTask(ctx, a.ActionName(), a.Patch)
 	case recovery.MarkPingSuccessful:
@@ -115,6 +117,18 @@ func (run *recoveryRun) holdCustomer(ctx context.Context, a recovery.HoldCustome
 	}
 	_, err := run.tc.UpdateParticipant(ctx, run.spec().ConferenceSID, a.CallSID, u)
 	return run.settleIdempotent(name, a.CallSID, err, "Put the customer on hold.", "The customer's leg is no longer in the conference.")
+}
+
+// resumeCustomer takes the customer off hold: an agent is back in the call.
+func (run *recoveryRun) resumeCustomer(ctx context.Context, a recovery.ResumeCustomer) error {
+	name := a.ActionName()
+	if a.CallSID == "" {
+		run.skipped(name, "", "The customer's leg is not known.")
+		return nil
+	}
+	no := false
+	_, err := run.tc.UpdateParticipant(ctx, run.spec().ConferenceSID, a.CallSID, twilio.ParticipantUpdate{Hold: &no})
+	return run.settleIdempotent(name, a.CallSID, err, "Took the customer off hold: an agent is back.", "The customer's leg is no longer in the conference.")
 }
 
 // settleIdempotent records an idempotent step: Done, Skipped when what it acts on is gone, Failed on
@@ -379,7 +393,8 @@ func (run *recoveryRun) enqueueReconnect(ctx context.Context, a recovery.Enqueue
 	if err != nil {
 		return err
 	}
-	attrs := recovery.ReconnectTaskAttributes(source, run.spec().TaskSID, a.TargetWorkerSID, a.Fallback)
+	incident := recovery.IncidentMarker(recovery.TaskRoleReconnect, run.spec(), *run.st())
+	attrs := recovery.ReconnectTaskAttributes(source, incident, run.spec().TaskSID, a.TargetWorkerSID, a.Fallback)
 	twiml, err := recovery.BuildEnqueueTwiML(workflow, a.Priority, attrs)
 	if err != nil {
 		run.failed(name, a.CustomerCallSID, err)
@@ -583,17 +598,15 @@ func (run *recoveryRun) resolvePingTask(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Every task the lookup finds is this incident's ping: the marker names the conference and
+	// the dropped leg, and the ping workflow holds only pings.
 	tasks, err := run.tc.ListTasks(ctx, run.workspace(), twilio.TaskFilter{WorkflowSID: workflow,
-		EvaluateTaskAttributes: recovery.PingTaskExpression(run.spec().ConferenceSID)})
+		EvaluateTaskAttributes: recovery.IncidentMarker(recovery.TaskRolePing, run.spec(), *run.st()).Expression()})
 	if err != nil {
 		return fmt.Errorf("look up the ping task: %w", err)
 	}
 	var found *twilio.Task
 	for i := range tasks {
-		attrs, _ := parseAttributes(tasks[i].Attributes)
-		if recovery.IsReconnectTask(attrs) {
-			continue
-		}
 		if found == nil || tasks[i].DateCreated.Before(found.DateCreated) {
 			found = &tasks[i]
 		}
@@ -622,7 +635,7 @@ func (run *recoveryRun) resolveEnqueue(ctx context.Context) error {
 		return nil
 	}
 	tasks, err := run.tc.ListTasks(ctx, run.workspace(), twilio.TaskFilter{
-		EvaluateTaskAttributes: recovery.ReconnectTaskExpression(run.spec().ConferenceSID)})
+		EvaluateTaskAttributes: recovery.IncidentMarker(recovery.TaskRoleReconnect, run.spec(), *run.st()).Expression()})
 	if err != nil {
 		return fmt.Errorf("look up the reconnect task: %w", err)
 	}
@@ -706,16 +719,14 @@ func (run *recoveryRun) inConference(ctx context.Context, conferenceSID, callSID
 	return false, nil
 }
 
-// parseAttributes decodes task attributes; an empty string is an empty object.
+// parseAttributes decodes task attributes with the project's one parser; an empty string is an
+// empty object.
 func parseAttributes(raw string) (map[string]any, error) {
-	attrs := map[string]any{}
-	if strings.TrimSpace(raw) == "" {
-		return attrs, nil
+	attrs, err := recovery.ParseTaskAttributes(raw)
+	if err != nil {
+		return nil, err
 	}
-	if err := json.Unmarshal([]byte(raw), &attrs); err != nil {
-		return nil, fmt.Errorf("task attributes are not a JSON object: %w", err)
-	}
-	return attrs, nil
+	return attrs.All, nil
 }
 
 func keys(m map[string]any) string {

@@ -20,6 +20,8 @@ import (
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/credentials"
+	"github.com/flexoperator/flex-operator/internal/events"
+	"github.com/flexoperator/flex-operator/internal/recovery"
 	"github.com/flexoperator/flex-operator/internal/twilio"
 )
 
@@ -88,9 +90,9 @@ func decodeGracefulRequest(body []byte) (GracefulRequest, error) {
 		return GracefulRequest{}, errors.New(shape + ": data after the object")
 	}
 	switch {
-	case !isSID(gr.ConferenceSID, "CF"):
+	case !events.ValidSID(gr.ConferenceSID, "CF"):
 		return GracefulRequest{}, errors.New("conferenceSid must be a conference SID (CF and 32 lower-case hex digits)")
-	case gr.CallSID != "" && !isSID(gr.CallSID, "CA"):
+	case gr.CallSID != "" && !events.ValidSID(gr.CallSID, "CA"):
 		return GracefulRequest{}, errors.New("callSid must be a call SID (CA and 32 lower-case hex digits)")
 	case len(gr.Token) > maxTokenLength:
 		return GracefulRequest{}, errors.New("token is too long")
@@ -328,11 +330,11 @@ func workerLegsFromTask(ctx context.Context, tw twilio.Client, workspaceSID, tas
 	if err != nil {
 		return nil, fmt.Errorf("fetch task %s: %w", taskSID, err)
 	}
-	attrs := parseTaskAttributes(task.Attributes)
-	if callSID, ok := attrs.participants[workerSID]; ok {
+	attrs, _ := recovery.ParseTaskAttributes(task.Attributes)
+	if callSID, ok := attrs.Participants[workerSID]; ok {
 		return []string{callSID}, nil
 	}
-	callSID, ok := attrs.participants["worker"]
+	callSID, ok := attrs.Participants["worker"]
 	if !ok {
 		return nil, nil
 	}
@@ -353,7 +355,7 @@ func workerLegsFromTask(ctx context.Context, tw twilio.Client, workspaceSID, tas
 func (r *Routes) handleRecovery(w http.ResponseWriter, req *http.Request) {
 	allowCORS(w)
 	conferenceSID := req.PathValue("conferenceSid")
-	if !isSID(conferenceSID, "CF") {
+	if !events.ValidSID(conferenceSID, "CF") {
 		http.Error(w, "conferenceSid must be a conference SID (CF and 32 lower-case hex digits)", http.StatusBadRequest)
 		return
 	}

@@ -46,37 +46,6 @@ func TestLRU(t *testing.T) {
 	}
 }
 
-func TestParseTaskAttributes(t *testing.T) {
-	conference, customer, agentLeg, worker := sid("CF", 1), sid("CA", 1), sid("CA", 2), sid("WK", 3)
-	tests := []struct {
-		name string
-		raw  string
-		want taskAttributes
-	}{
-		{"empty", "", taskAttributes{}},
-		{"not JSON", "{", taskAttributes{}},
-		{"not an object", `[1]`, taskAttributes{}},
-		{"ping task", `{"disconnectedConferenceSid":"` + conference + `","disconnectedWorkerSid":"` + worker + `"}`,
-			taskAttributes{disconnectedConferenceSID: conference}},
-		{"reconnect task", `{"disconnectedConferenceSid":"` + conference + `","isReconnect":true,"conference":{}}`,
-			taskAttributes{disconnectedConferenceSID: conference, isReconnect: true}},
-		{"isReconnect as a string", `{"disconnectedConferenceSid":"` + conference + `","isReconnect":"true"}`,
-			taskAttributes{disconnectedConferenceSID: conference, isReconnect: true}},
-		{"isReconnect false", `{"disconnectedConferenceSid":"` + conference + `","isReconnect":false}`,
-			taskAttributes{disconnectedConferenceSID: conference}},
-		{"not a conference SID", `{"disconnectedConferenceSid":"CF1","isReconnect":true}`, taskAttributes{isReconnect: true}},
-		{"conference of another shape", `{"disconnectedConferenceSid":7,"conference":"CF"}`, taskAttributes{}},
-		{"Flex conference participants", `{"conference":{"sid":"` + conference + `","participants":{"customer":"` + customer + `","worker":"` + agentLeg + `","` + worker + `":"` + agentLeg + `","bad":"x","num":3}}}`,
-			taskAttributes{participants: map[string]string{"customer": customer, "worker": agentLeg, worker: agentLeg}}},
-	}
-	for _, tt := range tests {
-		got := parseTaskAttributes(tt.raw)
-		if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(taskAttributes{})); diff != "" {
-			t.Errorf("%s: (-want +got)\n%s", tt.name, diff)
-		}
-	}
-}
-
 func TestConferenceInfoFillsRoles(t *testing.T) {
 	customer, agentLeg, second, worker := sid("CA", 1), sid("CA", 2), sid("CA", 3), sid("WK", 3)
 	info := &conferenceInfo{fetched: true, taskSID: sid("WT", 1), legs: map[string]legInfo{}}
@@ -120,8 +89,14 @@ func TestRecoveryMutation(t *testing.T) {
 	conference, original, ping, reconnect, worker := sid("CF", 1), sid("WT", 1), sid("WT", 2), sid("WT", 3), sid("WK", 1)
 	t0 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
 	at := func(s int) *metav1.Time { v := metav1.NewTime(t0.Add(time.Duration(s) * time.Second)); return &v }
-	pingAttrs := `{"disconnectedConferenceSid":"` + conference + `"}`
-	reconnectAttrs := `{"disconnectedConferenceSid":"` + conference + `","isReconnect":true}`
+	agentLeg := sid("CA", 7)
+	marker := func(role string, leg string) string {
+		return `{"disconnectedConferenceSid":"` + conference + `","flexOperatorRecovery":{"role":"` + role +
+			`","conferenceSid":"` + conference + `","disconnectedCallSid":"` + leg + `"}}`
+	}
+	pingAttrs, reconnectAttrs := marker("ping", agentLeg), marker("reconnect", agentLeg)
+	policy := &v1alpha1.ConferenceRecoveryPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}}
+	disconnect := &v1alpha1.DisconnectStatus{CallSID: agentLeg}
 	ev := func(typ, task, attrs string, s int, reason string) events.TaskRouterEvent {
 		return events.TaskRouterEvent{ID: fmt.Sprint(typ, task, s), Type: typ, CloudEventType: "com.twilio.taskrouter." + typ,
 			WorkspaceSID: sid("WS", 1), Time: t0.Add(time.Duration(s) * time.Second), TaskSID: task, TaskAttributes: attrs,
@@ -134,6 +109,11 @@ func TestRecoveryMutation(t *testing.T) {
 	}{
 		{"ping accepted", []events.TaskRouterEvent{ev("task.created", ping, pingAttrs, 1, ""), ev("reservation.accepted", ping, pingAttrs, 2, "")},
 			v1alpha1.ConferenceRecoveryStatus{Ping: &v1alpha1.PingStatus{TaskSID: ping, Outcome: v1alpha1.PingAccepted, ResolvedAt: at(2)}}},
+		{"a ping of an earlier incident is ignored", []events.TaskRouterEvent{ev("reservation.accepted", ping, marker("ping", sid("CA", 8)), 2, "")},
+			v1alpha1.ConferenceRecoveryStatus{}},
+		{"the seed's flags without a marker mean nothing", []events.TaskRouterEvent{
+			ev("reservation.accepted", ping, `{"disconnectedConferenceSid":"`+conference+`","isReconnect":true}`, 2, "")},
+			v1alpha1.ConferenceRecoveryStatus{}},
 		{"ping TTL", []events.TaskRouterEvent{ev("task.canceled", ping, pingAttrs, 15, "Task TTL Exceeded")},
 			v1alpha1.ConferenceRecoveryStatus{Ping: &v1alpha1.PingStatus{TaskSID: ping, Outcome: v1alpha1.PingTimedOut, ResolvedAt: at(15)}}},
 		{"ping canceled otherwise", []events.TaskRouterEvent{ev("task.canceled", ping, pingAttrs, 5, "canceled by the operator")},
@@ -155,9 +135,10 @@ func TestRecoveryMutation(t *testing.T) {
 			v1alpha1.ConferenceRecoveryStatus{Reconnect: &v1alpha1.ReconnectStatus{TaskSID: reconnect, QueuedAt: at(21), CanceledAt: at(40), CancelReason: "customer hung up"}}},
 	}
 	for _, tt := range tests {
-		rec := &v1alpha1.ConferenceRecovery{Spec: v1alpha1.ConferenceRecoverySpec{PolicyName: "p", ConferenceSID: conference, TaskSID: original}}
+		rec := &v1alpha1.ConferenceRecovery{Spec: v1alpha1.ConferenceRecoverySpec{PolicyName: "p", ConferenceSID: conference, TaskSID: original},
+			Status: v1alpha1.ConferenceRecoveryStatus{Disconnect: disconnect}}
 		for _, e := range tt.events {
-			target, mutate := recoveryMutation("p", e)
+			target, mutate := recoveryMutation(policy, e)
 			if mutate == nil {
 				continue
 			}
@@ -172,18 +153,28 @@ func TestRecoveryMutation(t *testing.T) {
 				t.Errorf("%s: %s applied twice changed the status", tt.name, e.Type)
 			}
 		}
+		tt.want.Disconnect = disconnect
 		if diff := cmp.Diff(tt.want, rec.Status); diff != "" {
 			t.Errorf("%s: (-want +got)\n%s", tt.name, diff)
 		}
 	}
 	// Another policy's recovery is left alone.
-	rec := &v1alpha1.ConferenceRecovery{Spec: v1alpha1.ConferenceRecoverySpec{PolicyName: "other"}}
-	_, mutate := recoveryMutation("p", ev("reservation.accepted", ping, pingAttrs, 2, ""))
+	rec := &v1alpha1.ConferenceRecovery{Spec: v1alpha1.ConferenceRecoverySpec{PolicyName: "other", ConferenceSID: conference},
+		Status: v1alpha1.ConferenceRecoveryStatus{Disconnect: disconnect}}
+	_, mutate := recoveryMutation(policy, ev("reservation.accepted", ping, pingAttrs, 2, ""))
 	if changed, _ := mutate(rec); changed || rec.Status.Ping != nil {
 		t.Errorf("another policy's recovery changed: %+v", rec.Status)
 	}
-	if _, mutate := recoveryMutation("p", ev("reservation.accepted", ping, `{"type":"inbound"}`, 2, "")); mutate != nil {
-		t.Error("a task without disconnectedConferenceSid concerns a recovery")
+	if _, mutate := recoveryMutation(policy, ev("reservation.accepted", ping, `{"type":"inbound"}`, 2, "")); mutate != nil {
+		t.Error("a task without a recovery marker concerns a recovery")
+	}
+	// A task marked as a ping but not on the Recovery Ping workflow is not the ping.
+	onPing := policy.DeepCopy()
+	onPing.Status.PingWorkflowSID = sid("WW", 9)
+	copied := ev("reservation.accepted", ping, pingAttrs, 2, "")
+	copied.WorkflowSID = sid("WW", 1)
+	if _, mutate := recoveryMutation(onPing, copied); mutate != nil {
+		t.Error("a ping marker on another workflow was taken for the ping")
 	}
 }
 
@@ -314,7 +305,7 @@ func FuzzDecodeGracefulRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !isSID(got.ConferenceSID, "CF") || (got.CallSID != "" && !isSID(got.CallSID, "CA")) || len(got.Token) > maxTokenLength {
+		if !events.ValidSID(got.ConferenceSID, "CF") || (got.CallSID != "" && !events.ValidSID(got.CallSID, "CA")) || len(got.Token) > maxTokenLength {
 			t.Fatalf("accepted a bad request: %+v", got)
 		}
 		again, err := json.Marshal(got)
@@ -324,25 +315,6 @@ func FuzzDecodeGracefulRequest(f *testing.F) {
 		round, err := decodeGracefulRequest(again)
 		if err != nil || round != got {
 			t.Fatalf("round trip: %+v, %v; want %+v", round, err, got)
-		}
-	})
-}
-
-// FuzzParseTaskAttributes checks that task attributes of any shape never panic the parser and that
-// whatever it extracts is well-formed.
-func FuzzParseTaskAttributes(f *testing.F) {
-	f.Add(`{"disconnectedConferenceSid":"` + sid("CF", 1) + `","isReconnect":true}`)
-	f.Add(`{"conference":{"participants":{"customer":"` + sid("CA", 1) + `","worker":7}}}`)
-	f.Add(`{"isReconnect":"true","conference":[]}`)
-	f.Fuzz(func(t *testing.T, raw string) {
-		got := parseTaskAttributes(raw)
-		if got.disconnectedConferenceSID != "" && !isSID(got.disconnectedConferenceSID, "CF") {
-			t.Fatalf("conference SID %q", got.disconnectedConferenceSID)
-		}
-		for key, call := range got.participants {
-			if !isSID(call, "CA") {
-				t.Fatalf("participant %q: call SID %q", key, call)
-			}
 		}
 	})
 }

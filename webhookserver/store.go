@@ -76,6 +76,9 @@ type confState struct {
 	running bool
 	// linked is set once the old recovery of a reconnect conference points at this conference.
 	linked bool
+	// seen is what the writer last published for handlers to read without waiting for it: the
+	// recovery as last read or written (never modified once published) and what the task says.
+	seen picture
 
 	// Owned by the running writer.
 	obj  *v1alpha1.ConferenceRecovery // last version read or written; nil when unknown
@@ -100,6 +103,42 @@ type conferenceOp struct {
 	event  events.ConferenceEvent
 	policy *v1alpha1.ConferenceRecoveryPolicy
 	twilio twilio.Client
+	// corrected is set when the handler already set endConferenceOnExit back to false for this
+	// callback (see Routes.correctFirst); the writer records it on the leg.
+	corrected bool
+	// info is what the handler learnt of the conference's task, when it had to read it first;
+	// the writer takes it over instead of reading the task again.
+	info *conferenceInfo
+}
+
+// picture is what a handler may read of a conference while its writer runs.
+type picture struct {
+	rec  *v1alpha1.ConferenceRecovery
+	info *conferenceInfo // a copy: the writer's own changes as it learns
+}
+
+// view returns what the store last published about the recovery at key (zero when nothing).
+func (s *recoveryStore) view(key types.NamespacedName) picture {
+	s.mu.Lock()
+	cs, ok := s.confs.get(key)
+	s.mu.Unlock()
+	if !ok {
+		return picture{}
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.seen
+}
+
+// publish makes the writer's current picture visible to handlers.
+func (cs *confState) publish() {
+	var info *conferenceInfo
+	if cs.info != nil {
+		info = cs.info.clone()
+	}
+	cs.mu.Lock()
+	cs.seen = picture{rec: cs.obj, info: info}
+	cs.mu.Unlock()
 }
 
 // opResult is how an op ended.
@@ -191,6 +230,7 @@ func (s *recoveryStore) markLinked(key types.NamespacedName) {
 func (s *recoveryStore) run(cs *confState) {
 	defer s.release(cs)
 	for {
+		cs.publish()
 		cs.mu.Lock()
 		n := min(len(cs.pending), maxBatch)
 		if n == 0 {
@@ -275,6 +315,13 @@ func (s *recoveryStore) commit(cs *confState, batch []*op) {
 			cs.obj = obj
 		}
 		if cs.info.stale(latest.policy) {
+			for _, o := range batch {
+				if c := o.conference; c != nil && c.info != nil && !c.info.stale(latest.policy) && (cs.obj == nil || c.info.protected) {
+					cs.info = c.info
+				}
+			}
+		}
+		if cs.info.stale(latest.policy) {
 			info, err := resolveConference(ctx, latest, cs.obj)
 			if err != nil {
 				if cs.obj == nil {
@@ -335,6 +382,9 @@ func (s *recoveryStore) commit(cs *confState, batch []*op) {
 			var err error
 			if c := batch[i].conference; c != nil {
 				opChanged = recovery.ApplyConferenceEvent(&rec.Status, c.event, nil)
+				if c.corrected && recovery.RecordCorrection(&rec.Status, c.event.CallSID, c.event.SequenceNumber) {
+					opChanged = true
+				}
 			} else {
 				opChanged, err = batch[i].mutate(rec)
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/events"
+	"github.com/flexoperator/flex-operator/internal/recovery"
 	"github.com/flexoperator/flex-operator/internal/twilio"
 )
 
@@ -136,7 +137,7 @@ func (r *Routes) processTaskRouterEvents(ctx context.Context, route string, tr *
 			duplicatesTotal.WithLabelValues(route).Inc()
 			continue
 		}
-		conferenceSID, mutate := recoveryMutation(tr.policy.Name, ev)
+		conferenceSID, mutate := recoveryMutation(tr.policy, ev)
 		if mutate == nil {
 			eventsTotal.WithLabelValues(route, typ, outcomeIgnored).Inc()
 			continue
@@ -172,9 +173,12 @@ func eventTypeLabel(ev events.TaskRouterEvent) string {
 
 // recoveryMutation returns the recovery (by conference SID) a TaskRouter event concerns and the
 // change it makes, or a nil change when the event is of no interest to recovery. Ping and reconnect
-// tasks are recognised by their attributes: both carry disconnectedConferenceSid, the conference
-// they recover; the reconnect task also has isReconnect true.
-func recoveryMutation(policyName string, ev events.TaskRouterEvent) (string, func(*v1alpha1.ConferenceRecovery) (bool, error)) {
+// tasks are recognised by their recovery marker (recovery.MarkerAttribute), which names the
+// conference and the dropped leg of the incident; a ping must also be on the policy's Recovery Ping
+// workflow when that is known. Events of a task that belongs to another incident than the
+// recovery's current one (an earlier drop of the same call, a task whose attributes were copied)
+// change nothing.
+func recoveryMutation(policy *v1alpha1.ConferenceRecoveryPolicy, ev events.TaskRouterEvent) (string, func(*v1alpha1.ConferenceRecovery) (bool, error)) {
 	if !ev.IsTaskRouter() || ev.TaskSID == "" {
 		return "", nil
 	}
@@ -183,19 +187,30 @@ func recoveryMutation(policyName string, ev events.TaskRouterEvent) (string, fun
 	default:
 		return "", nil
 	}
-	attrs := parseTaskAttributes(ev.TaskAttributes)
-	if attrs.disconnectedConferenceSID == "" {
+	attrs, _ := recovery.ParseTaskAttributes(ev.TaskAttributes)
+	marker := attrs.Marker
+	pingWorkflow := policy.Status.PingWorkflowSID
+	var apply func(*v1alpha1.ConferenceRecoveryStatus, events.TaskRouterEvent, metav1.Time) bool
+	switch {
+	case marker.Role == recovery.TaskRolePing && (pingWorkflow == "" || ev.WorkflowSID == "" || ev.WorkflowSID == pingWorkflow):
+		apply = pingEvent
+	case marker.Role == recovery.TaskRoleReconnect && (pingWorkflow == "" || ev.WorkflowSID != pingWorkflow):
+		apply = reconnectEvent
+	default:
 		return "", nil
 	}
 	at := metav1.NewTime(ev.Time.UTC().Truncate(time.Second))
-	apply := pingEvent
-	if attrs.isReconnect {
-		apply = reconnectEvent
-	}
-	return attrs.disconnectedConferenceSID, func(rec *v1alpha1.ConferenceRecovery) (bool, error) {
+	policyName := policy.Name
+	return marker.ConferenceSID, func(rec *v1alpha1.ConferenceRecovery) (bool, error) {
 		// The original task is never the ping or the reconnect task, whatever its attributes
 		// were given; and a recovery belongs to one policy (two policies may share a workspace).
 		if rec.Spec.PolicyName != policyName || ev.TaskSID == rec.Spec.TaskSID {
+			return false, nil
+		}
+		// Only the current incident's tasks count: a recovery that went back to watching after
+		// an agent returned, or a later drop of the same call, ignores an earlier incident's.
+		d := rec.Status.Disconnect
+		if d == nil || !marker.Matches(rec.Spec.ConferenceSID, d.CallSID) {
 			return false, nil
 		}
 		return apply(&rec.Status, ev, at), nil

@@ -106,6 +106,11 @@ type ParticipantStatus struct {
 	// Graceful is true when the leave was announced as graceful (Flex companion mark or an API-initiated reason).
 	// +optional
 	Graceful bool `json:"graceful,omitempty"`
+	// SequenceNumber is the highest conference callback SequenceNumber applied to this leg. The
+	// leg's fields are ordered by it, per leg: a callback of one leg delivered after a later
+	// callback of another leg (a retry, another replica) is still applied.
+	// +optional
+	SequenceNumber int64 `json:"sequenceNumber,omitempty"`
 }
 
 // DisconnectStatus records the non-graceful departure that started a recovery.
