@@ -737,7 +737,7 @@ func TestRecoveryExactlyOnce(t *testing.T) {
 			task, err := c.twilio.CreateTask(context.Background(), c.cc.WorkspaceSID, twilio.TaskCreate{WorkflowSID: c.pingFlow,
 				Attributes: fmt.Sprintf(`{"disconnectedConferenceSid":%q,"disconnectedWorkerSid":%q,%q:{"role":"ping","conferenceSid":%q,"disconnectedCallSid":%q}}`,
 					cl.conference, c.worker("Alice"), recovery.MarkerAttribute, cl.conference, cl.agentLeg),
-				Priority:   &prio, Timeout: &ttl})
+				Priority: &prio, Timeout: &ttl})
 			if err != nil {
 				t.Errorf("create the ping task before the crash: %v", err)
 			}

@@ -33,8 +33,8 @@ import (
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/credentials"
 	"github.com/flexoperator/flex-operator/internal/events"
-	"github.com/flexoperator/flex-operator/internal/twilio"
 	"github.com/flexoperator/flex-operator/internal/recovery"
+	"github.com/flexoperator/flex-operator/internal/twilio"
 	"github.com/flexoperator/flex-operator/internal/twiliosim"
 	"github.com/flexoperator/flex-operator/webhookserver"
 )

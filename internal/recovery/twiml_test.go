@@ -1,10 +1,10 @@
 package recovery
 
 import (
-	"strings"
 	"encoding/json"
 	"encoding/xml"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
