@@ -134,6 +134,13 @@ type flexRequest struct {
 	identity twilio.FlexIdentity
 }
 
+// privileged reports whether the token is a supervisor's or an admin's. They may mark any agent
+// leg of the account graceful (a supervisor ending an agent's call on purpose) and read any
+// recovery; Flex gives agents neither role.
+func (f *flexRequest) privileged() bool {
+	return slices.ContainsFunc(f.identity.Roles, func(role string) bool { return role == "supervisor" || role == "admin" })
+}
+
 // authenticateFlex finds the policy and validates the Flex token with the policy's account. On
 // failure it has answered: 404 (no policy), 401 (no token), 403 (a token Twilio rejects), 429 (too
 // many unknown tokens at once), 503 (credentials unusable or Twilio unreachable).
@@ -181,7 +188,9 @@ func (r *Routes) authenticateFlex(w http.ResponseWriter, req *http.Request, toke
 
 // handleGraceful marks an agent's leg as leaving on purpose: POST /flex/{namespace}/{policy}/graceful.
 // It answers 200 with a GracefulResponse, 400 for a bad body, 404 when the conference has no
-// recovery, 409 when no leg of the worker is connected, 403 when the leg is another worker's.
+// recovery, 409 when no such agent leg has been reported by Twilio (or no leg of the worker is
+// connected), 403 when the leg is another worker's or the token is no worker's. Supervisors and
+// admins may mark any agent leg.
 func (r *Routes) handleGraceful(w http.ResponseWriter, req *http.Request) {
 	allowCORS(w)
 	body, ok := readBody(w, req)
@@ -214,21 +223,23 @@ func (r *Routes) handleGraceful(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "no recovery for this conference", http.StatusNotFound)
 		return
 	}
-	mark := &gracefulMark{callSID: gr.CallSID, workerSID: fr.identity.WorkerSID, policyName: fr.policy.Name,
-		privileged: slices.ContainsFunc(fr.identity.Roles, func(role string) bool { return role == "supervisor" || role == "admin" })}
-	if mark.callSID == "" {
-		if mark.workerSID == "" {
-			http.Error(w, "callSid is required: the token is not a worker's", http.StatusBadRequest)
+	mark := &gracefulMark{callSID: gr.CallSID, workerSID: fr.identity.WorkerSID, policyName: fr.policy.Name, privileged: fr.privileged()}
+	if mark.workerSID == "" && !mark.privileged {
+		http.Error(w, "the Flex token is not a worker's", http.StatusForbidden)
+		return
+	}
+	if mark.callSID == "" && mark.workerSID == "" {
+		http.Error(w, "callSid is required: the token is not a worker's", http.StatusBadRequest)
+		return
+	}
+	if !mark.privileged && needsTaskForOwner(rec.Status.Participants, mark.callSID, mark.workerSID) {
+		// The legs do not say whose they are yet (the agent's first leg never carries a worker
+		// SID): ask the task which leg is this worker's.
+		mark.candidates, err = workerLegsFromTask(ctx, fr.twilio, fr.policy.Spec.Twilio.WorkspaceSID, rec.Spec.TaskSID, mark.workerSID)
+		if err != nil {
+			r.log.Error(err, "Find the worker's leg from the task", "recovery", key)
+			unavailable(w, "cannot read the task")
 			return
-		}
-		if !hasConnectedLeg(rec.Status.Participants, mark.workerSID) {
-			// The legs do not say whose they are yet: ask the task which leg is this worker's.
-			mark.candidates, err = workerLegsFromTask(ctx, fr.twilio, fr.policy.Spec.Twilio.WorkspaceSID, rec.Spec.TaskSID, mark.workerSID)
-			if err != nil {
-				r.log.Error(err, "Find the worker's leg from the task", "recovery", key)
-				unavailable(w, "cannot read the task")
-				return
-			}
 		}
 	}
 	res := r.store.submit(key, &op{mutate: mark.apply}).wait(ctx)
@@ -261,44 +272,37 @@ type gracefulMark struct {
 	marked []string
 }
 
-// apply sets Graceful on the marked leg, or on every connected agent leg of the worker.
+// apply sets Graceful on the marked leg, or on every connected agent leg of the worker. Only legs
+// Twilio reported (a callback recorded them) and that are agent legs may be marked, and only by the
+// worker whose leg it is — or by a supervisor or admin (see Routes.handleGraceful).
 func (m *gracefulMark) apply(rec *v1alpha1.ConferenceRecovery) (bool, error) {
 	m.marked = m.marked[:0]
 	if rec.Spec.PolicyName != m.policyName {
 		return false, errNoLeg
 	}
 	st := &rec.Status
-	if m.callSID != "" {
-		i := slices.IndexFunc(st.Participants, func(p v1alpha1.ParticipantStatus) bool { return p.CallSID == m.callSID })
-		if i < 0 {
-			// The mark came before the leg's join callback: remember it on a leg of unknown role,
-			// which the join fills in (and which does not count as an agent until then).
-			st.Participants = append(st.Participants, v1alpha1.ParticipantStatus{CallSID: m.callSID, Role: v1alpha1.RoleUnknown, Graceful: true})
-			m.marked = append(m.marked, m.callSID)
-			return true, nil
-		}
-		p := &st.Participants[i]
-		if p.WorkerSID != "" && p.WorkerSID != m.workerSID && !m.privileged {
-			return false, errForbidden
-		}
-		m.marked = append(m.marked, m.callSID)
-		if p.Graceful {
-			return false, nil
-		}
-		p.Graceful = true
-		return true, nil
-	}
 	changed := false
 	for i := range st.Participants {
 		p := &st.Participants[i]
-		if p.Role != v1alpha1.RoleAgent || p.Coaching || p.LeftAt != nil {
+		if p.Role != v1alpha1.RoleAgent || p.Coaching {
 			continue
 		}
-		if p.WorkerSID != m.workerSID && !(p.WorkerSID == "" && slices.Contains(m.candidates, p.CallSID)) {
+		if m.callSID != "" && p.CallSID != m.callSID {
+			continue
+		}
+		if m.callSID == "" && p.LeftAt != nil {
+			continue
+		}
+		owner := p.WorkerSID == m.workerSID && m.workerSID != "" ||
+			p.WorkerSID == "" && slices.Contains(m.candidates, p.CallSID)
+		if !owner && !m.privileged {
+			if m.callSID != "" {
+				return false, errForbidden
+			}
 			continue
 		}
 		m.marked = append(m.marked, p.CallSID)
-		if p.WorkerSID == "" {
+		if owner && p.WorkerSID == "" {
 			p.WorkerSID, changed = m.workerSID, true
 		}
 		if !p.Graceful {
@@ -309,6 +313,16 @@ func (m *gracefulMark) apply(rec *v1alpha1.ConferenceRecovery) (bool, error) {
 		return false, errNoLeg
 	}
 	return changed, nil
+}
+
+// needsTaskForOwner reports whether the legs a mark is about do not say whose they are, so the
+// task must be asked.
+func needsTaskForOwner(parts []v1alpha1.ParticipantStatus, callSID, workerSID string) bool {
+	if callSID != "" {
+		i := slices.IndexFunc(parts, func(p v1alpha1.ParticipantStatus) bool { return p.CallSID == callSID })
+		return i >= 0 && parts[i].WorkerSID == ""
+	}
+	return !hasConnectedLeg(parts, workerSID)
 }
 
 func hasConnectedLeg(parts []v1alpha1.ParticipantStatus, workerSID string) bool {
@@ -374,7 +388,52 @@ func (r *Routes) handleRecovery(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "no recovery for this conference", http.StatusNotFound)
 		return
 	}
+	allowed, err := r.mayRead(req.Context(), fr, rec)
+	if err != nil {
+		r.log.Error(err, "Find whether the worker is on the call", "recovery", key)
+		unavailable(w, "cannot read the task")
+		return
+	}
+	if !allowed {
+		// The same answer as for a conference without a recovery: a worker not on the call
+		// learns nothing about it, its call SIDs least of all.
+		http.Error(w, "no recovery for this conference", http.StatusNotFound)
+		return
+	}
 	writeJSON(w, summarize(rec))
+}
+
+// mayRead reports whether the token may read the recovery: a supervisor or admin, or a worker who
+// is or was on the call (an agent leg, the disconnected agent, the reconnect's agent), asking the
+// task when an agent leg does not say whose it is.
+func (r *Routes) mayRead(ctx context.Context, fr *flexRequest, rec *v1alpha1.ConferenceRecovery) (bool, error) {
+	if fr.privileged() {
+		return true, nil
+	}
+	worker := fr.identity.WorkerSID
+	if worker == "" {
+		return false, nil
+	}
+	st := rec.Status
+	if (st.Disconnect != nil && st.Disconnect.WorkerSID == worker) ||
+		(st.Reconnect != nil && (st.Reconnect.WorkerSID == worker || st.Reconnect.TargetWorkerSID == worker)) {
+		return true, nil
+	}
+	unowned := false
+	for _, p := range st.Participants {
+		if p.WorkerSID == worker {
+			return true, nil
+		}
+		unowned = unowned || (p.Role == v1alpha1.RoleAgent && p.WorkerSID == "")
+	}
+	if !unowned {
+		return false, nil
+	}
+	legs, err := workerLegsFromTask(ctx, fr.twilio, fr.policy.Spec.Twilio.WorkspaceSID, rec.Spec.TaskSID, worker)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(st.Participants, func(p v1alpha1.ParticipantStatus) bool { return slices.Contains(legs, p.CallSID) }), nil
 }
 
 // summarize is a recovery as the companion sees it.
