@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -183,4 +185,45 @@ func TestWarmTransferLeaveBeforeJoin(t *testing.T) {
 	// The call goes on as any other: bob's hang-up ends it normally.
 	must(t, env.Sim.Hangup(c.Worker("bob")))
 	waitPhase(t, c, call.ConferenceSID, v1alpha1.PhaseEnded)
+}
+
+// Defect 4: a Flex token of another worker cannot mark the agent's leg graceful (which would
+// suppress her recovery), cannot pull a call of the account into the conference, and cannot read
+// the call's SIDs; the agent's refresh is then recovered as usual.
+func TestGracefulMarkByAnotherWorkerIsRefused(t *testing.T) {
+	c := newCentre(t, scenario.CentreOptions{Name: "othermark", Agents: []string{"alice", "bob"}})
+	ctx := context.Background()
+	call := answerWhileAway(t, c, "alice", "bob")
+	aliceLeg, _ := c.AgentLeg(call.ConferenceSID, c.Worker("alice"))
+	bobToken := env.Sim.IssueFlexToken(c.Worker("bob"), "agent")
+	markURL := fmt.Sprintf("%s/flex/%s/%s/graceful", env.WebhookURL, c.Namespace, c.Policy)
+	for name, tc := range map[string]struct {
+		body string
+		want int
+	}{
+		"alice's leg by its call SID": {`{"conferenceSid":"` + call.ConferenceSID + `","callSid":"` + aliceLeg.CallSID + `"}`, http.StatusForbidden},
+		"bob's own legs":              {`{"conferenceSid":"` + call.ConferenceSID + `"}`, http.StatusConflict},
+		"a call not in the conference": {`{"conferenceSid":"` + call.ConferenceSID + `","callSid":"CA` + strings.Repeat("e", 32) + `"}`,
+			http.StatusConflict},
+	} {
+		if code := postJSON(t, markURL, bobToken, []byte(tc.body)); code != tc.want {
+			t.Errorf("%s: %d, want %d", name, code, tc.want)
+		}
+	}
+	readURL := fmt.Sprintf("%s/flex/%s/%s/recoveries/%s", env.WebhookURL, c.Namespace, c.Policy, call.ConferenceSID)
+	req, _ := http.NewRequest(http.MethodGet, readURL, nil)
+	req.Header.Set("Authorization", "Bearer "+bobToken)
+	if code := do(t, req); code != http.StatusNotFound {
+		t.Errorf("bob reads alice's call: %d, want 404", code)
+	}
+	rec, err := c.Recovery(ctx, call.ConferenceSID)
+	must(t, err)
+	for _, p := range rec.Status.Participants {
+		if p.Graceful || (p.CallSID != aliceLeg.CallSID && p.CallSID != call.CustomerCallSID) {
+			t.Errorf("a refused mark changed the legs: %+v", rec.Status.Participants)
+		}
+	}
+	must(t, env.Sim.RefreshPage(c.Worker("alice")))
+	pingReservation(t, c, "alice")
+	waitPhase(t, c, call.ConferenceSID, v1alpha1.PhasePinging)
 }
