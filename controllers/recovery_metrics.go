@@ -27,6 +27,11 @@ var (
 		Buckets: []float64{0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30},
 	})
 
+	recoveryResyncRepairsTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "flexoperator_recovery_resync_repairs_total",
+		Help: "Recoveries repaired from Twilio's REST API because callbacks or events about them were lost.",
+	})
+
 	customerWithoutAgentSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "flexoperator_recovery_customer_without_agent_seconds",
 		Help:    "How long the customer was without an agent, from the disconnect to an agent taking the reconnect task (or the end of the recovery), by final phase.",
@@ -35,7 +40,7 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(recoveryStepsTotal, recoveryPhasesTotal, detectionToPingSeconds, customerWithoutAgentSeconds)
+	ctrlmetrics.Registry.MustRegister(recoveryStepsTotal, recoveryPhasesTotal, detectionToPingSeconds, customerWithoutAgentSeconds, recoveryResyncRepairsTotal)
 }
 
 // stepKind is a step's name without the leg it acts on, to keep label values few.

@@ -50,6 +50,8 @@ type recoveryRun struct {
 	// asking Twilio again.
 	original  *twilio.Task
 	pingAttrs map[string]any
+	// resyncDue asks for the call to be read from Twilio before deciding (see resyncer).
+	resyncDue bool
 }
 
 func newRecoveryRun(r *ConferenceRecoveryReconciler, rec *v1alpha1.ConferenceRecovery, policy *v1alpha1.ConferenceRecoveryPolicy, tc twilio.Client) *recoveryRun {
@@ -69,6 +71,11 @@ func (run *recoveryRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 	run.log = ctrl.LoggerFrom(ctx).WithValues("conference", run.spec().ConferenceSID)
 	if err := run.resolvePending(ctx); err != nil {
 		return run.stop(ctx, recovery.Decision{}, err)
+	}
+	if run.resyncDue {
+		if err := run.resync(ctx); err != nil {
+			return run.stop(ctx, recovery.Decision{}, err)
+		}
 	}
 	var d recovery.Decision
 	for step := 0; ; step++ {

@@ -82,6 +82,8 @@ type TaskAttributes struct {
 	// Participants is Flex's conference.participants: "customer", "worker" or a worker SID (the
 	// further agents of a warm transfer) → the leg's call SID.
 	Participants map[string]string
+	// ConferenceSID is Flex's conference.sid: the conference the task's call is in.
+	ConferenceSID string
 }
 
 // ParseTaskAttributes decodes a task's attributes. It is lenient with the fields it reads: the
@@ -119,6 +121,9 @@ func AttributesOf(all map[string]any) TaskAttributes {
 	}
 	out.IsReconnect, _ = all["isReconnect"].(bool)
 	if conference, ok := all["conference"].(map[string]any); ok {
+		if sid, _ := conference["sid"].(string); events.ValidSID(sid, "CF") {
+			out.ConferenceSID = sid
+		}
 		if parts, ok := conference["participants"].(map[string]any); ok {
 			for key, value := range parts {
 				if callSID, ok := value.(string); ok && events.ValidSID(callSID, "CA") {

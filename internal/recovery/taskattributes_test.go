@@ -31,7 +31,7 @@ func TestParseTaskAttributes(t *testing.T) {
 		{"marker without a valid conference", `{"flexOperatorRecovery":{"role":"ping","conferenceSid":"CF1"}}`, TaskAttributes{}, false},
 		{"marker of another shape", `{"flexOperatorRecovery":"ping"}`, TaskAttributes{}, false},
 		{"Flex conference participants", `{"conference":{"sid":"` + confSID + `","participants":{"customer":"` + customer + `","worker":"` + agentLeg + `","` + worker + `":"` + agentLeg + `","bad":"x","num":3}}}`,
-			TaskAttributes{Participants: map[string]string{"customer": customer, "worker": agentLeg, worker: agentLeg}}, false},
+			TaskAttributes{Participants: map[string]string{"customer": customer, "worker": agentLeg, worker: agentLeg}, ConferenceSID: confSID}, false},
 	}
 	for _, tt := range tests {
 		got, err := ParseTaskAttributes(tt.raw)
