@@ -227,3 +227,47 @@ func TestGracefulMarkByAnotherWorkerIsRefused(t *testing.T) {
 	pingReservation(t, c, "alice")
 	waitPhase(t, c, call.ConferenceSID, v1alpha1.PhasePinging)
 }
+
+// dropCallbacks loses the conference callbacks match accepts, as Twilio loses a callback it never
+// retries, until the test ends.
+func dropCallbacks(t *testing.T, match func(url.Values) bool) {
+	t.Helper()
+	env.Sim.SetFaults(twiliosim.Faults{DropCallbacks: match})
+	t.Cleanup(func() { env.Sim.SetFaults(twiliosim.Faults{}) })
+}
+
+// Defect 5: the agent's leave is lost, and so is every callback of the new conference (its join
+// too). The resync reads the call from Twilio, starts the recovery, finds the new conference and
+// finishes it.
+func TestLostCallbacksRepairedByTheResync(t *testing.T) {
+	c := newCentre(t, scenario.CentreOptions{Name: "lost", Agents: []string{"alice"}})
+	call := answerWhileAway(t, c, "alice")
+	aliceLeg, _ := c.AgentLeg(call.ConferenceSID, c.Worker("alice"))
+	dropCallbacks(t, func(f url.Values) bool {
+		return f.Get("ConferenceSid") != call.ConferenceSID ||
+			f.Get("StatusCallbackEvent") == "participant-leave" && f.Get("CallSid") == aliceLeg.CallSID
+	})
+	must(t, env.Sim.RefreshPage(c.Worker("alice")))
+	must(t, env.Sim.Accept(pingReservation(t, c, "alice").SID))
+	must(t, env.Sim.Accept(reconnectReservation(t, c, "alice").SID))
+	rec := waitPhase(t, c, call.ConferenceSID, v1alpha1.PhaseRecovered)
+	if rec.Status.Disconnect == nil || rec.Status.Disconnect.CallSID != aliceLeg.CallSID {
+		t.Errorf("disconnect %+v, want alice's leg", rec.Status.Disconnect)
+	}
+	if rc := rec.Status.Reconnect; rc.ConferenceSID == "" {
+		t.Errorf("the new conference was not found: %+v", rc)
+	}
+}
+
+// Defect 5: a call whose every callback after the answer is lost (the leaves and the
+// conference-end) still ends: its recovery reaches Ended, so it is counted and garbage-collected.
+func TestLostConferenceEndRepairedByTheResync(t *testing.T) {
+	c := newCentre(t, scenario.CentreOptions{Name: "lostend", Agents: []string{"alice"}})
+	call := answerWhileAway(t, c, "alice")
+	dropCallbacks(t, func(f url.Values) bool { return f.Get("ConferenceSid") == call.ConferenceSID })
+	must(t, env.Sim.Hangup(c.Worker("alice")))
+	rec := waitPhase(t, c, call.ConferenceSID, v1alpha1.PhaseEnded)
+	if rec.Status.FinishedAt == nil || rec.Status.Disconnect != nil {
+		t.Errorf("ended recovery: finishedAt %v, disconnect %+v", rec.Status.FinishedAt, rec.Status.Disconnect)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
+	"github.com/flexoperator/flex-operator/internal/app"
 	"github.com/flexoperator/flex-operator/internal/scenario"
 	"github.com/flexoperator/flex-operator/internal/twiliosim"
 )
@@ -36,6 +37,9 @@ func TestMain(m *testing.M) {
 		// restarted) are retried long enough to outlast a restart.
 		Sim: twiliosim.Options{DeliveryMaxAttempts: 400, DeliveryMaxBackoff: 100 * time.Millisecond,
 			RequestHook: effects.record},
+		// Recoveries that do not move are read from Twilio after 2 s instead of a minute, so that
+		// the tests of lost callbacks do not wait long.
+		Manager: func(o *app.Options) { o.RecoveryResyncAfter, o.RecoveryResyncRate = 2*time.Second, 50 },
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start:", err)
