@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
@@ -142,22 +141,27 @@ func (f *flexRequest) privileged() bool {
 }
 
 // authenticateFlex finds the policy and validates the Flex token with the policy's account. On
-// failure it has answered: 404 (no policy), 401 (no token), 403 (a token Twilio rejects), 429 (too
-// many unknown tokens at once), 503 (credentials unusable or Twilio unreachable).
+// failure it has answered: 401 (no token), 403 (a token Twilio rejects, or a policy that does not
+// exist: the same answer), 429 (the client failed too often of late, or too many unknown tokens
+// at once), 503 (credentials unusable or Twilio unreachable).
 func (r *Routes) authenticateFlex(w http.ResponseWriter, req *http.Request, token string) (*flexRequest, bool) {
+	if r.tooManyFailures(w, req) {
+		return nil, false
+	}
+	if token == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="flex-operator"`)
+		http.Error(w, "a Flex token is required (Authorization: Bearer <token>)", http.StatusUnauthorized)
+		return nil, false
+	}
 	policy, status, err := r.policy(req)
 	if err != nil {
 		if status == http.StatusServiceUnavailable {
 			r.log.Error(err, "Read the policy of a Flex companion request")
 			unavailable(w, "cannot read the policy")
 		} else {
-			http.Error(w, err.Error(), status)
+			r.failedAuthentication(req)
+			http.Error(w, "the Flex token is not valid", http.StatusForbidden)
 		}
-		return nil, false
-	}
-	if token == "" {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="flex-operator"`)
-		http.Error(w, "a Flex token is required (Authorization: Bearer <token>)", http.StatusUnauthorized)
 		return nil, false
 	}
 	creds, tw, err := r.opts.Credentials.For(req.Context(), policy.Namespace, policy.Spec.Twilio)
@@ -169,7 +173,7 @@ func (r *Routes) authenticateFlex(w http.ResponseWriter, req *http.Request, toke
 		unavailable(w, "the policy's credentials are not usable")
 		return nil, false
 	}
-	identity, err := r.tokens.identify(req.Context(), creds.AccountSID, tw, token)
+	identity, err := r.tokens.identify(req.Context(), clientAddress(req), creds.AccountSID, tw, token)
 	switch {
 	case errors.Is(err, errTooManyTokenChecks):
 		w.Header().Set("Retry-After", "1")
@@ -180,6 +184,7 @@ func (r *Routes) authenticateFlex(w http.ResponseWriter, req *http.Request, toke
 		unavailable(w, "cannot validate the Flex token now")
 		return nil, false
 	case !identity.Valid:
+		r.failedAuthentication(req)
 		http.Error(w, "the Flex token is not valid", http.StatusForbidden)
 		return nil, false
 	}
@@ -471,15 +476,16 @@ const (
 // tokenCache remembers Twilio's answers about Flex tokens, so that a companion polling a recovery
 // costs one validation per token rather than one per request. Valid tokens are kept until their
 // expiration by the operator's clock; tokens are keyed by their SHA-256 per account, so the cache
-// never holds a token itself.
+// never holds a token itself. Validations of tokens not in the cache are bounded per client first
+// (so one client sending made-up tokens spends only its own budget, not every agent's) and then
+// per account (so many clients together cannot spend the account's Twilio budget).
 type tokenCache struct {
-	now   func() time.Time
-	limit rate.Limit
-	burst int
+	now func() time.Time
 
 	mu       sync.Mutex
 	entries  *lru[string, tokenEntry]
-	limiters map[string]*rate.Limiter
+	clients  *budgets
+	accounts *budgets
 }
 
 type tokenEntry struct {
@@ -487,29 +493,30 @@ type tokenEntry struct {
 	until    time.Time
 }
 
+// Per-client budget of validations of unknown Flex tokens: an agent's companion needs one per
+// login, so a handful at once is plenty.
+const (
+	clientTokenRate  = 0.5
+	clientTokenBurst = 5
+)
+
 func newTokenCache(size int, now func() time.Time, perSecond float64, burst int) *tokenCache {
-	return &tokenCache{now: now, limit: rate.Limit(perSecond), burst: burst,
-		entries: newLRU[string, tokenEntry](size), limiters: map[string]*rate.Limiter{}}
+	return &tokenCache{now: now, entries: newLRU[string, tokenEntry](size),
+		clients: newBudgets(clientTokenRate, clientTokenBurst), accounts: newBudgets(perSecond, burst)}
 }
 
 // identify returns who the token belongs to, asking Twilio only about tokens not seen recently.
-func (c *tokenCache) identify(ctx context.Context, accountSID string, tw twilio.Client, token string) (twilio.FlexIdentity, error) {
+func (c *tokenCache) identify(ctx context.Context, client, accountSID string, tw twilio.Client, token string) (twilio.FlexIdentity, error) {
 	sum := sha256.Sum256([]byte(token))
 	key := accountSID + "/" + hex.EncodeToString(sum[:])
 	now := c.now()
 	c.mu.Lock()
-	if e, ok := c.entries.get(key); ok && now.Before(e.until) {
-		c.mu.Unlock()
+	e, ok := c.entries.get(key)
+	c.mu.Unlock()
+	if ok && now.Before(e.until) {
 		return e.identity, nil
 	}
-	limiter, ok := c.limiters[accountSID]
-	if !ok {
-		limiter = rate.NewLimiter(c.limit, c.burst)
-		c.limiters[accountSID] = limiter
-	}
-	allowed := limiter.Allow()
-	c.mu.Unlock()
-	if !allowed {
+	if !c.clients.spend(client+"/"+accountSID, now) || !c.accounts.spend(accountSID, now) {
 		return twilio.FlexIdentity{}, errTooManyTokenChecks
 	}
 	identity, err := tw.ValidateFlexToken(ctx, token)

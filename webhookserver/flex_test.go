@@ -157,10 +157,11 @@ func TestFlexCompanion(t *testing.T) {
 // Twilio budget: beyond the burst, unknown tokens get 429 without being sent to Twilio.
 func TestFlexTokenValidationIsRateLimited(t *testing.T) {
 	h := newHarness(t, harnessOptions{noConferenceCallbacks: true, routes: func(o *webhookserver.RoutesOptions) {
-		o.FlexTokenRate, o.FlexTokenBurst = 0.001, 2
+		o.FlexTokenRate, o.FlexTokenBurst = 0.001, 20
 	}})
 	path := "/recoveries/" + newSID("CF")
-	for i, want := range []int{http.StatusForbidden, http.StatusForbidden, http.StatusTooManyRequests} {
+	// One client: five unknown tokens are checked with Twilio, the sixth is not.
+	for i, want := range []int{http.StatusForbidden, http.StatusForbidden, http.StatusForbidden, http.StatusForbidden, http.StatusForbidden, http.StatusTooManyRequests} {
 		if code, body := h.flex(http.MethodGet, path, fmt.Sprintf("eyJmadeup%d", i), ""); code != want {
 			t.Errorf("token %d: %d %s, want %d", i, code, body, want)
 		}
@@ -168,6 +169,19 @@ func TestFlexTokenValidationIsRateLimited(t *testing.T) {
 	// A token already answered is not asked about again, so it is not limited.
 	if code, _ := h.flex(http.MethodGet, path, "eyJmadeup0", ""); code != http.StatusForbidden {
 		t.Errorf("known bad token: %d, want 403", code)
+	}
+	// Defect 7 of issue 9: one client's made-up tokens spend its own budget only; an agent
+	// elsewhere still has her token checked.
+	req, _ := http.NewRequest(http.MethodGet, h.base+"/flex/"+h.ns+"/"+policyName+path, nil)
+	req.Header.Set("Authorization", "Bearer "+sim.IssueFlexToken(h.cc.Workers["alice"]))
+	req.Header.Set("X-Forwarded-For", "192.0.2.44")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("another client's valid token: %d, want 404 (checked, no such recovery)", resp.StatusCode)
 	}
 	// CORS preflight.
 	code, _ := h.flex(http.MethodOptions, "/graceful", "", "")

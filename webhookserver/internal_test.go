@@ -1,6 +1,7 @@
 package webhookserver
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,8 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/events"
@@ -43,6 +48,69 @@ func TestLRU(t *testing.T) {
 	c.remove("a")
 	if _, ok := c.get("a"); ok || c.len() != 1 {
 		t.Errorf("remove left a, len %d", c.len())
+	}
+}
+
+// TestLRUKeepsEntriesInUse is defect 8 of issue 9: with the cache full of conferences in flight
+// (every entry pinned), the entry just added must not be evicted, or a second writer starts for
+// its conference.
+func TestLRUKeepsEntriesInUse(t *testing.T) {
+	c := newLRU[string, int](2)
+	pinned := func(v int) bool { return v > 0 }
+	c.add("a", 1, pinned)
+	c.add("b", 1, pinned)
+	c.add("c", 0, pinned)
+	if _, ok := c.get("c"); !ok {
+		t.Fatal("the entry just added was evicted")
+	}
+	if _, ok := c.get("a"); !ok {
+		t.Error("a pinned entry was evicted")
+	}
+	// Once unpinned, the extra entries go at the next add.
+	c.add("a", 0, pinned)
+	c.add("c", 0, pinned)
+	c.add("d", 0, pinned)
+	if c.len() > 2 {
+		t.Errorf("len %d after unpinning, want 2", c.len())
+	}
+}
+
+// TestStoreNeverHasTwoWritersForAConference fills the store's cache with a conference whose writer
+// is busy and submits an op for a new conference: its entry must stay in the cache while its
+// writer runs, or the next callback of that conference would start a second writer.
+func TestStoreNeverHasTwoWritersForAConference(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).Build()
+	s := newRecoveryStore(c, c, logr.Discard(), 1, time.Second)
+	busy := types.NamespacedName{Namespace: "n", Name: "busy"}
+	s.mu.Lock()
+	s.confs.add(busy, &confState{key: busy, refs: 1, running: true}, func(c *confState) bool { return c.refs > 0 })
+	s.mu.Unlock()
+
+	fresh := types.NamespacedName{Namespace: "n", Name: "fresh"}
+	release := make(chan struct{})
+	o := s.submit(fresh, &op{mutate: func(*v1alpha1.ConferenceRecovery) (bool, error) { <-release; return false, nil }})
+	s.mu.Lock()
+	first, ok := s.confs.get(fresh)
+	s.mu.Unlock()
+	if !ok {
+		t.Fatal("the new conference's entry was evicted while its writer runs")
+	}
+	second := s.submit(fresh, &op{mutate: func(*v1alpha1.ConferenceRecovery) (bool, error) { return false, nil }})
+	s.mu.Lock()
+	again, _ := s.confs.get(fresh)
+	s.mu.Unlock()
+	if again != first {
+		t.Error("a second entry (and writer) for the same conference")
+	}
+	close(release)
+	for _, op := range []*op{o, second} {
+		if res := op.wait(context.Background()); res.err != nil {
+			t.Errorf("op: %v", res.err)
+		}
 	}
 }
 

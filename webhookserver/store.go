@@ -179,10 +179,14 @@ func (s *recoveryStore) submit(key types.NamespacedName, o *op) *op {
 	s.mu.Lock()
 	cs, ok := s.confs.get(key)
 	if !ok {
+		// Referenced before it is added, so that no eviction, however full the cache is of
+		// conferences in flight, can drop it and let a second writer start for the conference.
 		cs = &confState{key: key}
+		cs.refs++
 		s.confs.add(key, cs, func(c *confState) bool { return c.refs > 0 })
+	} else {
+		cs.refs++ // held until the op is queued, or handed to the writer started below
 	}
-	cs.refs++ // held until the op is queued, or handed to the writer started below
 	s.mu.Unlock()
 
 	cs.mu.Lock()
