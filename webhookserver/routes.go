@@ -147,7 +147,7 @@ func NewRoutes(o RoutesOptions) (*Routes, error) {
 		dedup: events.NewDedup(o.DedupSize),
 		// A batch may wait for a task fetch (Twilio's client retries within a few seconds) and a
 		// few conflict rounds; it is bounded so a stuck API server cannot pin a writer forever.
-		store:  newRecoveryStore(o.Client, o.APIReader, log, o.ConferenceCacheSize, 30*time.Second),
+		store:    newRecoveryStore(o.Client, o.APIReader, log, o.ConferenceCacheSize, 30*time.Second),
 		tokens:   newTokenCache(o.TokenCacheSize, o.Now, o.FlexTokenRate, o.FlexTokenBurst),
 		sinks:    newSinkValidator(log),
 		failures: newBudgets(o.AuthFailureRate, o.AuthFailureBurst),
