@@ -274,7 +274,7 @@ func (run *recoveryRun) createPingTask(ctx context.Context, a recovery.CreatePin
 	case err == nil:
 		run.pingAttrs = attrs
 		if d := run.st().Disconnect; d != nil && !d.At.IsZero() {
-			detectionToPingSeconds.Observe(max(0, run.r.now().Sub(d.At.Time)).Seconds())
+			detectionToPingSeconds.Observe(max(0, run.r.now().Sub(detectedAt(d))).Seconds())
 		}
 		run.pingCreated(task.SID, run.r.now(), "Created ping task %s for agent %s on workflow %s.", task.SID,
 			orUnknown(run.st().Disconnect.WorkerSID), workflow)
@@ -301,9 +301,18 @@ func (run *recoveryRun) pingCreated(sid string, at time.Time, format string, arg
 	created := metav1.NewTime(at)
 	st.Ping.TaskSID, st.Ping.CreatedAt = sid, &created
 	if d := st.Disconnect; d != nil && !d.At.IsZero() {
-		st.Timings.DetectionToPing = &metav1.Duration{Duration: max(0, at.Sub(d.At.Time))}
+		st.Timings.DetectionToPing = &metav1.Duration{Duration: max(0, at.Sub(detectedAt(d)))}
 	}
 	run.done(recovery.NameCreatePingTask, sid, format, args...)
+}
+
+// detectedAt is when the operator received the agent's leave (its own clock), or Twilio's
+// timestamp of it when no receipt time was recorded.
+func detectedAt(d *v1alpha1.DisconnectStatus) time.Time {
+	if d.ObservedAt != nil {
+		return d.ObservedAt.Time
+	}
+	return d.At.Time
 }
 
 // endPingTask completes or cancels the ping task. Asking twice is harmless: a task already ended

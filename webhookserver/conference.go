@@ -25,6 +25,7 @@ import (
 // recovery's status by recovery.ApplyConferenceEvent. Callbacks of other conferences are
 // acknowledged and dropped (their task is remembered, so this costs one task fetch per conference).
 func (r *Routes) handleConference(w http.ResponseWriter, req *http.Request) {
+	receivedAt := r.opts.Now()
 	tr, ok := r.authenticateTwilio(w, req, routeConference)
 	if !ok {
 		return
@@ -59,7 +60,7 @@ func (r *Routes) handleConference(w http.ResponseWriter, req *http.Request) {
 	ctx, cancel := r.handlingContext(req.Context())
 	defer cancel()
 	key := recoveryKey(tr.policy.Namespace, ev.ConferenceSID)
-	c := &conferenceOp{event: ev, policy: tr.policy, twilio: tr.twilio}
+	c := &conferenceOp{event: ev, policy: tr.policy, twilio: tr.twilio, receivedAt: receivedAt}
 	r.correctFirst(ctx, key, c)
 	res := r.store.submit(key, &op{conference: c}).wait(ctx)
 	if res.err == nil && res.needLink && (ev.Event == events.ParticipantJoin || ev.Event == events.ConferenceStart) {

@@ -35,7 +35,11 @@ const (
 )
 
 // errNoLeg and errForbidden are returned by a Flex companion mark that cannot be applied.
+// errStale is returned by a mutation that depends on what the controller wrote (the current
+// incident) and did not find it: the writer's copy may predate that write, so it reads the
+// object again once before taking the answer.
 var (
+	errStale     = errors.New("the recovery does not show what the event is about; reading it again")
 	errNoLeg     = errors.New("no connected agent leg of this worker in the conference")
 	errForbidden = errors.New("the leg belongs to another worker")
 )
@@ -109,6 +113,8 @@ type conferenceOp struct {
 	// info is what the handler learnt of the conference's task, when it had to read it first;
 	// the writer takes it over instead of reading the task again.
 	info *conferenceInfo
+	// receivedAt is when the request arrived, by the operator's clock.
+	receivedAt time.Time
 }
 
 // picture is what a handler may read of a conference while its writer runs.
@@ -376,7 +382,7 @@ func (s *recoveryStore) commit(cs *confState, batch []*op) {
 		cs.obj = obj
 	}
 
-	refetched := false
+	refetched, reread := false, false
 	for attempt := 1; ; attempt++ {
 		rec := cs.obj.DeepCopy()
 		changed := false
@@ -389,16 +395,39 @@ func (s *recoveryStore) commit(cs *confState, batch []*op) {
 				if c.corrected && recovery.RecordCorrection(&rec.Status, c.event.CallSID, c.event.SequenceNumber) {
 					opChanged = true
 				}
+				if recovery.RecordReceipt(&rec.Status, c.event, c.receivedAt) {
+					opChanged = true
+				}
 			} else {
 				opChanged, err = batch[i].mutate(rec)
 			}
 			switch {
+			case errors.Is(err, errStale) && reread:
+				results[i].outcome = outcomeIgnored // it is about no incident the recovery has
 			case err != nil:
 				results[i].err = err
 			case opChanged:
 				results[i].outcome, changed = outcomeStored, true
 			default:
 				results[i].outcome = outcomeUnchanged
+			}
+		}
+		if !reread && slices.ContainsFunc(live, func(i int) bool { return errors.Is(results[i].err, errStale) }) {
+			// The controller (or another replica) may have written what the op looks for since
+			// this writer last read the object.
+			reread = true
+			fresh, err := s.readFresh(ctx, cs.key)
+			if err != nil {
+				for _, i := range live {
+					results[i] = opResult{} // nothing of this attempt was written
+				}
+				finish("", err)
+				return
+			}
+			if fresh != nil {
+				cs.obj = fresh
+				attempt--
+				continue
 			}
 		}
 		if cs.info != nil {

@@ -104,6 +104,7 @@ func (r *Routes) handleTaskRouter(w http.ResponseWriter, req *http.Request) {
 // them were stored. Each recovery's writer applies its events in the order given; events for
 // different recoveries are written concurrently.
 func (r *Routes) processTaskRouterEvents(ctx context.Context, route string, tr *twilioRequest, evs []events.TaskRouterEvent) bool {
+	receivedAt := r.opts.Now()
 	ctx, cancel := r.handlingContext(ctx)
 	defer cancel()
 	type submitted struct {
@@ -137,7 +138,7 @@ func (r *Routes) processTaskRouterEvents(ctx context.Context, route string, tr *
 			duplicatesTotal.WithLabelValues(route).Inc()
 			continue
 		}
-		conferenceSID, mutate := recoveryMutation(tr.policy, ev)
+		conferenceSID, mutate := recoveryMutation(tr.policy, ev, receivedAt)
 		if mutate == nil {
 			eventsTotal.WithLabelValues(route, typ, outcomeIgnored).Inc()
 			continue
@@ -178,7 +179,7 @@ func eventTypeLabel(ev events.TaskRouterEvent) string {
 // workflow when that is known. Events of a task that belongs to another incident than the
 // recovery's current one (an earlier drop of the same call, a task whose attributes were copied)
 // change nothing.
-func recoveryMutation(policy *v1alpha1.ConferenceRecoveryPolicy, ev events.TaskRouterEvent) (string, func(*v1alpha1.ConferenceRecovery) (bool, error)) {
+func recoveryMutation(policy *v1alpha1.ConferenceRecoveryPolicy, ev events.TaskRouterEvent, receivedAt time.Time) (string, func(*v1alpha1.ConferenceRecovery) (bool, error)) {
 	if !ev.IsTaskRouter() || ev.TaskSID == "" {
 		return "", nil
 	}
@@ -190,7 +191,7 @@ func recoveryMutation(policy *v1alpha1.ConferenceRecoveryPolicy, ev events.TaskR
 	attrs, _ := recovery.ParseTaskAttributes(ev.TaskAttributes)
 	marker := attrs.Marker
 	pingWorkflow := policy.Status.PingWorkflowSID
-	var apply func(*v1alpha1.ConferenceRecoveryStatus, events.TaskRouterEvent, metav1.Time) bool
+	var apply func(*v1alpha1.ConferenceRecoveryStatus, events.TaskRouterEvent, metav1.Time, metav1.MicroTime) bool
 	switch {
 	case marker.Role == recovery.TaskRolePing && (pingWorkflow == "" || ev.WorkflowSID == "" || ev.WorkflowSID == pingWorkflow):
 		apply = pingEvent
@@ -200,6 +201,7 @@ func recoveryMutation(policy *v1alpha1.ConferenceRecoveryPolicy, ev events.TaskR
 		return "", nil
 	}
 	at := metav1.NewTime(ev.Time.UTC().Truncate(time.Second))
+	observed := metav1.NewMicroTime(receivedAt)
 	policyName := policy.Name
 	return marker.ConferenceSID, func(rec *v1alpha1.ConferenceRecovery) (bool, error) {
 		// The original task is never the ping or the reconnect task, whatever its attributes
@@ -211,16 +213,16 @@ func recoveryMutation(policy *v1alpha1.ConferenceRecoveryPolicy, ev events.TaskR
 		// an agent returned, or a later drop of the same call, ignores an earlier incident's.
 		d := rec.Status.Disconnect
 		if d == nil || !marker.Matches(rec.Spec.ConferenceSID, d.CallSID) {
-			return false, nil
+			return false, errStale
 		}
-		return apply(&rec.Status, ev, at), nil
+		return apply(&rec.Status, ev, at, observed), nil
 	}
 }
 
 // pingEvent records what a Recovery Ping task's event says: the agent took it (Accepted), its TTL
 // ran out (TimedOut) or it was canceled otherwise. Only the first outcome counts, and events of
 // another ping task than the one recorded are ignored.
-func pingEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.TaskRouterEvent, at metav1.Time) bool {
+func pingEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.TaskRouterEvent, at metav1.Time, _ metav1.MicroTime) bool {
 	ping := st.Ping
 	if ping == nil {
 		ping = &v1alpha1.PingStatus{}
@@ -252,7 +254,7 @@ func pingEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.TaskRouterEvent,
 
 // reconnectEvent records what the reconnect task's event says: its SID, when it entered a queue,
 // who accepted it and when, or that it was canceled before anyone did.
-func reconnectEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.TaskRouterEvent, at metav1.Time) bool {
+func reconnectEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.TaskRouterEvent, at metav1.Time, observed metav1.MicroTime) bool {
 	rc := st.Reconnect
 	if rc == nil {
 		rc = &v1alpha1.ReconnectStatus{}
@@ -272,6 +274,9 @@ func reconnectEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.TaskRouterE
 	case "reservation.accepted":
 		if rc.AcceptedAt == nil && ev.WorkerSID != "" {
 			rc.WorkerSID, rc.AcceptedAt, changed = ev.WorkerSID, &at, true
+			if !observed.IsZero() {
+				rc.AcceptedObservedAt = &observed
+			}
 		}
 	case "task.canceled":
 		if rc.AcceptedAt == nil && rc.CanceledAt == nil {

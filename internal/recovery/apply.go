@@ -86,7 +86,7 @@ func ApplyConferenceEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.Confe
 		}
 		if p.LeftAt != nil && p.JoinedAt.After(p.LeftAt.Time) {
 			// A join after the leave: the leg came back (for example after a redirect).
-			p.LeftAt, p.LeaveReason, p.Graceful = nil, "", false
+			p.LeftAt, p.LeftObservedAt, p.LeaveReason, p.Graceful = nil, nil, "", false
 			changed = true
 		}
 	case events.ParticipantLeave:
@@ -104,6 +104,21 @@ func ApplyConferenceEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.Confe
 		}
 	}
 	return changed
+}
+
+// RecordReceipt records when the operator received a leave callback (its own clock): the start of
+// the customer's wait, to the millisecond. It reports whether st changed.
+func RecordReceipt(st *v1alpha1.ConferenceRecoveryStatus, ev events.ConferenceEvent, receivedAt time.Time) bool {
+	if ev.Event != events.ParticipantLeave || receivedAt.IsZero() {
+		return false
+	}
+	i := participantIndex(st, ev.CallSID)
+	if i < 0 || st.Participants[i].LeftAt == nil || st.Participants[i].LeftObservedAt != nil {
+		return false
+	}
+	at := metav1.NewMicroTime(receivedAt)
+	st.Participants[i].LeftObservedAt = &at
+	return true
 }
 
 // RecordCorrection records that endConferenceOnExit was set back to false on the leg after the

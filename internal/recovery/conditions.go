@@ -80,6 +80,19 @@ func CustomerWithoutAgent(st v1alpha1.ConferenceRecoveryStatus) *metav1.Duration
 	if st.Disconnect == nil || st.Disconnect.At.IsZero() {
 		return nil
 	}
+	// The operator's own receipt times, to the millisecond, when both ends have one.
+	if start := st.Disconnect.ObservedAt; start != nil {
+		var end time.Time
+		switch {
+		case st.Reconnect != nil && st.Reconnect.AcceptedObservedAt != nil:
+			end = st.Reconnect.AcceptedObservedAt.Time
+		case (st.Reconnect == nil || st.Reconnect.AcceptedAt == nil) && st.FinishedAt != nil:
+			end = st.FinishedAt.Time
+		}
+		if !end.IsZero() {
+			return &metav1.Duration{Duration: max(0, end.Sub(start.Time))}
+		}
+	}
 	var end *metav1.Time
 	switch {
 	case st.Reconnect != nil && st.Reconnect.AcceptedAt != nil:

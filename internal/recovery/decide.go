@@ -283,7 +283,7 @@ func monitor(st v1alpha1.ConferenceRecoveryStatus, customerConnected bool) Decis
 	return Decision{Phase: v1alpha1.PhaseDisconnected, Reason: ReasonAgentDisconnected,
 		Message: fmt.Sprintf("The last agent's leg %s left (%s) while the customer is still connected.", last.CallSID, last.LeaveReason),
 		Disconnect: &v1alpha1.DisconnectStatus{WorkerSID: last.WorkerSID, CallSID: last.CallSID,
-			Reason: last.LeaveReason, At: *last.LeftAt}}
+			Reason: last.LeaveReason, At: *last.LeftAt, ObservedAt: last.LeftObservedAt.DeepCopy()}}
 }
 
 // isAgent reports whether the leg counts as an agent: supervisors and coaching legs never do.

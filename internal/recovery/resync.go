@@ -146,7 +146,8 @@ func applyLegs(st *v1alpha1.ConferenceRecoveryStatus, live []LiveLeg, at metav1.
 		}
 		// Its leave was lost. A leg the operator redirected left through the API; for any other
 		// the reason is unknown, which counts as non-graceful unless the leg was marked.
-		p.LeftAt = &at
+		observed := metav1.NewMicroTime(at.Time)
+		p.LeftAt, p.LeftObservedAt = &at, &observed
 		if redirected[p.CallSID] {
 			p.LeaveReason = "participant_updated_via_api"
 			p.Graceful = true
