@@ -48,8 +48,13 @@ envtest: ## Build the test control plane (etcd, kube-apiserver, kubectl) from so
 	@bash hack/setup-envtest.sh >/dev/null
 
 .PHONY: test
-test: manifests generate fmt vet envtest ## Run the unit, envtest and end-to-end tests.
+test: manifests generate fmt vet envtest plugin ## Run the unit, envtest and end-to-end tests, and the Flex plugin's.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: plugin
+plugin: ## Install, test and build the Flex companion plugin (flex-plugin/; needs Node and npm).
+	@command -v npm >/dev/null || { echo "make plugin: npm (with Node 18 or later) is required to test and build flex-plugin/" >&2; exit 1; }
+	cd flex-plugin && npm ci --no-audit --no-fund && npm test && npm run build
 
 .PHONY: check-generated
 check-generated: manifests generate ## Fail if generated files differ from what is committed.

@@ -112,6 +112,10 @@ func TestInvalidSpecsRejected(t *testing.T) {
 		{"bad busy policy", wap(`{` + twilio + `,"activityChangeWhileBusy":"Ignore"}`), "spec.activityChangeWhileBusy"},
 		{"bad pending attribute", wap(`{` + twilio + `,"pendingActivityAttribute":"pending-activity"}`), "spec.pendingActivityAttribute"},
 		{"bad channel", wap(`{` + twilio + `,"channels":["voice channel"]}`), "spec.channels[0]"},
+		{"activity name too long", wap(`{` + twilio + `,"activities":{"onATask":"` + strings.Repeat("x", 65) + `"}}`), "spec.activities.onATask"},
+		{"empty workers expression", wap(`{` + twilio + `,"workers":""}`), "spec.workers"},
+		{"activity public url not http", wap(`{` + twilio + `,"publicBaseUrl":"flex-operator.example.com"}`), "spec.publicBaseUrl"},
+		{"activity public url with fragment", wap(`{` + twilio + `,"publicBaseUrl":"https://x.example.com/#top"}`), "spec.publicBaseUrl"},
 		{"recovery bad conference sid", `{"apiVersion":"contactcenter.flexoperator.io/v1alpha1","kind":"ConferenceRecovery","metadata":{"name":"r"},"spec":{"policyName":"p","conferenceSid":"CF1"}}`, "spec.conferenceSid"},
 		{"recovery bad phase", `{"apiVersion":"contactcenter.flexoperator.io/v1alpha1","kind":"ConferenceRecovery","metadata":{"name":"r2"},"spec":{"policyName":"p","conferenceSid":"` + cf + `","taskSid":"WK` + strings.Repeat("d", 32) + `"}}`, "spec.taskSid"},
 	}

@@ -110,7 +110,8 @@ func newRecoveryCentre(t *testing.T, o centreOptions) *recoveryCentre {
 			Reconnect:             v1alpha1.ReconnectSpec{Priority: 1500},
 			Customer: v1alpha1.CustomerExperience{AnnouncementURL: "https://example.com/interrupted.mp3",
 				HoldMusicURL: "https://example.com/hold.mp3"},
-			Management: v1alpha1.ManagementSpec{TaskRouter: &taskRouter, EventStream: &eventStream},
+			Management:  v1alpha1.ManagementSpec{TaskRouter: &taskRouter},
+			EventStream: v1alpha1.EventStreamSpec{Managed: &eventStream},
 		},
 	}
 	if o.policy != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,13 +14,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/credentials"
-	"github.com/flexoperator/flex-operator/internal/twilio"
 )
 
 // ConferenceRecoveryPolicyReconciler makes the manual Twilio setup of conference recovery (seed 001's
@@ -44,11 +41,7 @@ type ConferenceRecoveryPolicyReconciler struct {
 	// policy's spec.publicBaseUrl overrides it.
 	PublicURL string
 
-	// pending remembers creates whose outcome was unknown (a 5xx or a broken connection), so that
-	// the object found by name on the next attempt is recorded as created, not adopted.
-	pending sync.Map
-	// sinkTests remembers when each sink was last asked for a test event (wall clock).
-	sinkTests sync.Map
+	memo twilioMemo
 }
 
 // +kubebuilder:rbac:groups=contactcenter.flexoperator.io,resources=conferencerecoverypolicies,verbs=get;list;watch;update;patch
@@ -68,19 +61,11 @@ func (r *ConferenceRecoveryPolicyReconciler) Reconcile(ctx context.Context, req 
 	if !policy.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, &policy)
 	}
-	if unchanged := policy.DeepCopy(); controllerutil.AddFinalizer(&policy, policyFinalizer) {
-		// The finalizer goes on before anything is created in Twilio, so nothing can be left behind.
-		// A patch of the finalizers alone: an Update would send the spec back re-encoded ("24h" as
-		// "24h0m0s") and bump the generation.
-		if err := r.Patch(ctx, &policy, client.MergeFromWithOptions(unchanged, client.MergeFromWithOptimisticLock{})); err != nil {
-			if apierrors.IsConflict(err) {
-				return ctrl.Result{RequeueAfter: time.Second}, nil // a stale copy; the next read is fresher
-			}
-			return ctrl.Result{}, client.IgnoreNotFound(err)
-		}
+	if requeue, err := addFinalizer(ctx, r.Client, &policy); err != nil || requeue {
+		return ctrl.Result{RequeueAfter: time.Second}, client.IgnoreNotFound(err)
 	}
 	before := policy.DeepCopy()
-	s := &policySync{r: r, policy: &policy, persisted: &before.Status}
+	s := newPolicySync(r, &policy, &before.Status)
 	defer func() {
 		requeue, perr := s.writeStatus(ctx, before)
 		if perr != nil && err == nil {
@@ -92,7 +77,7 @@ func (r *ConferenceRecoveryPolicyReconciler) Reconcile(ctx context.Context, req 
 	}()
 	policy.Status.ObservedGeneration = policy.Generation
 
-	s.tw, err = r.policyClient(ctx, &policy, before.Status.Conditions)
+	s.tw, err = policyClient(ctx, r.Twilio, r.Recorder, &policy, &policy.Status.Conditions, before.Status.Conditions)
 	if err != nil {
 		return ctrl.Result{}, ignoreUnresolved(err)
 	}
@@ -100,24 +85,6 @@ func (r *ConferenceRecoveryPolicyReconciler) Reconcile(ctx context.Context, req 
 	esWait := s.reconcileEventStream(ctx)
 	s.setReady()
 	return ctrl.Result{RequeueAfter: soonest(trWait, esWait)}, nil
-}
-
-// policyClient resolves the policy's Twilio client and records the outcome in CredentialsResolved
-// (and Ready on failure). A Secret the user must fix gives errCredentialsUnresolved: the Secret
-// watch brings the policy back once it changes.
-func (r *ConferenceRecoveryPolicyReconciler) policyClient(ctx context.Context, policy *v1alpha1.ConferenceRecoveryPolicy, previous []metav1.Condition) (twilio.Client, error) {
-	_, tw, err := r.Twilio.For(ctx, policy.Namespace, policy.Spec.Twilio)
-	var cerr *credentials.Error
-	switch {
-	case errors.As(err, &cerr):
-		setCredentialsConditions(&policy.Status.Conditions, policy.Generation, cerr)
-		recordCredentialsFailure(r.Recorder, policy, previous, cerr)
-		return nil, errCredentialsUnresolved
-	case err != nil:
-		return nil, fmt.Errorf("resolve credentials: %w", err)
-	}
-	setCredentialsConditions(&policy.Status.Conditions, policy.Generation, nil)
-	return tw, nil
 }
 
 // SetupWithManager registers the controller, its index and its Secret watch, and the light

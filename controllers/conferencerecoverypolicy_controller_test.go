@@ -62,25 +62,44 @@ func must[T any](t *testing.T) func(T, error) T {
 	}
 }
 
-// sinkReceiver stands in for the webhook server's Event Streams route: it validates a sink when its
-// test event arrives — with the SID it reads from the policy's status, as the webhook server does,
-// answering 503 (Twilio retries) while the status has none — and records the other events by type.
+// sinkReceiver stands in for the webhook server's Event Streams routes of both policy kinds: it
+// validates a sink when its test event arrives — with the SID it reads from the policy's status, as
+// the webhook server does, answering 503 (Twilio retries) while the status has none — and records
+// the other events by path and type.
 type sinkReceiver struct {
 	t   *testing.T
 	srv *httptest.Server
 	tw  twilio.Client
 
 	mu     sync.Mutex
-	events []string // "type workspaceSid"
+	events []string // "path type workspaceSid"
 }
 
 func newSinkReceiver(t *testing.T) *sinkReceiver {
 	rcv := &sinkReceiver{t: t, tw: twilioClient(t)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /twilio/{ns}/{policy}/events", rcv.serve)
+	mux.HandleFunc("POST /twilio/{ns}/activity/{policy}/events", rcv.serve)
 	rcv.srv = httptest.NewServer(mux)
 	t.Cleanup(rcv.srv.Close)
 	return rcv
+}
+
+// sinkOf reads the sink SID from the status of the policy the request's path names.
+func sinkOf(r *http.Request) string {
+	key := types.NamespacedName{Namespace: r.PathValue("ns"), Name: r.PathValue("policy")}
+	if strings.Contains(r.URL.Path, "/activity/") {
+		var policy v1alpha1.WorkerActivityPolicy
+		if err := k8sClient.Get(r.Context(), key, &policy); err != nil {
+			return ""
+		}
+		return policy.Status.SinkSID
+	}
+	var policy v1alpha1.ConferenceRecoveryPolicy
+	if err := k8sClient.Get(r.Context(), key, &policy); err != nil {
+		return ""
+	}
+	return policy.Status.SinkSID
 }
 
 func (rcv *sinkReceiver) serve(w http.ResponseWriter, r *http.Request) {
@@ -111,7 +130,7 @@ func (rcv *sinkReceiver) serve(w http.ResponseWriter, r *http.Request) {
 			}
 			_ = json.Unmarshal(ev.Data, &data)
 			rcv.mu.Lock()
-			rcv.events = append(rcv.events, ev.Type+" "+data.Payload.WorkspaceSID)
+			rcv.events = append(rcv.events, r.URL.Path+" "+ev.Type+" "+data.Payload.WorkspaceSID)
 			rcv.mu.Unlock()
 			continue
 		}
@@ -119,9 +138,8 @@ func (rcv *sinkReceiver) serve(w http.ResponseWriter, r *http.Request) {
 			TestID string `json:"test_id"`
 		}
 		_ = json.Unmarshal(ev.Data, &data)
-		var policy v1alpha1.ConferenceRecoveryPolicy
-		key := types.NamespacedName{Namespace: r.PathValue("ns"), Name: r.PathValue("policy")}
-		if err := k8sClient.Get(r.Context(), key, &policy); err != nil || policy.Status.SinkSID == "" {
+		sinkSID := sinkOf(r)
+		if sinkSID == "" {
 			http.Error(w, "no sink SID in the policy's status yet", http.StatusServiceUnavailable)
 			return
 		}
@@ -134,15 +152,23 @@ func (rcv *sinkReceiver) serve(w http.ResponseWriter, r *http.Request) {
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
-		}(policy.Status.SinkSID, data.TestID)
+		}(sinkSID, data.TestID)
 	}
 	w.WriteHeader(http.StatusOK)
 }
 
+// received says whether an event of the type for the workspace arrived, at any path.
 func (rcv *sinkReceiver) received(eventType, workspaceSID string) bool {
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
-	return slices.Contains(rcv.events, eventType+" "+workspaceSID)
+	return slices.ContainsFunc(rcv.events, func(e string) bool { return strings.HasSuffix(e, " "+eventType+" "+workspaceSID) })
+}
+
+// receivedAt says whether an event of the type for the workspace arrived at the path.
+func (rcv *sinkReceiver) receivedAt(path, eventType, workspaceSID string) bool {
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	return slices.Contains(rcv.events, path+" "+eventType+" "+workspaceSID)
 }
 
 // policyFixture is a namespace with a credentials Secret and a contact centre of its own.
@@ -471,6 +497,10 @@ func TestRecoveryPolicyAdoptsExisting(t *testing.T) {
 	ctx := f.ctx()
 	sink := must[twilio.Sink](t)(f.tw.CreateSink(ctx, twilio.SinkCreate{Description: "hand made", Destination: url}))
 	t.Cleanup(func() { _ = f.tw.DeleteSink(context.Background(), sink.SID) })
+	// Twilio subscribes only an active sink: this one was tested and validated by hand.
+	if err := sim.ActivateSink(sink.SID); err != nil {
+		t.Fatal(err)
+	}
 	theirs := must[twilio.Subscription](t)(f.tw.CreateSubscription(ctx, twilio.SubscriptionCreate{SinkSID: sink.SID, Description: "hand made",
 		Types: []string{"com.twilio.taskrouter.task.created", "com.twilio.taskrouter.worker.activity.update"}}))
 
@@ -571,7 +601,7 @@ func TestRecoveryPolicyMissingWorkflow(t *testing.T) {
 	}
 
 	off := false
-	updateSpec(t, p, func(spec *v1alpha1.ConferenceRecoveryPolicySpec) { spec.Management.EventStream = &off })
+	updateSpec(t, p, func(spec *v1alpha1.ConferenceRecoveryPolicySpec) { spec.EventStream.Managed = &off })
 	waitPolicy(t, p, func(p *v1alpha1.ConferenceRecoveryPolicy) error {
 		return conditionIs(p.Status.Conditions, v1alpha1.ConditionEventStreamReady, metav1.ConditionTrue, "NotManaged")
 	})
@@ -588,7 +618,7 @@ func TestRecoveryPolicyReleasedWithoutCredentials(t *testing.T) {
 	off := false
 	p := f.policy("orphan", v1alpha1.ConferenceRecoveryPolicySpec{
 		ProtectedWorkflowSIDs: []string{voice},
-		Management:            v1alpha1.ManagementSpec{EventStream: &off},
+		EventStream:           v1alpha1.EventStreamSpec{Managed: &off},
 	})
 	waitPolicy(t, p, ready)
 	pingWorkflow := p.Status.PingWorkflowSID
@@ -626,7 +656,8 @@ func TestRecoveryRetention(t *testing.T) {
 	p := f.policy("keep", v1alpha1.ConferenceRecoveryPolicySpec{
 		ProtectedWorkflowSIDs: []string{"WW" + strings.Repeat("1", 32)},
 		Retention:             &metav1.Duration{Duration: time.Minute},
-		Management:            v1alpha1.ManagementSpec{TaskRouter: &off, EventStream: &off},
+		Management:            v1alpha1.ManagementSpec{TaskRouter: &off},
+		EventStream:           v1alpha1.EventStreamSpec{Managed: &off},
 	})
 	now := sim.Now()
 	n := 0
@@ -760,7 +791,7 @@ func TestRecoveryPolicyRejectedCredentials(t *testing.T) {
 	off := false
 	p := f.policy("voice", v1alpha1.ConferenceRecoveryPolicySpec{
 		ProtectedWorkflowSIDs: []string{voice},
-		Management:            v1alpha1.ManagementSpec{EventStream: &off},
+		EventStream:           v1alpha1.EventStreamSpec{Managed: &off},
 	})
 	waitPolicy(t, p, func(p *v1alpha1.ConferenceRecoveryPolicy) error {
 		if err := conditionIs(p.Status.Conditions, v1alpha1.ConditionCredentialsResolved, metav1.ConditionTrue, v1alpha1.ReasonCredentialsResolved); err != nil {
@@ -787,7 +818,8 @@ func TestRecoveryPolicyTaskRouterUnmanaged(t *testing.T) {
 	off := false
 	bare := f.policy("bare", v1alpha1.ConferenceRecoveryPolicySpec{
 		ProtectedWorkflowSIDs: []string{voice},
-		Management:            v1alpha1.ManagementSpec{TaskRouter: &off, EventStream: &off},
+		Management:            v1alpha1.ManagementSpec{TaskRouter: &off},
+		EventStream:           v1alpha1.EventStreamSpec{Managed: &off},
 	})
 	waitPolicy(t, bare, func(p *v1alpha1.ConferenceRecoveryPolicy) error {
 		if err := conditionIs(p.Status.Conditions, v1alpha1.ConditionTaskRouterConfigured, metav1.ConditionFalse, "PingQueueNotFound"); err != nil {
@@ -809,7 +841,7 @@ func TestRecoveryPolicyTaskRouterUnmanaged(t *testing.T) {
 
 	managed := f.policy("managed", v1alpha1.ConferenceRecoveryPolicySpec{
 		ProtectedWorkflowSIDs: []string{voice},
-		Management:            v1alpha1.ManagementSpec{EventStream: &off},
+		EventStream:           v1alpha1.EventStreamSpec{Managed: &off},
 	})
 	waitPolicy(t, managed, ready)
 	withFilter := f.configuration(voice)
@@ -835,7 +867,7 @@ func TestRecoveryPolicySharedObjects(t *testing.T) {
 	f := newPolicyFixture(t, twiliosim.ContactCentreSpec{Queues: []twiliosim.QueueSpec{{Name: "Sales"}}})
 	voice := f.workflow("Voice", `{"task_routing":{"filters":[],"default_filter":{"queue":"{Q:Sales}"}}}`)
 	off := false
-	spec := v1alpha1.ConferenceRecoveryPolicySpec{ProtectedWorkflowSIDs: []string{voice}, Management: v1alpha1.ManagementSpec{EventStream: &off}}
+	spec := v1alpha1.ConferenceRecoveryPolicySpec{ProtectedWorkflowSIDs: []string{voice}, EventStream: v1alpha1.EventStreamSpec{Managed: &off}}
 	first := f.policy("first", spec)
 	waitPolicy(t, first, ready)
 	second := f.policy("second", spec)

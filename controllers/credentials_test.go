@@ -102,10 +102,11 @@ func TestCredentialsConditions(t *testing.T) {
 			}
 			waitCondition(v1alpha1.ConditionCredentialsResolved, metav1.ConditionTrue, v1alpha1.ReasonCredentialsResolved, "")
 			if _, ok := policy.(*v1alpha1.WorkerActivityPolicy); ok {
-				waitCondition(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonReconciled, "")
+				// The credentials are read; Twilio does not know this made-up account.
+				waitCondition(v1alpha1.ConditionReady, metav1.ConditionFalse, "TwilioAuthenticationFailed", "credentials")
 			}
-			// A ConferenceRecoveryPolicy is Ready only once Twilio accepts the credentials and its
-			// setup is done (conferencerecoverypolicy_controller_test.go); this made-up account is not.
+			// A policy is Ready only once Twilio accepts the credentials and its setup is done
+			// (the policy controllers' tests); this made-up account is not.
 			if policy.GetGeneration() != 1 {
 				t.Fatalf("the policy was changed (generation %d)", policy.GetGeneration())
 			}

@@ -2,85 +2,38 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
-	"github.com/flexoperator/flex-operator/internal/credentials"
+	"github.com/flexoperator/flex-operator/internal/twilio"
 )
-
-// cleanupTimeout bounds how long a deleted policy waits for a Twilio that keeps refusing or failing:
-// after it, what is left is reported in a Warning event and the policy is let go.
-const cleanupTimeout = 10 * time.Minute
-
-// reasonCleaningUp is Ready's reason while a deleted policy's Twilio objects are being removed.
-const reasonCleaningUp = "CleaningUp"
 
 // finalize removes what the operator added in Twilio for a deleted policy — its subscription and
 // sink, the "Direct to an Agent" filter it put on protected workflows (the rest of each workflow
-// byte for byte), and the workflow and queues it created — then releases the policy. Objects it
-// adopted are left alone. Without usable credentials nothing can be removed: the policy is released
-// with a Warning event naming what was left, rather than blocking its deletion forever.
-func (r *ConferenceRecoveryPolicyReconciler) finalize(ctx context.Context, policy *v1alpha1.ConferenceRecoveryPolicy) (result ctrl.Result, err error) {
+// byte for byte), and the workflow and queues it created — then releases the policy (policyCleanup).
+func (r *ConferenceRecoveryPolicyReconciler) finalize(ctx context.Context, policy *v1alpha1.ConferenceRecoveryPolicy) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(policy, policyFinalizer) {
 		return ctrl.Result{}, nil
 	}
 	before := policy.DeepCopy()
-	s := &policySync{r: r, policy: policy, persisted: &before.Status}
-	released := false
-	defer func() {
-		if released {
-			return
-		}
-		requeue, perr := s.writeStatus(ctx, before)
-		if perr != nil && err == nil {
-			err = perr
-		}
-		if requeue && err == nil {
-			result = ctrl.Result{RequeueAfter: time.Second}
-		}
-	}()
-
-	_, s.tw, err = r.Twilio.For(ctx, policy.Namespace, policy.Spec.Twilio)
-	var cerr *credentials.Error
-	if errors.As(err, &cerr) {
-		recordPolicyEvent(r, policy, true, "CleanupSkipped", "Cleanup",
-			"Cannot reach Twilio to clean up (%s); left in Twilio: %s", cerr.Message, leftInTwilio(policy))
-		released = true
-		return ctrl.Result{}, r.release(ctx, policy)
+	s := newPolicySync(r, policy, &before.Status)
+	cleanup := &policyCleanup{
+		client: r.Client, twilio: r.Twilio, policy: policy, deleted: policy.DeletionTimestamp.Time,
+		teardown: func(tw twilio.Client) []*problem {
+			s.tw = tw
+			return s.teardown(ctx)
+		},
+		leftInTwilio: func() string { return leftInTwilio(policy) },
+		cleaning:     func(message string) { s.setCondition(v1alpha1.ConditionReady, false, reasonCleaningUp, message) },
+		event:        s.event,
+		writeStatus:  func() (bool, error) { return s.writeStatus(ctx, before) },
 	}
-	if err != nil {
-		return ctrl.Result{}, fmt.Errorf("resolve credentials: %w", err)
-	}
-	problems := s.teardown(ctx)
-	if len(problems) == 0 {
-		released = true
-		if err := r.release(ctx, policy); err != nil {
-			if apierrors.IsConflict(err) {
-				return ctrl.Result{RequeueAfter: time.Second}, nil // all is removed; only the write was stale
-			}
-			return ctrl.Result{}, err
-		}
-		return ctrl.Result{}, nil
-	}
-	message, wait := summarize(problems, cleanupTimeout)
-	authFailed := slices.ContainsFunc(problems, func(p *problem) bool { return p.reason == reasonTwilioAuthFailed })
-	if authFailed || time.Since(policy.DeletionTimestamp.Time) > cleanupTimeout {
-		recordPolicyEvent(r, policy, true, "CleanupIncomplete", "Cleanup",
-			"Gave up cleaning up (%s); left in Twilio: %s", message, leftInTwilio(policy))
-		released = true
-		return ctrl.Result{}, r.release(ctx, policy)
-	}
-	s.setCondition(v1alpha1.ConditionReady, false, reasonCleaningUp, "Removing what the operator added in Twilio: "+message)
-	return ctrl.Result{RequeueAfter: min(wait, twilioRecheckInterval)}, nil
+	return cleanup.finalize(ctx)
 }
 
 // teardown removes what the operator added, in an order Twilio accepts: subscriptions before sinks,
@@ -88,7 +41,7 @@ func (r *ConferenceRecoveryPolicyReconciler) finalize(ctx context.Context, polic
 // taken even when another failed, so a retry has less to do.
 func (s *policySync) teardown(ctx context.Context) []*problem {
 	var problems []*problem
-	if p := s.teardownEventStream(ctx); p != nil {
+	if p := s.eventStream().teardown(ctx); p != nil {
 		problems = append(problems, p)
 	}
 	others, err := s.otherPolicies(ctx)
@@ -135,17 +88,6 @@ func (s *policySync) teardown(ctx context.Context) []*problem {
 		}
 	}
 	return problems
-}
-
-// release removes the finalizer, with a patch that carries the resourceVersion: on a stale copy it
-// fails rather than dropping a finalizer another controller added meanwhile.
-func (r *ConferenceRecoveryPolicyReconciler) release(ctx context.Context, policy *v1alpha1.ConferenceRecoveryPolicy) error {
-	unchanged := policy.DeepCopy()
-	controllerutil.RemoveFinalizer(policy, policyFinalizer)
-	if err := r.Patch(ctx, policy, client.MergeFromWithOptions(unchanged, client.MergeFromWithOptimisticLock{})); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	return nil
 }
 
 // policyUsers are the other ConferenceRecoveryPolicies of the cluster, to tell whether one of them

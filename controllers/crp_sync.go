@@ -8,9 +8,7 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,9 +16,6 @@ import (
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/twilio"
 )
-
-// policyFinalizer holds a ConferenceRecoveryPolicy until what the operator added in Twilio is removed.
-const policyFinalizer = "contactcenter.flexoperator.io/cleanup"
 
 // How often things are looked at again.
 const (
@@ -38,7 +33,6 @@ const (
 // Reasons of the TaskRouterConfigured, EventStreamReady and Ready conditions.
 const (
 	reasonConfigured                   = "Configured"
-	reasonNotManaged                   = "NotManaged"
 	reasonTwilioUnavailable            = "TwilioUnavailable"
 	reasonTwilioError                  = "TwilioError"
 	reasonTwilioAuthFailed             = "TwilioAuthenticationFailed"
@@ -48,10 +42,6 @@ const (
 	reasonPingQueueNotFound            = "PingQueueNotFound"
 	reasonPingWorkflowNotFound         = "PingWorkflowNotFound"
 	reasonFilterMissing                = "FilterMissing"
-	reasonNoPublicURL                  = "NoPublicURL"
-	reasonSinkValidating               = "SinkValidating"
-	reasonSinkFailed                   = "SinkFailed"
-	reasonSubscribed                   = "Subscribed"
 )
 
 // policySync is one reconcile of one policy: the policy being changed, its status as persisted when
@@ -62,54 +52,40 @@ type policySync struct {
 	// persisted is the status read at the start of the reconcile (what the webhook server can see).
 	persisted *v1alpha1.ConferenceRecoveryPolicyStatus
 	tw        twilio.Client
+	// ownership is status.createdSids and what this reconcile created.
+	ownership
 
-	// createdNow and filtersAddedNow are what this reconcile added in Twilio: if its status write
-	// meets a newer policy, they are carried over onto it, so no record of ownership is lost.
-	createdNow      []string
+	// filtersAddedNow are the filters this reconcile added: if its status write meets a newer
+	// policy, they are carried over onto it, as ownership's createdNow is.
 	filtersAddedNow []string
 }
 
-// writeStatus writes the status, if it changed, as a merge patch that carries the resourceVersion
-// read at the start. A reconcile that worked from a stale copy (the cache had not yet seen the
-// previous reconcile's write) then gets a conflict instead of overwriting what that reconcile
-// recorded; the objects and filters this one added are recorded on the current policy instead,
-// and requeue asks for a fresh look.
+func newPolicySync(r *ConferenceRecoveryPolicyReconciler, policy *v1alpha1.ConferenceRecoveryPolicy, persisted *v1alpha1.ConferenceRecoveryPolicyStatus) *policySync {
+	return &policySync{r: r, policy: policy, persisted: persisted,
+		ownership: newOwnership("ConferenceRecoveryPolicy", policy, &policy.Status.CreatedSIDs, &r.memo)}
+}
+
+// writeStatus writes the status (writeOwnedStatus), carrying the objects and filters this
+// reconcile added over onto a newer policy.
 func (s *policySync) writeStatus(ctx context.Context, before *v1alpha1.ConferenceRecoveryPolicy) (requeue bool, err error) {
-	if equality.Semantic.DeepEqual(before.Status, s.policy.Status) {
-		return false, nil
-	}
-	err = s.r.Status().Patch(ctx, s.policy, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
-	switch {
-	case err == nil || apierrors.IsNotFound(err):
-		return false, nil
-	case !apierrors.IsConflict(err):
-		return false, fmt.Errorf("patch status: %w", err)
-	case len(s.createdNow) == 0 && len(s.filtersAddedNow) == 0:
-		return true, nil
-	}
-	var current v1alpha1.ConferenceRecoveryPolicy
-	if err := s.r.APIReader.Get(ctx, client.ObjectKeyFromObject(s.policy), &current); err != nil {
-		return false, fmt.Errorf("re-read the policy to record what was created: %w", client.IgnoreNotFound(err))
-	}
-	base := current.DeepCopy()
-	for _, sid := range s.createdNow {
-		if !slices.Contains(current.Status.CreatedSIDs, sid) {
-			current.Status.CreatedSIDs = append(current.Status.CreatedSIDs, sid)
+	var carry func(client.Object)
+	if len(s.createdNow) > 0 || len(s.filtersAddedNow) > 0 {
+		carry = func(o client.Object) {
+			current := o.(*v1alpha1.ConferenceRecoveryPolicy)
+			s.carryCreated(&current.Status.CreatedSIDs)
+			for _, sid := range s.filtersAddedNow {
+				i := slices.IndexFunc(current.Status.ProtectedWorkflows, func(e v1alpha1.ProtectedWorkflowStatus) bool { return e.SID == sid })
+				if i < 0 {
+					current.Status.ProtectedWorkflows = append(current.Status.ProtectedWorkflows, v1alpha1.ProtectedWorkflowStatus{SID: sid})
+					i = len(current.Status.ProtectedWorkflows) - 1
+				}
+				current.Status.ProtectedWorkflows[i].FilterInstalled = true
+				current.Status.ProtectedWorkflows[i].FilterAdded = true
+			}
 		}
 	}
-	for _, sid := range s.filtersAddedNow {
-		i := slices.IndexFunc(current.Status.ProtectedWorkflows, func(e v1alpha1.ProtectedWorkflowStatus) bool { return e.SID == sid })
-		if i < 0 {
-			current.Status.ProtectedWorkflows = append(current.Status.ProtectedWorkflows, v1alpha1.ProtectedWorkflowStatus{SID: sid})
-			i = len(current.Status.ProtectedWorkflows) - 1
-		}
-		current.Status.ProtectedWorkflows[i].FilterInstalled = true
-		current.Status.ProtectedWorkflows[i].FilterAdded = true
-	}
-	if err := s.r.Status().Patch(ctx, &current, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
-		return false, fmt.Errorf("record what was created on the current policy: %w", err)
-	}
-	return true, nil
+	return writeOwnedStatus(ctx, s.r.Client, s.r.APIReader, before, s.policy,
+		!equality.Semantic.DeepEqual(before.Status, s.policy.Status), carry)
 }
 
 // problem is what stopped one part of the setup: a condition reason and message, and when to look
@@ -170,16 +146,9 @@ func (s *policySync) setCondition(typ string, ok bool, reason, message string) {
 // setReady sums up TaskRouterConfigured and EventStreamReady (credentials were resolved, or the
 // reconcile would not have got here).
 func (s *policySync) setReady() {
-	for _, typ := range []string{v1alpha1.ConditionTaskRouterConfigured, v1alpha1.ConditionEventStreamReady} {
-		c := meta.FindStatusCondition(s.policy.Status.Conditions, typ)
-		if c == nil || c.Status != metav1.ConditionTrue {
-			reason, message := "Unknown", typ+" has not been evaluated"
-			if c != nil {
-				reason, message = c.Reason, c.Message
-			}
-			s.setCondition(v1alpha1.ConditionReady, false, reason, message)
-			return
-		}
+	if reason, message, ok := allTrue(s.policy.Status.Conditions, v1alpha1.ConditionTaskRouterConfigured, v1alpha1.ConditionEventStreamReady); !ok {
+		s.setCondition(v1alpha1.ConditionReady, false, reason, message)
+		return
 	}
 	st := s.policy.Status
 	msg := fmt.Sprintf("Protecting %d workflow(s)", len(s.policy.Spec.ProtectedWorkflowSIDs))
@@ -194,52 +163,7 @@ func (s *policySync) setReady() {
 
 // event records a Kubernetes Event on the policy.
 func (s *policySync) event(warning bool, reason, action, format string, args ...any) {
-	recordPolicyEvent(s.r, s.policy, warning, reason, action, format, args...)
-}
-
-func recordPolicyEvent(r *ConferenceRecoveryPolicyReconciler, policy *v1alpha1.ConferenceRecoveryPolicy, warning bool, reason, action, format string, args ...any) {
-	if r.Recorder == nil {
-		return
-	}
-	typ := corev1.EventTypeNormal
-	if warning {
-		typ = corev1.EventTypeWarning
-	}
-	r.Recorder.Eventf(policy, nil, typ, reason, action, format, args...)
-}
-
-// created reports whether the operator created the Twilio object sid.
-func (s *policySync) created(sid string) bool {
-	return sid != "" && slices.Contains(s.policy.Status.CreatedSIDs, sid)
-}
-
-// markCreated records that the operator created sid.
-func (s *policySync) markCreated(sid string) {
-	if !s.created(sid) {
-		s.policy.Status.CreatedSIDs = append(s.policy.Status.CreatedSIDs, sid)
-	}
-	s.createdNow = append(s.createdNow, sid)
-}
-
-// forget drops sid from the objects the operator created (deleted, or handed over).
-func (s *policySync) forget(sid string) {
-	s.policy.Status.CreatedSIDs = slices.DeleteFunc(s.policy.Status.CreatedSIDs, func(c string) bool { return c == sid })
-}
-
-// createdWithPrefix lists the created objects of one kind (WQ, WW, DG, DF).
-func (s *policySync) createdWithPrefix(prefix string) []string {
-	var out []string
-	for _, sid := range s.policy.Status.CreatedSIDs {
-		if strings.HasPrefix(sid, prefix) {
-			out = append(out, sid)
-		}
-	}
-	return out
-}
-
-// pendingKey names a create whose outcome is unknown, per policy and object.
-func (s *policySync) pendingKey(kind, name string) string {
-	return s.policy.Namespace + "/" + s.policy.Name + "/" + kind + "/" + name
+	recordEvent(s.r.Recorder, s.policy, warning, reason, action, format, args...)
 }
 
 // soonest is the shortest non-zero wait, or zero.

@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -170,7 +169,7 @@ func (s *policySync) ensureQueue(ctx context.Context, action, name string, manag
 	q, err := s.tw.FindTaskQueue(ctx, ws, name)
 	switch {
 	case err == nil:
-		if _, ok := s.r.pending.LoadAndDelete(key); ok {
+		if s.wasPending(key) {
 			s.markCreated(q.SID) // our create whose answer was lost
 		}
 		return q, nil
@@ -194,9 +193,7 @@ func (s *policySync) ensureQueue(ctx context.Context, action, name string, manag
 
 // createFailed turns a failed create into a problem, remembering a create that may have happened.
 func (s *policySync) createFailed(key, what string, err error) *problem {
-	if errors.Is(err, twilio.ErrOutcomeUnknown) {
-		s.r.pending.Store(key, struct{}{})
-	}
+	s.rememberIfUnknown(key, err)
 	if twilio.IsNotFound(err) {
 		ws := s.policy.Spec.Twilio.WorkspaceSID
 		return &problem{reason: reasonWorkspaceNotFound, retry: twilioRecheckInterval,
@@ -214,7 +211,7 @@ func (s *policySync) ensurePingWorkflow(ctx context.Context, queueSID string, ma
 	wf, err := s.tw.FindWorkflow(ctx, ws, name)
 	switch {
 	case err == nil:
-		if _, ok := s.r.pending.LoadAndDelete(key); ok {
+		if s.wasPending(key) {
 			s.markCreated(wf.SID)
 		}
 		return wf, nil

@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -12,9 +14,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/credentials"
+	"github.com/flexoperator/flex-operator/internal/twilio"
 )
 
 // credentialsSecretIndex indexes policies by the name of the Secret they read, so a change to a
@@ -54,6 +58,24 @@ func watchCredentialsSecrets(b *builder.TypedBuilder[reconcile.Request], c clien
 		}))
 }
 
+// policyClient resolves a policy's Twilio client and records the outcome in CredentialsResolved
+// (and Ready on failure). A Secret the user must fix gives errCredentialsUnresolved: the Secret
+// watch brings the policy back once it changes.
+func policyClient(ctx context.Context, provider *credentials.Provider, rec recorder.EventRecorder, policy twilioPolicyObject, conds *[]metav1.Condition, previous []metav1.Condition) (twilio.Client, error) {
+	_, tw, err := provider.For(ctx, policy.GetNamespace(), policy.GetTwilio())
+	var cerr *credentials.Error
+	switch {
+	case errors.As(err, &cerr):
+		setCredentialsConditions(conds, policy.GetGeneration(), cerr)
+		recordCredentialsFailure(rec, policy, previous, cerr)
+		return nil, errCredentialsUnresolved
+	case err != nil:
+		return nil, fmt.Errorf("resolve credentials: %w", err)
+	}
+	setCredentialsConditions(conds, policy.GetGeneration(), nil)
+	return tw, nil
+}
+
 // setCredentialsConditions records the outcome of ResolveCredentials on a policy's conditions.
 func setCredentialsConditions(conds *[]metav1.Condition, generation int64, cerr *credentials.Error) {
 	if cerr != nil {
@@ -62,4 +84,19 @@ func setCredentialsConditions(conds *[]metav1.Condition, generation int64, cerr 
 		return
 	}
 	meta.SetStatusCondition(conds, metav1.Condition{Type: v1alpha1.ConditionCredentialsResolved, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonCredentialsResolved, Message: "Twilio credentials read from the Secret", ObservedGeneration: generation})
+}
+
+// allTrue reports whether every one of the condition types is True; if not, the reason and message
+// of the first that is not, for Ready to repeat.
+func allTrue(conds []metav1.Condition, types ...string) (reason, message string, ok bool) {
+	for _, typ := range types {
+		c := meta.FindStatusCondition(conds, typ)
+		if c == nil {
+			return "Unknown", typ + " has not been evaluated", false
+		}
+		if c.Status != metav1.ConditionTrue {
+			return c.Reason, c.Message, false
+		}
+	}
+	return "", "", true
 }

@@ -32,6 +32,9 @@ var (
 	sim *twiliosim.Sim
 	// webhookURL is the base URL of the manager's webhook server, reachable by the simulator.
 	webhookURL string
+	// engineStats stands in for the activity engine: the WorkerActivityPolicy controller reads its
+	// aggregates from it (the engine itself is tested in internal/activity and test/e2e).
+	engineStats = &fakeStats{}
 )
 
 // TestMain starts a real kube-apiserver and etcd (built by hack/setup-envtest.sh; `make test` sets
@@ -74,6 +77,7 @@ func TestMain(m *testing.M) {
 		WebhookPublicURL: webhookURL, TwilioBaseURL: sim.URL(), Now: sim.Now,
 		TwilioOptions:        []twilio.Option{twilio.WithRetry(4, time.Millisecond, 20*time.Millisecond)},
 		GracefulShutdownTime: 5 * time.Second,
+		ActivityStats:        engineStats,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "manager:", err)

@@ -27,17 +27,28 @@ var subscribedTypes = []string{
 	"com.twilio.taskrouter.reservation.wrapup", "com.twilio.taskrouter.reservation.completed",
 }
 
-// sink creates an Event Streams webhook sink to the policy's events route, subscribed to the
-// recovery's event types; it is deleted when the test ends.
-func (h *harness) sink(batch bool) twilio.Sink {
+// newSink creates an Event Streams webhook sink to the policy's events route, not yet active; it
+// is deleted when the test ends.
+func (h *harness) newSink(batch bool) twilio.Sink {
 	h.t.Helper()
-	ctx := context.Background()
-	sink, err := h.twilio.CreateSink(ctx, twilio.SinkCreate{Description: h.t.Name(), Destination: h.url("events"), BatchEvents: batch})
+	sink, err := h.twilio.CreateSink(context.Background(), twilio.SinkCreate{Description: h.t.Name(), Destination: h.url("events"), BatchEvents: batch})
 	if err != nil {
 		h.t.Fatalf("create sink: %v", err)
 	}
 	h.t.Cleanup(func() { _ = h.twilio.DeleteSink(context.Background(), sink.SID) })
-	if _, err := h.twilio.CreateSubscription(ctx, twilio.SubscriptionCreate{SinkSID: sink.SID, Description: h.t.Name(), Types: subscribedTypes}); err != nil {
+	return sink
+}
+
+// sink creates an Event Streams webhook sink to the policy's events route, made active without a
+// test event (TestSinkTestEventIsValidated covers that) and subscribed to the recovery's event
+// types.
+func (h *harness) sink(batch bool) twilio.Sink {
+	h.t.Helper()
+	sink := h.newSink(batch)
+	if err := sim.ActivateSink(sink.SID); err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := h.twilio.CreateSubscription(context.Background(), twilio.SubscriptionCreate{SinkSID: sink.SID, Description: h.t.Name(), Types: subscribedTypes}); err != nil {
 		h.t.Fatalf("create subscription: %v", err)
 	}
 	return sink
@@ -47,7 +58,7 @@ func (h *harness) sink(batch bool) twilio.Sink {
 // with the policy's client, which makes the sink active.
 func TestSinkTestEventIsValidated(t *testing.T) {
 	h := newHarness(t, harnessOptions{noConferenceCallbacks: true})
-	sink := h.sink(true)
+	sink := h.newSink(true)
 	if _, err := h.twilio.TestSink(context.Background(), sink.SID); err != nil {
 		t.Fatalf("test sink: %v", err)
 	}

@@ -19,6 +19,9 @@ const (
 	ConditionReady = "Ready"
 	// ConditionCredentialsResolved is true when the credentials Secret has been read and holds the keys needed.
 	ConditionCredentialsResolved = "CredentialsResolved"
+	// ConditionEventStreamReady is true when the policy's Event Streams sink is active and subscribed
+	// to the events it needs (or, not managed, when the operator leaves that to the user).
+	ConditionEventStreamReady = "EventStreamReady"
 )
 
 // Condition reasons shared by the kinds of this package.
@@ -58,11 +61,16 @@ type TwilioSpec struct {
 	WorkspaceSID string `json:"workspaceSid"`
 }
 
-// EventStreamSpec says how the operator receives TaskRouter events.
+// EventStreamSpec says how TaskRouter events reach the operator; both policy kinds use it, with
+// one meaning. Each policy has its own sink (see the controllers' eventstream.go for why), pointing
+// at its own webhook path.
 type EventStreamSpec struct {
-	// Managed makes the operator create and keep an Event Streams webhook sink and subscription that
-	// point at its webhook server. Turn it off when the sink is managed elsewhere; the events must
-	// still reach the operator's webhook path for this policy.
+	// Managed makes the operator create (or adopt, when one already delivers to the policy's
+	// webhook path) an Event Streams webhook sink and a subscription to the event types the policy
+	// needs, and delete what it created when the policy is deleted. Turned off, a sink and
+	// subscription the operator created are deleted (so events are not delivered twice beside the
+	// user's own sink), and the events must reach the policy's webhook path some other way: the
+	// EventStreamReady condition names the path and the event types.
 	// +kubebuilder:default=true
 	// +optional
 	Managed *bool `json:"managed,omitempty"`

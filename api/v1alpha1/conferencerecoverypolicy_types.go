@@ -104,7 +104,8 @@ type ReportingSpec struct {
 	FollowedBy string `json:"followedBy,omitempty"`
 }
 
-// ManagementSpec says which Twilio objects the operator creates and keeps for the policy.
+// ManagementSpec says which TaskRouter objects the operator creates and keeps for the policy. The
+// Event Streams sink is spec.eventStream.managed, shared with WorkerActivityPolicy.
 type ManagementSpec struct {
 	// TaskRouter makes the operator ensure the Recovery Ping queue and workflow and prepend the
 	// "Direct to an Agent" filter to each protected workflow. When false the operator only looks
@@ -113,13 +114,6 @@ type ManagementSpec struct {
 	// +kubebuilder:default=true
 	// +optional
 	TaskRouter *bool `json:"taskRouter,omitempty"`
-
-	// EventStream makes the operator ensure the Event Streams sink and subscription (both this
-	// and spec.eventStream.managed must be true). When false, a sink and subscription the operator
-	// created are deleted, so that events are not delivered twice alongside the user's own sink.
-	// +kubebuilder:default=true
-	// +optional
-	EventStream *bool `json:"eventStream,omitempty"`
 }
 
 // ConferenceRecoveryPolicySpec is what the user asks of conference recovery.
@@ -163,12 +157,13 @@ type ConferenceRecoveryPolicySpec struct {
 	// +optional
 	PublicBaseURL string `json:"publicBaseUrl,omitempty"`
 
-	// Management says which Twilio objects the operator manages.
+	// Management says which TaskRouter objects the operator manages.
 	// +kubebuilder:default={}
 	// +optional
 	Management ManagementSpec `json:"management"`
 
-	// EventStream configures the Event Streams sink when it is managed.
+	// EventStream says whether the operator manages the policy's Event Streams sink and how it
+	// delivers.
 	// +kubebuilder:default={}
 	// +optional
 	EventStream EventStreamSpec `json:"eventStream"`
@@ -187,8 +182,6 @@ const (
 	// ConditionTaskRouterConfigured is true when the ping queue and workflow exist and every protected
 	// workflow starts with the "Direct to an Agent" filter.
 	ConditionTaskRouterConfigured = "TaskRouterConfigured"
-	// ConditionEventStreamReady is true when the Event Streams sink and subscription deliver to the operator.
-	ConditionEventStreamReady = "EventStreamReady"
 )
 
 // ProtectedWorkflowStatus reports one protected workflow.

@@ -124,13 +124,24 @@ type WorkerActivityPolicySpec struct {
 	// +optional
 	PendingActivityAttribute string `json:"pendingActivityAttribute,omitempty"`
 
-	// EventStream says how TaskRouter events reach the operator.
+	// PublicBaseURL is the base URL at which Twilio reaches the operator's webhook server (for example
+	// https://flex-operator.example.com). It overrides the manager's --webhook-public-url. The sink
+	// delivers to {publicBaseUrl}/twilio/{namespace}/activity/{policy}/events and signatures are
+	// checked against it, so it must be exactly what Twilio calls.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:Pattern=`^https?://[^/?#\s]+(/[^?#\s]*)?$`
+	// +optional
+	PublicBaseURL string `json:"publicBaseUrl,omitempty"`
+
+	// EventStream says whether the operator manages the policy's Event Streams sink and how it
+	// delivers.
 	// +kubebuilder:default={}
 	// +optional
 	EventStream EventStreamSpec `json:"eventStream"`
 }
 
-// ResolvedActivities are the SIDs (WA…) the activity names resolved to.
+// ResolvedActivities are the SIDs (WA…) the activity names resolved to. The activity engine reads
+// them, and runs a policy only while ActivitiesResolved is True.
 type ResolvedActivities struct {
 	Available      string `json:"available,omitempty"`
 	OnATask        string `json:"onATask,omitempty"`
@@ -140,22 +151,31 @@ type ResolvedActivities struct {
 	ExtendedWrapup string `json:"extendedWrapup,omitempty"`
 }
 
-// Condition types of a WorkerActivityPolicy, besides Ready and CredentialsResolved.
+// Condition types of a WorkerActivityPolicy, besides Ready, CredentialsResolved and EventStreamReady.
 const (
 	// ConditionActivitiesResolved is true when every named activity exists with the right availability.
 	ConditionActivitiesResolved = "ActivitiesResolved"
-	// ConditionEventsFlowing is true when TaskRouter events have been received recently.
+	// ConditionEventsFlowing is true when TaskRouter events for the policy's workers reach the
+	// activity engine; Unknown while the engine has not taken the policy or no event came yet.
 	ConditionEventsFlowing = "EventsFlowing"
+	// ConditionMultitaskingEnabled is false when the workspace is not multi-tasking: TaskRouter then
+	// moves workers to the workflow's and queues' reservation and assignment activities itself, and
+	// the policy would fight it.
+	ConditionMultitaskingEnabled = "MultitaskingEnabled"
+	// ConditionWorkersOverlap is true when some workers this policy selects are governed by an older
+	// policy of the same workspace (the older policy wins).
+	ConditionWorkersOverlap = "WorkersOverlap"
 )
 
-// WorkerActivityPolicyStatus reports what the policy is doing. Counters are written as aggregates
-// every few seconds, never once per event.
+// WorkerActivityPolicyStatus reports what the policy is doing. The counters come from the activity
+// engine and are written as aggregates every few seconds, never once per event.
 type WorkerActivityPolicyStatus struct {
 	// ObservedGeneration is the generation of the spec this status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready, CredentialsResolved, ActivitiesResolved, EventsFlowing.
+	// Conditions: Ready, CredentialsResolved, ActivitiesResolved, EventStreamReady, EventsFlowing,
+	// MultitaskingEnabled, WorkersOverlap.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -165,25 +185,56 @@ type WorkerActivityPolicyStatus struct {
 	// +optional
 	Activities ResolvedActivities `json:"activities,omitempty"`
 
-	// WorkersGoverned counts the workers the Workers expression selects.
+	// WorkersGoverned counts the workers this policy governs: selected by spec.workers and not
+	// governed by an older policy of the workspace.
 	// +optional
-	WorkersGoverned int32 `json:"workersGoverned,omitempty"`
+	WorkersGoverned int32 `json:"workersGoverned"`
+
+	// Busy counts governed workers holding a reservation on the policy's channels.
+	// +optional
+	Busy int32 `json:"busy"`
 
 	// PendingChanges counts governed workers holding a deferred activity.
 	// +optional
-	PendingChanges int32 `json:"pendingChanges,omitempty"`
+	PendingChanges int32 `json:"pendingChanges"`
 
-	// Enforcements counts activity changes the operator made (or, in Observe mode, would have made).
+	// Enforcements counts activity changes the operator made (or, in Observe mode, would have made)
+	// since the engine took the policy.
 	// +optional
-	Enforcements int64 `json:"enforcements,omitempty"`
+	Enforcements int64 `json:"enforcements"`
 
-	// Conflicts counts worker updates refused because the worker changed meanwhile (HTTP 412).
+	// Conflicts counts worker updates refused because the worker changed meanwhile (HTTP 412); each
+	// is re-read and decided again.
 	// +optional
-	Conflicts int64 `json:"conflicts,omitempty"`
+	Conflicts int64 `json:"conflicts"`
 
-	// LastEventTime is when the last TaskRouter event for this workspace was received.
+	// Failures counts worker updates that failed for another reason (see the EnforcementFailed events).
+	// +optional
+	Failures int64 `json:"failures"`
+
+	// LastEventTime is when the last TaskRouter event for a governed worker was received.
 	// +optional
 	LastEventTime *metav1.Time `json:"lastEventTime,omitempty"`
+
+	// SinkSID is the Event Streams sink (DG…) delivering to this policy.
+	// +optional
+	SinkSID string `json:"sinkSid,omitempty"`
+
+	// SubscriptionSID is the Event Streams subscription (DF…) of the sink to the policy's events.
+	// +optional
+	SubscriptionSID string `json:"subscriptionSid,omitempty"`
+
+	// WebhookURL is where the policy's events must be delivered,
+	// {base}/twilio/{namespace}/activity/{policy}/events.
+	// +optional
+	WebhookURL string `json:"webhookUrl,omitempty"`
+
+	// CreatedSIDs are the Twilio objects the operator created for this policy (activities, sink,
+	// subscription). They are deleted with the policy; objects it found and adopted are not listed
+	// and are kept.
+	// +listType=set
+	// +optional
+	CreatedSIDs []string `json:"createdSids,omitempty"`
 }
 
 // WorkerActivityPolicy keeps each governed agent's TaskRouter Activity in step with the work they
@@ -195,7 +246,9 @@ type WorkerActivityPolicyStatus struct {
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
 // +kubebuilder:printcolumn:name="Workspace",type=string,JSONPath=`.spec.twilio.workspaceSid`,priority=1
 // +kubebuilder:printcolumn:name="Workers",type=integer,JSONPath=`.status.workersGoverned`
+// +kubebuilder:printcolumn:name="Busy",type=integer,JSONPath=`.status.busy`,priority=1
 // +kubebuilder:printcolumn:name="Pending",type=integer,JSONPath=`.status.pendingChanges`
+// +kubebuilder:printcolumn:name="Enforced",type=integer,JSONPath=`.status.enforcements`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type WorkerActivityPolicy struct {

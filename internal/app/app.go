@@ -21,6 +21,7 @@ import (
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/controllers"
+	"github.com/flexoperator/flex-operator/internal/activity"
 	"github.com/flexoperator/flex-operator/internal/credentials"
 	"github.com/flexoperator/flex-operator/internal/twilio"
 	"github.com/flexoperator/flex-operator/webhookserver"
@@ -49,6 +50,9 @@ type Options struct {
 	Now func() time.Time
 	// TwilioOptions are passed to every Twilio client the operator builds (tests shorten retries).
 	TwilioOptions []twilio.Option
+	// ActivityStats, when set, is what the WorkerActivityPolicy controller reads the activity
+	// engine's aggregates from, instead of the engine (controller tests give it fixed figures).
+	ActivityStats activity.StatsSource
 	// Restartable lets a process build more than one manager (tests that stop and restart the
 	// operator in-process); controller-runtime otherwise refuses a second controller of a name.
 	Restartable bool
@@ -120,6 +124,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 
 	if err := (&controllers.WorkerActivityPolicyReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("workeractivitypolicy-controller"),
+		Twilio: provider, PublicURL: o.WebhookPublicURL, Stats: o.ActivityStats,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("set up WorkerActivityPolicy controller: %w", err)
 	}

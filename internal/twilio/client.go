@@ -80,11 +80,18 @@ type Client interface {
 	// AccountSID is the account this client talks to.
 	AccountSID() string
 
+	// FetchWorkspace reads the workspace (its multitasking flag and default
+	// activities).
+	FetchWorkspace(ctx context.Context, workspaceSID string) (Workspace, error)
 	// ListActivities returns every activity of the workspace.
 	ListActivities(ctx context.Context, workspaceSID string) ([]Activity, error)
 	// CreateActivity creates an activity; available says whether workers in
 	// it can take tasks.
 	CreateActivity(ctx context.Context, workspaceSID, friendlyName string, available bool) (Activity, error)
+	// DeleteActivity deletes an activity; one already gone is not an error.
+	// Twilio refuses (a terminal error) while workers are in it or it is the
+	// workspace's default or timeout activity.
+	DeleteActivity(ctx context.Context, workspaceSID, activitySID string) error
 	// FetchWorker reads one worker; Worker.Version is its ETag.
 	FetchWorker(ctx context.Context, workspaceSID, workerSID string) (Worker, error)
 	// ListWorkers returns the workers matching f (all pages).
@@ -183,6 +190,18 @@ type Client interface {
 	// token Twilio rejects gives FlexIdentity{Valid: false, Message: why}
 	// and a nil error; an error means the question could not be answered.
 	ValidateFlexToken(ctx context.Context, token string) (FlexIdentity, error)
+}
+
+// Workspace is a TaskRouter workspace.
+type Workspace struct {
+	SID          string
+	FriendlyName string
+	// MultiTaskEnabled says whether workers may hold several tasks at once.
+	// Without it TaskRouter itself moves a worker to the workflow's or
+	// queue's reservation and assignment activities.
+	MultiTaskEnabled   bool
+	DefaultActivitySID string
+	TimeoutActivitySID string
 }
 
 // Activity is a TaskRouter activity (Available, On a Task, Wrap Up…).

@@ -7,7 +7,7 @@ import (
 	ev "github.com/twilio/twilio-go/rest/events/v1"
 )
 
-// Deletes and additions the policy controller needs to undo what it set up
+// Deletes and additions the policy controllers need to undo what it set up
 // and to complete a subscription it adopted.
 
 // DeleteWorkflow implements Client.
@@ -30,6 +30,19 @@ func (c *restClient) DeleteTaskQueue(ctx context.Context, workspaceSID, taskQueu
 	}
 	k := c.newCall(ctx, kindIdempotent)
 	err := k.err(k.taskrouter().DeleteTaskQueue(workspaceSID, taskQueueSID), "delete task queue %s", taskQueueSID)
+	if IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// DeleteActivity implements Client.
+func (c *restClient) DeleteActivity(ctx context.Context, workspaceSID, activitySID string) error {
+	if err := checkSIDs("workspace SID", workspaceSID, "activity SID", activitySID); err != nil {
+		return err
+	}
+	k := c.newCall(ctx, kindIdempotent)
+	err := k.err(k.taskrouter().DeleteActivity(workspaceSID, activitySID), "delete activity %s", activitySID)
 	if IsNotFound(err) {
 		return nil
 	}

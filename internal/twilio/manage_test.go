@@ -72,9 +72,12 @@ func TestDeleteWorkflowAndQueue(t *testing.T) {
 
 // TestAddSubscribedEvent adds a type to a subscription, twice.
 func TestAddSubscribedEvent(t *testing.T) {
-	_, c, ctx := simClient(t)
+	sim, c, ctx := simClient(t)
 	sink, err := c.CreateSink(ctx, twilio.SinkCreate{Description: "d", Destination: "https://example.com/events"})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.ActivateSink(sink.SID); err != nil {
 		t.Fatal(err)
 	}
 	sub, err := c.CreateSubscription(ctx, twilio.SubscriptionCreate{SinkSID: sink.SID, Description: "d",

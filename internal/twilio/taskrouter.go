@@ -13,6 +13,22 @@ import (
 // thousands of workers, and every page is a request against the rate limit.
 const listPageSize = 1000
 
+// FetchWorkspace implements Client.
+func (c *restClient) FetchWorkspace(ctx context.Context, workspaceSID string) (Workspace, error) {
+	if err := checkSID("workspace SID", workspaceSID); err != nil {
+		return Workspace{}, err
+	}
+	k := c.newCall(ctx, kindIdempotent)
+	w, err := k.taskrouter().FetchWorkspace(workspaceSID)
+	if err != nil {
+		return Workspace{}, k.err(err, "fetch workspace %s", workspaceSID)
+	}
+	return Workspace{
+		SID: deref(w.Sid), FriendlyName: deref(w.FriendlyName), MultiTaskEnabled: deref(w.MultiTaskEnabled),
+		DefaultActivitySID: deref(w.DefaultActivitySid), TimeoutActivitySID: deref(w.TimeoutActivitySid),
+	}, nil
+}
+
 // ListActivities implements Client.
 func (c *restClient) ListActivities(ctx context.Context, workspaceSID string) ([]Activity, error) {
 	if err := checkSID("workspace SID", workspaceSID); err != nil {

@@ -21,9 +21,13 @@
 //     rejected / timeout / rescinded / canceled, wrapping, completed;
 //     reservation timeout moves the worker to the timeout activity;
 //     longest-idle-first choice among matching available workers with
-//     capacity), the Events list, and the events themselves.
+//     capacity), the Events list, and the events themselves. Worker lists
+//     filter with TargetWorkersExpression over the attributes and the
+//     built-in sid, friendly_name, activity_sid and activity_name.
 //   - Event Streams v1: webhook sinks (batch_events), sink test and
-//     validate, subscriptions by type with schema versions, signed CloudEvent
+//     validate (a subscription is refused until the sink is active; for
+//     tests about delivery, Sim.ActivateSink skips the test event),
+//     subscriptions by type with schema versions, signed CloudEvent
 //     deliveries (X-Twilio-Signature over the URL with bodySHA256), batched,
 //     retried with backoff on 429/5xx/connection errors and discarded on
 //     other 4xx. The legacy workspace EventCallbackUrl (signed form, one try).
@@ -83,8 +87,7 @@
 //   - Event Streams: only webhook sinks, always POSTed (a sink's GET method
 //     is accepted but ignored), no sink throttling, no 4-hour retry window
 //     (DeliveryMaxAttempts instead), Voice event types can be subscribed to
-//     but are never sent. Without Options.StrictSinks a subscription may be
-//     created on a sink that was never validated.
+//     but are never sent.
 //   - Conference Event Streams, Voice Insights, recordings, Sync, Studio.
 //   - Flex internals beyond those listed: its conference participant labels
 //     ("customer", "worker", "worker-2", "supervisor", "external") are the

@@ -15,12 +15,15 @@ import (
 	"github.com/flexoperator/flex-operator/internal/twiliosim"
 )
 
-// subscribe makes a sink to rc and subscribes it to the given TaskRouter
-// events.
-func subscribe(t *testing.T, c twilio.Client, rc *receiver, batch bool, events ...string) twilio.Sink {
+// subscribe makes a sink to rc, active without a test event (TestSinkTestAndValidate covers that),
+// and subscribes it to the given TaskRouter events.
+func subscribe(t *testing.T, s *twiliosim.Sim, c twilio.Client, rc *receiver, batch bool, events ...string) twilio.Sink {
 	t.Helper()
 	sink, err := c.CreateSink(ctxT(t), twilio.SinkCreate{Description: "operator", Destination: rc.url("/events?policy=p1"), BatchEvents: batch})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ActivateSink(sink.SID); err != nil {
 		t.Fatal(err)
 	}
 	var types []string
@@ -48,7 +51,7 @@ func TestEventStreamsDeliveries(t *testing.T) {
 			s, c := start(t, twiliosim.Options{})
 			cc := build(t, s, voiceCentre(twiliosim.WorkerSpec{Name: "ann"}))
 			rc := newReceiver(t, s.AuthToken(), nil)
-			subscribe(t, c, rc, batch, "reservation.created", "reservation.accepted", "task-queue.entered", "task.canceled")
+			subscribe(t, s, c, rc, batch, "reservation.created", "reservation.accepted", "task-queue.entered", "task.canceled")
 			call, err := s.PlaceCall("+15550001111", cc.Workflows["Voice"], nil)
 			if err != nil {
 				t.Fatal(err)
@@ -109,7 +112,7 @@ func TestSinkRetriesAndDiscards(t *testing.T) {
 			s, c := start(t, twiliosim.Options{})
 			cc := build(t, s, voiceCentre(twiliosim.WorkerSpec{Name: "ann", Activity: "Offline"}))
 			rc := newReceiver(t, s.AuthToken(), tc.answer)
-			sink := subscribe(t, c, rc, true, "task.created")
+			sink := subscribe(t, s, c, rc, true, "task.created")
 			createTask(t, c, cc.WorkspaceSID, cc.Workflows["Voice"], nil)
 			waitDelivered(t, s)
 			st := s.Deliveries().Destination("sink:" + sink.SID)
@@ -130,7 +133,7 @@ func TestSinkRetriesAndDiscards(t *testing.T) {
 }
 
 func TestSinkTestAndValidate(t *testing.T) {
-	s, c := start(t, twiliosim.Options{StrictSinks: true})
+	s, c := start(t, twiliosim.Options{})
 	rc := newReceiver(t, s.AuthToken(), nil)
 	sink, err := c.CreateSink(ctxT(t), twilio.SinkCreate{Description: "operator", Destination: rc.url("/events"), BatchEvents: true})
 	if err != nil {
@@ -138,7 +141,7 @@ func TestSinkTestAndValidate(t *testing.T) {
 	}
 	sub := twilio.SubscriptionCreate{SinkSID: sink.SID, Description: "d", Types: []string{"com.twilio.taskrouter.task.created"}}
 	if _, err := c.CreateSubscription(ctxT(t), sub); !twilio.IsTerminal(err) {
-		t.Fatalf("subscription on an unvalidated sink (strict): %v, want a 400", err)
+		t.Fatalf("subscription on an unvalidated sink: %v, want a 400", err)
 	}
 	if _, err := c.TestSink(ctxT(t), sink.SID); err != nil {
 		t.Fatal(err)
@@ -183,7 +186,7 @@ func TestDuplicateAndReorderedDelivery(t *testing.T) {
 	s, c := start(t, twiliosim.Options{})
 	cc := build(t, s, voiceCentre(twiliosim.WorkerSpec{Name: "ann", Activity: "Offline"}))
 	rc := newReceiver(t, s.AuthToken(), nil)
-	subscribe(t, c, rc, false, "task.created")
+	subscribe(t, s, c, rc, false, "task.created")
 	s.SetFaults(twiliosim.Faults{DuplicateDeliveries: true, ReorderDeliveries: true})
 	first := createTask(t, c, cc.WorkspaceSID, cc.Workflows["Voice"], map[string]any{"n": 1})
 	second := createTask(t, c, cc.WorkspaceSID, cc.Workflows["Voice"], map[string]any{"n": 2})

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/flexoperator/flex-operator/internal/expr"
 )
 
 // The routing engine. Everything here runs under s.mu.
@@ -274,14 +276,11 @@ func (s *Sim) routable(ws *workspace) []*task {
 }
 
 func workerEnv(w *worker) map[string]any {
-	m := copyMap(w.attrs)
-	m["sid"] = w.sid
-	m["friendly_name"] = w.name
+	var activitySID, activityName string
 	if w.activity != nil {
-		m["activity_sid"] = w.activity.sid
-		m["activity_name"] = w.activity.name
+		activitySID, activityName = w.activity.sid, w.activity.name
 	}
-	return m
+	return expr.WorkerEnv(w.attrs, w.sid, w.name, activitySID, activityName)
 }
 
 // eligible says whether a worker belongs to the task's current step,

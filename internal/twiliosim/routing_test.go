@@ -2,6 +2,7 @@ package twiliosim_test
 
 import (
 	"encoding/json"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -298,6 +299,9 @@ func TestTaskTTLCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := s.ActivateSink(sink.SID); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.CreateSubscription(ctxT(t), twilio.SubscriptionCreate{SinkSID: sink.SID, Description: "ops",
 		Types: []string{"com.twilio.taskrouter.task.canceled"}}); err != nil {
 		t.Fatal(err)
@@ -472,5 +476,42 @@ func TestNotFoundAndValidation(t *testing.T) {
 	wf, err := c.FetchWorkflow(ctxT(t), cc.WorkspaceSID, cc.Workflows["Voice"])
 	if err != nil || wf.Configuration == bad {
 		t.Errorf("refused configuration was stored: %v", err)
+	}
+}
+
+// TestListWorkersBuiltInFields: TargetWorkersExpression sees a worker's built-in fields (sid,
+// friendly_name, activity_sid, activity_name) beside its attributes, as TaskRouter's does.
+func TestListWorkersBuiltInFields(t *testing.T) {
+	s, c := start(t, twiliosim.Options{})
+	cc := build(t, s, voiceCentre(
+		twiliosim.WorkerSpec{Name: "ann", Activity: "Offline", Attributes: map[string]any{"skills": []any{"voice"}}},
+		twiliosim.WorkerSpec{Name: "bob", Attributes: map[string]any{"skills": []any{"chat"}, "friendly_name": "not bob"}},
+	))
+	ann, bob := cc.Workers["ann"], cc.Workers["bob"]
+	cases := []struct {
+		expression string
+		want       []string
+	}{
+		{"activity_name == 'Offline'", []string{ann}},
+		{"activity_sid == '" + cc.Activities["Available"] + "'", []string{bob}},
+		{"sid IN ['" + bob + "']", []string{bob}},
+		{"friendly_name == 'bob'", []string{bob}}, // the built-in field hides the attribute of that name
+		{"friendly_name == 'ann' OR skills HAS 'chat'", []string{ann, bob}},
+		{"skills HAS 'voice' AND activity_name != 'Available'", []string{ann}},
+	}
+	for _, tc := range cases {
+		workers, err := c.ListWorkers(ctxT(t), cc.WorkspaceSID, twilio.WorkerFilter{TargetWorkersExpression: tc.expression})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.expression, err)
+		}
+		var got []string
+		for _, w := range workers {
+			got = append(got, w.SID)
+		}
+		slices.Sort(got)
+		want := slices.Sorted(slices.Values(tc.want))
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: workers %v, want %v", tc.expression, got, want)
+		}
 	}
 }

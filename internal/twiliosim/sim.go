@@ -72,9 +72,6 @@ type Options struct {
 	// DeliveryTimeout bounds one webhook request; zero means 5s, Event
 	// Streams' own limit.
 	DeliveryTimeout time.Duration
-	// StrictSinks refuses a subscription on a sink that has not been
-	// validated (Twilio documents that a sink must be active).
-	StrictSinks bool
 	// Seed makes generated SIDs reproducible; zero means random.
 	Seed uint64
 	// HTTPClient sends webhooks; nil means a plain client.

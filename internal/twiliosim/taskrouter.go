@@ -621,7 +621,9 @@ func (s *Sim) listWorkers(rq *request) (reply, error) {
 		if err != nil {
 			return reply{}, errBad("TargetWorkersExpression: %v", err)
 		}
-		all = filter(all, func(w *worker) bool { return e.Eval(w.attrs) })
+		// TaskRouter evaluates the expression over the attributes and the worker's built-in
+		// fields (sid, friendly_name, activity_sid, activity_name).
+		all = filter(all, func(w *worker) bool { return e.Eval(workerEnv(w)) })
 	}
 	var queue *taskQueue
 	if v := rq.str("TaskQueueSid"); v != "" {

@@ -1,0 +1,19 @@
+import * as Flex from '@twilio/flex-ui';
+import { FlexPlugin } from '@twilio/flex-plugin';
+
+import { start } from './start';
+
+const PLUGIN_NAME = 'FlexOperatorPlugin';
+
+/** The Flex companion of flex-operator: what only the agent's browser can do. */
+export default class FlexOperatorPlugin extends FlexPlugin {
+  constructor() {
+    super(PLUGIN_NAME);
+  }
+
+  async init(flex: typeof Flex, manager: Flex.Manager): Promise<void> {
+    // Flex's own objects are passed where the plugin's narrow interfaces are expected, so the
+    // compiler checks Flex provides what the plugin (and its tests' fakes) rely on.
+    start(flex, manager, { fetch: (url, init) => window.fetch(url, init), log: console });
+  }
+}

@@ -1,0 +1,72 @@
+// The contract with the operator's routes, from the fixture the Go side reads too
+// (webhookserver/contract_test.go sends exactly these requests to the real routes).
+import contract from '../../contract/operator-routes.json';
+import { readConfig } from '../config';
+import { conferenceCallbackUrl, CONFERENCE_CALLBACK_EVENTS } from '../routes';
+import { start } from '../start';
+import { AGENT_CALL, CONFERENCE, fakeFlex, recordingLogger, validCustomData, voiceTask } from '../testing/fakeFlex';
+
+const fill = (template: string, values: Record<string, string>): string =>
+  template.replace(/{(\w+)}/g, (_, k) => {
+    if (!(k in values)) throw new Error(`no value for {${k}}`);
+    return values[k];
+  });
+
+const routePath = (route: string): { method: string; path: string } => {
+  const [method, path] = route.split(' ');
+  return { method, path };
+};
+
+describe('contract with the operator routes', () => {
+  it.each(contract.conferenceCallback.examples)('builds the callback URL of $publicUrl exactly', (ex) => {
+    const r = readConfig({
+      flexOperator: {
+        publicUrl: ex.publicUrl,
+        namespace: ex.namespace,
+        recovery: { policies: [{ name: ex.policy, workflowSids: [voiceTask().workflowSid] }] },
+      },
+    });
+    if (r.kind !== 'ok') throw new Error(JSON.stringify(r));
+    const url = conferenceCallbackUrl(r.config.recovery!.policies[0]);
+    expect(url).toBe(ex.url);
+    // The URL is the route's path on the public URL.
+    const { path } = routePath(contract.conferenceCallback.route);
+    expect(url).toBe(`${ex.publicUrl.replace(/\/$/, '')}${fill(path, { namespace: ex.namespace, policy: ex.policy })}`);
+  });
+
+  it('subscribes the conference events the contract lists, in the conference options it names', async () => {
+    expect(CONFERENCE_CALLBACK_EVENTS).toEqual(contract.conferenceCallback.events);
+    const { flex, manager } = fakeFlex(validCustomData());
+    start(flex, manager, { fetch: jest.fn(), log: recordingLogger() });
+    const payload: any = { task: voiceTask() };
+    await flex.Actions.runBefore('AcceptTask', payload);
+    const { url, events } = contract.conferenceCallback.conferenceOptions;
+    expect(Object.keys(payload.conferenceOptions).sort()).toEqual([url, events].sort());
+    expect(payload.conferenceOptions[events]).toBe(contract.conferenceCallback.events.join(contract.conferenceCallback.eventSeparator));
+    expect(routePath(contract.conferenceCallback.route).method).toBe('POST');
+  });
+
+  it('sends the graceful mark the contract describes', async () => {
+    const { flex, manager } = fakeFlex(validCustomData(), 'the-agents-flex-token');
+    const fetch = jest.fn(async () => ({ ok: true, status: contract.graceful.okStatus }));
+    start(flex, manager, { fetch, log: recordingLogger() });
+    await flex.Actions.runBefore('HangupCall', { task: voiceTask() });
+
+    expect(fetch).toHaveBeenCalledTimes(1);
+    const [url, init] = fetch.mock.calls[0] as unknown as [string, RequestInit];
+    const { method, path } = routePath(contract.graceful.route);
+    const values = {
+      namespace: 'contact-centre',
+      policy: 'recovery',
+      token: 'the-agents-flex-token',
+      conferenceSid: CONFERENCE,
+      callSid: AGENT_CALL,
+    };
+    expect(url).toBe(`https://flex-operator.example.com${fill(path, values)}`);
+    expect(init.method).toBe(method);
+    const headers = Object.fromEntries(Object.entries(contract.graceful.headers).map(([k, v]) => [k, fill(v, values)]));
+    expect(init.headers).toEqual(headers);
+    const body = Object.fromEntries(Object.entries(contract.graceful.body).map(([k, v]) => [k, fill(v, values)]));
+    expect(JSON.parse(String(init.body))).toEqual(body);
+  });
+});

@@ -1,0 +1,5 @@
+import * as FlexPlugin from '@twilio/flex-plugin';
+
+import FlexOperatorPlugin from './FlexOperatorPlugin';
+
+FlexPlugin.loadPlugin(FlexOperatorPlugin);
