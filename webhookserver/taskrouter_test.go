@@ -295,8 +295,9 @@ func TestLegacyTaskRouterCallbacks(t *testing.T) {
 	h := newHarness(t, harnessOptions{legacyCallbacks: true})
 	placed, conferenceSID, agent := h.call("Voice")
 	h.waitRecovery(conferenceSID, func(*v1alpha1.ConferenceRecovery) error { return nil })
-	pingAttrs, _ := json.Marshal(map[string]any{"disconnectedConferenceSid": conferenceSID,
-		"disconnectedWorkerSid": agent.WorkerSID, "disconnectedTaskSid": placed.TaskSID})
+	h.disconnect(conferenceSID, agent.CallSID)
+	pingAttrs, _ := json.Marshal(incidentAttrs(recovery.TaskRolePing, conferenceSID, agent.CallSID, map[string]any{
+		"disconnectedWorkerSid": agent.WorkerSID, "disconnectedTaskSid": placed.TaskSID}))
 	ttl := 15
 	ping, err := h.twilio.CreateTask(context.Background(), h.cc.WorkspaceSID, twilio.TaskCreate{
 		WorkflowSID: h.cc.Workflows["Nowhere"], TaskChannel: "default", Attributes: string(pingAttrs), Timeout: &ttl})
