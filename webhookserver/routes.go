@@ -1,6 +1,7 @@
 package webhookserver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -126,20 +127,20 @@ func NewRoutes(o RoutesOptions) (*Routes, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	o.DedupSize = orDefault(o.DedupSize, DefaultDedupSize)
-	o.ConferenceCacheSize = orDefault(o.ConferenceCacheSize, DefaultConferenceCacheSize)
-	o.TokenCacheSize = orDefault(o.TokenCacheSize, DefaultTokenCacheSize)
+	o.DedupSize = cmp.Or(max(o.DedupSize, 0), DefaultDedupSize)
+	o.ConferenceCacheSize = cmp.Or(max(o.ConferenceCacheSize, 0), DefaultConferenceCacheSize)
+	o.TokenCacheSize = cmp.Or(max(o.TokenCacheSize, 0), DefaultTokenCacheSize)
 	if o.HandlerTimeout <= 0 {
 		o.HandlerTimeout = DefaultHandlerTimeout
 	}
 	if o.FlexTokenRate <= 0 {
 		o.FlexTokenRate = 5
 	}
-	o.FlexTokenBurst = orDefault(o.FlexTokenBurst, 20)
+	o.FlexTokenBurst = cmp.Or(max(o.FlexTokenBurst, 0), 20)
 	if o.AuthFailureRate <= 0 {
 		o.AuthFailureRate = DefaultAuthFailureRate
 	}
-	o.AuthFailureBurst = orDefault(o.AuthFailureBurst, DefaultAuthFailureBurst)
+	o.AuthFailureBurst = cmp.Or(max(o.AuthFailureBurst, 0), DefaultAuthFailureBurst)
 	log := ctrl.Log.WithName("webhookserver")
 	return &Routes{
 		opts:  o,
@@ -152,13 +153,6 @@ func NewRoutes(o RoutesOptions) (*Routes, error) {
 		sinks:    newSinkValidator(log),
 		failures: newBudgets(o.AuthFailureRate, o.AuthFailureBurst),
 	}, nil
-}
-
-func orDefault(v, def int) int {
-	if v <= 0 {
-		return def
-	}
-	return v
 }
 
 // Register adds the routes to s.

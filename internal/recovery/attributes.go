@@ -2,6 +2,7 @@ package recovery
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"maps"
 
@@ -66,7 +67,7 @@ func UnmarkedAttributes(attrs map[string]any, followedBy string) map[string]any 
 	}
 	delete(out, "disconnectedTime")
 	delete(out, "wasPingSuccessful")
-	if c, ok := out["conversations"].(map[string]any); ok && c["followed_by"] == orDefault(followedBy, DefaultFollowedBy) {
+	if c, ok := out["conversations"].(map[string]any); ok && c["followed_by"] == cmp.Or(followedBy, DefaultFollowedBy) {
 		c = maps.Clone(c)
 		delete(c, "followed_by")
 		out["conversations"] = c

@@ -1,6 +1,7 @@
 package recovery
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -45,7 +46,7 @@ func SetConditions(st *v1alpha1.ConferenceRecoveryStatus, generation int64, now 
 			set(v1alpha1.ConditionCustomerConnected, metav1.ConditionTrue, ReasonQueued, "The customer is waiting in the reconnect queue.")
 		}
 	default:
-		set(v1alpha1.ConditionCustomerConnected, metav1.ConditionFalse, ReasonCustomerLeft, fmt.Sprintf("The customer left the call (%s).", orDefault(customer.LeaveReason, "conference ended")))
+		set(v1alpha1.ConditionCustomerConnected, metav1.ConditionFalse, ReasonCustomerLeft, fmt.Sprintf("The customer left the call (%s).", cmp.Or(customer.LeaveReason, "conference ended")))
 	}
 
 	var agentLeg, anyAgent bool
@@ -64,8 +65,8 @@ func SetConditions(st *v1alpha1.ConferenceRecoveryStatus, generation int64, now 
 		set(v1alpha1.ConditionAgentConnected, metav1.ConditionTrue, ReasonReconnected, fmt.Sprintf("Agent %s took the reconnect task.", rc.WorkerSID))
 	case st.Disconnect != nil:
 		set(v1alpha1.ConditionAgentConnected, metav1.ConditionFalse, ReasonAgentDisconnected,
-			fmt.Sprintf("Agent %s dropped out of the call at %s (%s).", orDefault(st.Disconnect.WorkerSID, "(unknown)"),
-				st.Disconnect.At.UTC().Format(time.RFC3339), orDefault(st.Disconnect.Reason, "no reason given")))
+			fmt.Sprintf("Agent %s dropped out of the call at %s (%s).", cmp.Or(st.Disconnect.WorkerSID, "(unknown)"),
+				st.Disconnect.At.UTC().Format(time.RFC3339), cmp.Or(st.Disconnect.Reason, "no reason given")))
 	case anyAgent:
 		set(v1alpha1.ConditionAgentConnected, metav1.ConditionFalse, ReasonAgentLeft, "The agents left the call.")
 	default:

@@ -1,6 +1,7 @@
 package recovery
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -111,7 +112,7 @@ func decide(st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.ConferenceRecoveryP
 	if rc := st.Reconnect; rc != nil && rc.CanceledAt != nil && rc.AcceptedAt == nil {
 		// The reconnect task is gone before an agent took it: the customer hung up in the queue.
 		return Decision{Phase: v1alpha1.PhaseAbandoned, Reason: ReasonCustomerLeft,
-			Message: fmt.Sprintf("The reconnect task was canceled (%s) before an agent took it.", orDefault(rc.CancelReason, "no reason given"))}
+			Message: fmt.Sprintf("The reconnect task was canceled (%s) before an agent took it.", cmp.Or(rc.CancelReason, "no reason given"))}
 	}
 	if recorded[NameEnqueueReconnect] == v1alpha1.ActionFailed {
 		return Decision{Phase: v1alpha1.PhaseFailed, Reason: ReasonActionFailed,
@@ -345,8 +346,8 @@ func disconnectedActions(st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.Confer
 	out := []Action{CreatePingTask{
 		TTL:          ttl,
 		Priority:     priority,
-		WorkflowName: orDefault(p.Ping.WorkflowName, DefaultPingWorkflowName),
-		TaskChannel:  orDefault(p.Ping.TaskChannel, DefaultTaskChannel),
+		WorkflowName: cmp.Or(p.Ping.WorkflowName, DefaultPingWorkflowName),
+		TaskChannel:  cmp.Or(p.Ping.TaskChannel, DefaultTaskChannel),
 	}}
 	if p.Customer.AnnouncementURL != "" || p.Customer.AnnouncementText != "" {
 		out = append(out, Announce{URL: p.Customer.AnnouncementURL, Text: p.Customer.AnnouncementText})
@@ -355,16 +356,9 @@ func disconnectedActions(st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.Confer
 	at := st.Disconnect.At.UTC().Format(time.RFC3339)
 	out = append(out, MarkOriginalTask{Patch: map[string]any{
 		"disconnectedTime": at,
-		"conversations":    map[string]any{"followed_by": orDefault(p.Reporting.FollowedBy, DefaultFollowedBy)},
+		"conversations":    map[string]any{"followed_by": cmp.Or(p.Reporting.FollowedBy, DefaultFollowedBy)},
 	}})
 	return out
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func actionStates(actions []v1alpha1.RecoveryAction) map[string]v1alpha1.ActionState {
