@@ -54,7 +54,7 @@ test: manifests generate fmt vet envtest plugin ## Run the unit, envtest and end
 .PHONY: plugin
 plugin: ## Install, test and build the Flex companion plugin (flex-plugin/; needs Node and npm).
 	@command -v npm >/dev/null || { echo "make plugin: npm (with Node 18 or later) is required to test and build flex-plugin/" >&2; exit 1; }
-	cd flex-plugin && npm ci --no-audit --no-fund && npm test && npm run build
+	cd flex-plugin && npm ci --prefer-offline --no-audit --no-fund && npm test && npm run build
 
 .PHONY: check-generated
 check-generated: manifests generate ## Fail if generated files differ from what is committed.

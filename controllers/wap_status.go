@@ -142,13 +142,16 @@ func (s *activitySync) olderPolicies(ctx context.Context) []string {
 	return names
 }
 
-// olderThan orders policies by creation, then by namespace and name (the creation timestamp has
-// one-second precision), which is how the engine breaks ties too.
+// olderThan orders policies by creation, then by namespace, then by name (the creation timestamp
+// has one-second precision), as the engine decides which policy governs a worker.
 func olderThan(a, b *v1alpha1.WorkerActivityPolicy) bool {
 	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
 		return a.CreationTimestamp.Before(&b.CreationTimestamp)
 	}
-	return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
+	if a.Namespace != b.Namespace {
+		return a.Namespace < b.Namespace
+	}
+	return a.Name < b.Name
 }
 
 // reportFailures emits one Warning event per refresh in which the engine's failed writes grew.

@@ -13,9 +13,11 @@ import (
 const (
 	routeConference = "conference"
 	routeEvents     = "events"
-	routeTaskRouter = "taskrouter"
-	routeGraceful   = "graceful"
-	routeRecovery   = "recovery"
+	// routeActivityEvents is a WorkerActivityPolicy's Event Streams route.
+	routeActivityEvents = "activity_events"
+	routeTaskRouter     = "taskrouter"
+	routeGraceful       = "graceful"
+	routeRecovery       = "recovery"
 )
 
 // Outcomes of one event, the "outcome" label of flexoperator_webhook_events_total.

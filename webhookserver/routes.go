@@ -53,6 +53,9 @@ const (
 	PatternGraceful = "POST /flex/{namespace}/{policy}/graceful"
 	// PatternRecovery is the Flex companion's read of a recovery (RecoverySummary).
 	PatternRecovery = "GET /flex/{namespace}/{policy}/recoveries/{conferenceSid}"
+	// PatternActivityEvents takes Event Streams deliveries for a WorkerActivityPolicy (the path
+	// of activity.EventsPathFormat); the events go to the activity engine.
+	PatternActivityEvents = "POST /twilio/{namespace}/activity/{policy}/events"
 )
 
 // CredentialsProvider gives the credentials and Twilio client of a policy's twilio block;
@@ -95,6 +98,10 @@ type RoutesOptions struct {
 	// DefaultAuthFailureRate and DefaultAuthFailureBurst.
 	AuthFailureRate  float64
 	AuthFailureBurst int
+
+	// Activity, when set, receives the TaskRouter events of every WorkerActivityPolicy
+	// (PatternActivityEvents is registered only then).
+	Activity ActivityEngine
 }
 
 // Routes serves Twilio's callbacks and the Flex companion's API for every ConferenceRecoveryPolicy,
@@ -165,6 +172,9 @@ func (r *Routes) Register(s *Server) {
 	s.Handle(PatternTaskRouter, instrument(routeTaskRouter, r.handleTaskRouter))
 	s.Handle(PatternGraceful, instrument(routeGraceful, r.handleGraceful))
 	s.Handle(PatternRecovery, instrument(routeRecovery, r.handleRecovery))
+	if r.opts.Activity != nil {
+		s.Handle(PatternActivityEvents, instrument(routeActivityEvents, r.handleActivityEvents))
+	}
 	// CORS preflight: the companion runs in the Flex UI, on another origin.
 	s.Handle("OPTIONS /flex/{namespace}/{policy}/graceful", http.HandlerFunc(preflight))
 	s.Handle("OPTIONS /flex/{namespace}/{policy}/recoveries/{conferenceSid}", http.HandlerFunc(preflight))
@@ -232,28 +242,38 @@ func (r *Routes) authenticateTwilio(w http.ResponseWriter, req *http.Request, ro
 		}
 		return nil, false
 	}
-	body, ok := readBody(w, req)
+	body, tw, ok := r.verifyTwilio(w, req, route, policy.Namespace+"/"+policy.Name, policy.Namespace, policy.Spec.Twilio, r.publicURL(policy))
 	if !ok {
 		return nil, false
 	}
-	creds, tw, err := r.opts.Credentials.For(req.Context(), policy.Namespace, policy.Spec.Twilio)
+	return &twilioRequest{policy: policy, twilio: tw, body: body}, true
+}
+
+// verifyTwilio reads the body and checks X-Twilio-Signature with the auth token of a policy's
+// twilio block, against the public base URL Twilio was given. On failure it has answered (413,
+// 503 or 403, as authenticateTwilio says) and returns false.
+func (r *Routes) verifyTwilio(w http.ResponseWriter, req *http.Request, route, policyKey, namespace string, spec v1alpha1.TwilioSpec, base string) ([]byte, twilio.Client, bool) {
+	body, ok := readBody(w, req)
+	if !ok {
+		return nil, nil, false
+	}
+	creds, tw, err := r.opts.Credentials.For(req.Context(), namespace, spec)
 	if err != nil {
 		var cerr *credentials.Error
 		if errors.As(err, &cerr) {
 			r.log.Info("The policy's credentials are unusable; answering 503 so Twilio retries",
-				"policy", policy.Namespace+"/"+policy.Name, "reason", cerr.Reason, "message", cerr.Message)
+				"policy", policyKey, "reason", cerr.Reason, "message", cerr.Message)
 		} else {
-			r.log.Error(err, "Read the policy's credentials", "policy", policy.Namespace+"/"+policy.Name)
+			r.log.Error(err, "Read the policy's credentials", "policy", policyKey)
 		}
 		unavailable(w, "the policy's credentials are not usable")
-		return nil, false
+		return nil, nil, false
 	}
-	base := r.publicURL(policy)
 	if base == "" {
 		r.log.Info("No public URL to check signatures against: set --webhook-public-url or the policy's spec.publicBaseUrl",
-			"policy", policy.Namespace+"/"+policy.Name)
+			"policy", policyKey)
 		unavailable(w, "no public URL configured")
-		return nil, false
+		return nil, nil, false
 	}
 	// The URL Twilio signed: the configured public URL, never one rebuilt from the Host header.
 	signedURL := base + req.URL.RequestURI()
@@ -261,12 +281,11 @@ func (r *Routes) authenticateTwilio(w http.ResponseWriter, req *http.Request, ro
 		signatureFailures.WithLabelValues(route).Inc()
 		r.failedAuthentication(req)
 		// err names the kind of failure only, never the URL, signature or token.
-		r.log.Info("Refused a webhook with a bad signature", "route", route,
-			"policy", policy.Namespace+"/"+policy.Name, "reason", err.Error())
+		r.log.Info("Refused a webhook with a bad signature", "route", route, "policy", policyKey, "reason", err.Error())
 		http.Error(w, "invalid or missing X-Twilio-Signature", http.StatusForbidden)
-		return nil, false
+		return nil, nil, false
 	}
-	return &twilioRequest{policy: policy, twilio: tw, body: body}, true
+	return body, tw, true
 }
 
 // readBody reads the (capped) body; on failure it has answered 413 or 400.

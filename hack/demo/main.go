@@ -130,7 +130,7 @@ func run(crds string) error {
 	for _, a := range rec.Status.Actions {
 		fmt.Printf("    %-40s %-8s %s\n", a.Name, a.State, a.SID)
 	}
-	return nil
+	return activityStory(ctx, env, kubectl, kubeconfig)
 }
 
 // show prints `kubectl get <resource>` in the namespace.

@@ -50,6 +50,11 @@ type Options struct {
 	Now func() time.Time
 	// TwilioOptions are passed to every Twilio client the operator builds (tests shorten retries).
 	TwilioOptions []twilio.Option
+	// TwilioRate is the sustained requests per second to Twilio per account (shared by every
+	// client of the account); zero means twilio.DefaultRate, negative means no limit.
+	TwilioRate float64
+	// Engine, when set, is given the activity engine once built (tests read its stats).
+	Engine func(*activity.Engine)
 	// ActivityStats, when set, is what the WorkerActivityPolicy controller reads the activity
 	// engine's aggregates from, instead of the engine (controller tests give it fixed figures).
 	ActivityStats activity.StatsSource
@@ -70,6 +75,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Namespace, "namespace", "", "Watch only this namespace (default: all namespaces).")
 	fs.StringVar(&o.TwilioBaseURL, "twilio-base-url", "", "Send every Twilio API request to this base URL instead of *.twilio.com (for the Twilio simulator).")
 	fs.Int64Var(&o.WebhookMaxBodyBytes, "webhook-max-body-bytes", webhookserver.DefaultMaxBodyBytes, "Largest webhook body accepted; larger ones get 413.")
+	fs.Float64Var(&o.TwilioRate, "twilio-rate", 0, "Sustained Twilio REST requests per second per account, shared by the whole operator (0: the default of 20; negative: no limit). Set it to what the account's TaskRouter limits allow.")
 	fs.DurationVar(&o.GracefulShutdownTime, "graceful-shutdown-timeout", 30*time.Second, "How long runnables get to stop.")
 	fs.DurationVar(&o.RecoveryResyncAfter, "recovery-resync-after", controllers.DefaultResyncAfter, "How long a ConferenceRecovery in progress may go unchanged before its call is read from Twilio's REST API, to repair callbacks Twilio lost (every one is also read once at start-up).")
 	fs.Float64Var(&o.RecoveryResyncRate, "recovery-resync-rate", controllers.DefaultResyncRate, "Most resyncs with Twilio's REST API per Twilio account and second.")
@@ -121,10 +127,35 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 		Metadata: mgr.GetClient(), Data: mgr.GetAPIReader(),
 		BaseURL: o.TwilioBaseURL, Options: o.TwilioOptions,
 	}
+	if o.TwilioRate != 0 {
+		provider.New = func(cfg twilio.Config, opts ...twilio.Option) (twilio.Client, error) {
+			cfg.Rate = o.TwilioRate
+			return twilio.New(cfg, opts...)
+		}
+	}
+
+	// The activity engine runs on the leader; the webhook route on every replica hands it events.
+	engine, err := activity.New(activity.Options{
+		Reader: mgr.GetClient(), Informers: mgr.GetCache(), Credentials: provider,
+		Recorder: mgr.GetEventRecorder("activity-engine"), Now: now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("activity engine: %w", err)
+	}
+	if err := mgr.Add(engine); err != nil {
+		return nil, fmt.Errorf("add activity engine: %w", err)
+	}
+	if o.Engine != nil {
+		o.Engine(engine)
+	}
+	var stats activity.StatsSource = engine
+	if o.ActivityStats != nil {
+		stats = o.ActivityStats
+	}
 
 	if err := (&controllers.WorkerActivityPolicyReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("workeractivitypolicy-controller"),
-		Twilio: provider, PublicURL: o.WebhookPublicURL, Stats: o.ActivityStats,
+		Twilio: provider, PublicURL: o.WebhookPublicURL, Stats: stats,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("set up WorkerActivityPolicy controller: %w", err)
 	}
@@ -151,7 +182,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	}
 	routes, err := webhookserver.NewRoutes(webhookserver.RoutesOptions{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Credentials: provider,
-		Now: now, PublicURL: o.WebhookPublicURL,
+		Now: now, PublicURL: o.WebhookPublicURL, Activity: engine,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("webhook routes: %w", err)

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/flexoperator/flex-operator/internal/activity"
 	"github.com/flexoperator/flex-operator/internal/app"
 	"github.com/flexoperator/flex-operator/internal/twilio"
 	"github.com/flexoperator/flex-operator/internal/twiliosim"
@@ -45,6 +46,11 @@ type Env struct {
 	Config *rest.Config
 	// WebhookURL is the public base URL of the operator's webhook server.
 	WebhookURL string
+	// Engine is the running operator's activity engine.
+	Engine *activity.Engine
+	// Override, when set, adjusts the manager's options at the next starts (after
+	// Options.Manager); benchmarks lift the Twilio rate limit with it.
+	Override func(*app.Options)
 
 	opts        Options
 	env         *envtest.Environment
@@ -103,8 +109,12 @@ func (e *Env) StartOperator() error {
 		TwilioOptions:        []twilio.Option{twilio.WithRetry(6, 5*time.Millisecond, 100*time.Millisecond)},
 		GracefulShutdownTime: 10 * time.Second,
 	}
+	o.Engine = func(en *activity.Engine) { e.Engine = en }
 	if e.opts.Manager != nil {
 		e.opts.Manager(&o)
+	}
+	if e.Override != nil {
+		e.Override(&o)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	mgr, err := app.NewManager(ctx, e.Config, o)

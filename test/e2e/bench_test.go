@@ -7,10 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,14 +33,21 @@ type sideEffects struct {
 	mu    sync.Mutex
 	times map[string][]time.Time
 	paths map[string][]string
+	// hook, when set, sees every request first (a test playing a concurrent writer).
+	hook atomic.Pointer[func(*http.Request)]
 }
 
 func (s *sideEffects) record(r *http.Request) {
+	if h := s.hook.Load(); h != nil {
+		(*h)(r)
+	}
 	if r.Method != http.MethodPost {
 		return
 	}
 	var kind string
 	switch {
+	case workerUpdatePath.MatchString(r.URL.Path):
+		kind = "worker-update"
 	case strings.Contains(r.URL.Path, "/Participants/") && r.Form.Get("EndConferenceOnExit") == "false":
 		kind = "correction"
 	case strings.HasSuffix(r.URL.Path, "/Tasks") && strings.Contains(r.Form.Get("Attributes"), "disconnectedConferenceSid"):
@@ -130,6 +139,9 @@ func (s *sideEffects) count(kind string) int {
 	defer s.mu.Unlock()
 	return len(s.times[kind])
 }
+
+// workerUpdatePath is a worker's own resource (an activity or attributes update).
+var workerUpdatePath = regexp.MustCompile(`/Workspaces/WS[0-9a-f]+/Workers/WK[0-9a-f]+$`)
 
 // effects is fed by the simulator's request hook (TestMain).
 var effects = &sideEffects{times: map[string][]time.Time{}, paths: map[string][]string{}}

@@ -1,0 +1,498 @@
+package activity
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/flexoperator/flex-operator/internal/events"
+	"github.com/flexoperator/flex-operator/internal/expr"
+)
+
+// Policy is one WorkerActivityPolicy as the engine runs it.
+type Policy struct {
+	Key types.NamespacedName
+	// Created orders policies of a workspace: the older governs a worker both select.
+	Created time.Time
+	// Workers selects the governed workers.
+	Workers *expr.Expr
+	Config  *Config
+	// Observe decides and reports but never writes.
+	Observe bool
+}
+
+// older reports whether p governs before q: creation time, then name.
+func (p *Policy) older(q *Policy) bool {
+	if !p.Created.Equal(q.Created) {
+		return p.Created.Before(q.Created)
+	}
+	if p.Key.Namespace != q.Key.Namespace {
+		return p.Key.Namespace < q.Key.Namespace
+	}
+	return p.Key.Name < q.Key.Name
+}
+
+// Workspace is the engine's synchronous core for one TaskRouter workspace: every worker's state,
+// which policy governs each, and the application of events. It does no I/O and is not safe for
+// concurrent use (the runner holds a lock around it).
+type Workspace struct {
+	SID      string
+	policies []*Policy
+	workers  map[string]*Worker
+	// governor is the policy governing each governed worker; overlap counts, per worker, the
+	// other policies that select it.
+	governor map[string]*Policy
+	overlap  map[string][]*Policy
+	// tasks indexes which workers hold a reservation of a task.
+	tasks map[string]map[string]struct{}
+	// ended is when each ended task ended, to drop its tombstones later.
+	ended map[string]time.Time
+	// marks is the newest extended-wrap-up mark seen per task, whatever order events came in.
+	marks map[string]taskMark
+	// seq counts the inputs applied (events and reads), to tell what changed since a read began.
+	seq uint64
+}
+
+// NewWorkspace returns an empty workspace governed by policies (any order).
+func NewWorkspace(sid string, policies []*Policy) *Workspace {
+	ps := append([]*Policy(nil), policies...)
+	sort.Slice(ps, func(i, j int) bool { return ps[i].older(ps[j]) })
+	return &Workspace{
+		SID: sid, policies: ps,
+		workers:  map[string]*Worker{},
+		governor: map[string]*Policy{},
+		overlap:  map[string][]*Policy{},
+		tasks:    map[string]map[string]struct{}{},
+		ended:    map[string]time.Time{},
+		marks:    map[string]taskMark{},
+	}
+}
+
+// taskMark is a task's extended-wrap-up mark at a task version.
+type taskMark struct {
+	extended bool
+	version  int64
+}
+
+// mark records what an event says of its task's mark and returns the newest known.
+func (ws *Workspace) mark(ev events.TaskRouterEvent, attr string) taskMark {
+	m, ok := ws.marks[ev.TaskSID]
+	if ev.TaskAttributes != "" && (!ok || ev.TaskVersion > m.version || (ev.TaskVersion == 0 && m.version == 0)) {
+		next := taskMark{extended: HasTrue(ev.TaskAttributes, attr), version: ev.TaskVersion}
+		if ev.TaskVersion == 0 && m.extended {
+			next.extended = true
+		}
+		m = next
+		ws.marks[ev.TaskSID] = m
+	}
+	return m
+}
+
+// Policies returns the policies, oldest first.
+func (ws *Workspace) Policies() []*Policy { return ws.policies }
+
+// Worker returns a worker's state, or nil.
+func (ws *Workspace) Worker(sid string) *Worker { return ws.workers[sid] }
+
+// Governor returns the policy governing a worker, or nil.
+func (ws *Workspace) Governor(sid string) *Policy { return ws.governor[sid] }
+
+// WorkerSIDs lists every known worker.
+func (ws *Workspace) WorkerSIDs() []string {
+	out := make([]string, 0, len(ws.workers))
+	for sid := range ws.workers {
+		out = append(out, sid)
+	}
+	return out
+}
+
+// PutWorker records a worker as read from TaskRouter, replacing what was known of it but its
+// reservations (read separately with PutReservation), and works out who governs it.
+func (ws *Workspace) PutWorker(sid, name, activitySID, etag, attributes string) *Worker {
+	w := ws.workers[sid]
+	if w == nil {
+		w = NewWorker(sid, name, activitySID, etag, attributes, DefaultPendingActivityAttribute)
+		ws.workers[sid] = w
+	} else {
+		w.Name = name
+		w.SetRead(activitySID, etag, attributes, DefaultPendingActivityAttribute)
+	}
+	ws.govern(w)
+	return w
+}
+
+// Seq is the input sequence number: take it before reading a worker's reservations from
+// TaskRouter and pass it to SetReservations.
+func (ws *Workspace) Seq() uint64 { return ws.seq }
+
+// SetReservations records a worker's live reservations as read from TaskRouter, the read having
+// begun at sequence number since. Statuses only move forward, so an event applied meanwhile is
+// never undone; a known reservation missing from the read has ended, unless an event touched it
+// after the read began (it may be newer than the read). Ended reservations stay as tombstones.
+func (ws *Workspace) SetReservations(workerSID string, live map[string]Reservation, since uint64) {
+	w := ws.workers[workerSID]
+	if w == nil {
+		return
+	}
+	ws.seq++
+	for sid, r := range w.Reservations {
+		if _, ok := live[sid]; ok || r.touched > since || r.Status == ResEnded {
+			continue
+		}
+		r.Status, r.touched = ResEnded, ws.seq
+		w.Allowed = false
+	}
+	for sid, r := range live {
+		w.ApplyReservation(sid, r)
+		w.Reservations[sid].touched = ws.seq
+		ws.index(r.TaskSID, workerSID)
+	}
+}
+
+// PutReservation records a reservation read from TaskRouter.
+func (ws *Workspace) PutReservation(workerSID, sid string, r Reservation) {
+	w := ws.workers[workerSID]
+	if w == nil {
+		return
+	}
+	ws.seq++
+	w.ApplyReservation(sid, r)
+	w.Reservations[sid].touched = ws.seq
+	ws.index(r.TaskSID, workerSID)
+}
+
+// RemoveWorker forgets a worker (deleted in TaskRouter).
+func (ws *Workspace) RemoveWorker(sid string) {
+	if w := ws.workers[sid]; w != nil {
+		for _, r := range w.Reservations {
+			ws.unindex(r.TaskSID, sid)
+		}
+	}
+	delete(ws.workers, sid)
+	delete(ws.governor, sid)
+	delete(ws.overlap, sid)
+}
+
+// govern works out which policy governs w: the oldest whose workers expression selects it. Each
+// policy's config reads the pending attribute it names.
+func (ws *Workspace) govern(w *Worker) {
+	env := map[string]any{}
+	if w.Attributes != "" {
+		_ = json.Unmarshal([]byte(w.Attributes), &env)
+		if env == nil {
+			env = map[string]any{}
+		}
+	}
+	// TaskRouter's built-in worker fields, unless an attribute of the same name hides them.
+	// (activity_sid and activity_name are left out on purpose: governance must not change with
+	// the activities the engine itself sets.)
+	if _, ok := env["sid"]; !ok {
+		env["sid"] = w.SID
+	}
+	if _, ok := env["friendly_name"]; !ok {
+		env["friendly_name"] = w.Name
+	}
+	var gov *Policy
+	var over []*Policy
+	for _, p := range ws.policies {
+		if p.Workers == nil || !p.Workers.Eval(env) {
+			continue
+		}
+		if gov == nil {
+			gov = p
+		} else {
+			over = append(over, p)
+		}
+	}
+	if gov == nil {
+		delete(ws.governor, w.SID)
+	} else {
+		ws.governor[w.SID] = gov
+		if gov.Config != nil && gov.Config.PendingAttribute != DefaultPendingActivityAttribute {
+			w.Pending = PendingFromAttributes(w.Attributes, gov.Config.PendingAttribute)
+		}
+	}
+	if len(over) == 0 {
+		delete(ws.overlap, w.SID)
+	} else {
+		ws.overlap[w.SID] = over
+	}
+}
+
+func (ws *Workspace) index(taskSID, workerSID string) {
+	if taskSID == "" {
+		return
+	}
+	m := ws.tasks[taskSID]
+	if m == nil {
+		m = map[string]struct{}{}
+		ws.tasks[taskSID] = m
+	}
+	m[workerSID] = struct{}{}
+}
+
+func (ws *Workspace) unindex(taskSID, workerSID string) {
+	if m := ws.tasks[taskSID]; m != nil {
+		delete(m, workerSID)
+		if len(m) == 0 {
+			delete(ws.tasks, taskSID)
+		}
+	}
+}
+
+// Outcome is what applying one event did.
+type Outcome struct {
+	// Touched are the workers whose state changed: decide them again.
+	Touched []string
+	// Unknown are workers the event names that the engine does not know: read them.
+	Unknown []string
+	// Ignored is true when the event is of no interest (another type, nothing new).
+	Ignored bool
+}
+
+// reservationStatusOf maps a reservation event type to the status it leaves the reservation in.
+func reservationStatusOf(eventType string) ResStatus {
+	switch strings.TrimPrefix(eventType, "reservation.") {
+	case "created":
+		return ResPending
+	case "accepted":
+		return ResAccepted
+	case "wrapup":
+		return ResWrapping
+	case "completed", "rejected", "timeout", "canceled", "rescinded":
+		return ResEnded
+	}
+	return ResUnknown
+}
+
+// Apply records one TaskRouter event at time now. An event of another workspace, or one lacking
+// the SIDs its type needs, is an error and changes nothing.
+func (ws *Workspace) Apply(ev events.TaskRouterEvent, now time.Time) (Outcome, error) {
+	var out Outcome
+	if ev.WorkspaceSID != "" && ev.WorkspaceSID != ws.SID {
+		return out, fmt.Errorf("event %s is for workspace %s, not %s", ev.ID, ev.WorkspaceSID, ws.SID)
+	}
+	typ := ev.Type
+	switch {
+	case strings.HasPrefix(typ, "reservation."):
+		st := reservationStatusOf(typ)
+		if st == ResUnknown {
+			out.Ignored = true
+			return out, nil
+		}
+		if ev.WorkerSID == "" || ev.ReservationSID == "" {
+			return out, fmt.Errorf("%s event %s lacks the worker or reservation SID", typ, ev.ID)
+		}
+		w := ws.workers[ev.WorkerSID]
+		if w == nil {
+			out.Unknown = append(out.Unknown, ev.WorkerSID)
+			return out, nil
+		}
+		ws.seq++
+		mk := ws.mark(ev, ws.extendedAttr(w.SID))
+		changed := w.ApplyReservation(ev.ReservationSID, Reservation{
+			TaskSID: ev.TaskSID, Channel: ev.TaskChannel, Status: st,
+			Extended: mk.extended, TaskVersion: mk.version,
+		})
+		w.Reservations[ev.ReservationSID].touched = ws.seq
+		ws.index(ev.TaskSID, w.SID)
+		if ws.observe(w, ev) {
+			changed = true
+		}
+		if changed {
+			out.Touched = append(out.Touched, w.SID)
+		}
+	case strings.HasPrefix(typ, "task."):
+		if ev.TaskSID == "" {
+			return out, fmt.Errorf("%s event %s lacks the task SID", typ, ev.ID)
+		}
+		var st ResStatus
+		switch typ {
+		case "task.completed", "task.canceled", "task.deleted", "task.system-deleted":
+			st = ResEnded
+			ws.ended[ev.TaskSID] = now
+		case "task.wrapup":
+			st = ResWrapping
+		case "task.updated":
+		default:
+			out.Ignored = true
+			return out, nil
+		}
+		ws.mark(ev, DefaultExtendedWrapupAttribute)
+		for wsid := range ws.tasks[ev.TaskSID] {
+			w := ws.workers[wsid]
+			if w == nil {
+				continue
+			}
+			changed := false
+			for rsid, r := range w.Reservations {
+				if r.TaskSID != ev.TaskSID {
+					continue
+				}
+				mk := ws.mark(ev, ws.extendedAttr(wsid))
+				upd := Reservation{TaskSID: r.TaskSID, Channel: r.Channel, Status: r.Status,
+					Extended: mk.extended, TaskVersion: mk.version}
+				switch {
+				case st == ResEnded:
+					upd.Status = ResEnded
+				case st == ResWrapping && r.Status == ResAccepted:
+					upd.Status = ResWrapping
+				}
+				ws.seq++
+				if w.ApplyReservation(rsid, upd) {
+					changed = true
+					r.touched = ws.seq
+				}
+			}
+			if changed {
+				out.Touched = append(out.Touched, wsid)
+			}
+		}
+		out.Ignored = len(out.Touched) == 0
+	case typ == "worker.deleted":
+		if ws.workers[ev.WorkerSID] == nil {
+			out.Ignored = true
+			return out, nil
+		}
+		ws.RemoveWorker(ev.WorkerSID)
+	case strings.HasPrefix(typ, "worker."):
+		if ev.WorkerSID == "" {
+			return out, fmt.Errorf("%s event %s lacks the worker SID", typ, ev.ID)
+		}
+		w := ws.workers[ev.WorkerSID]
+		if w == nil {
+			out.Unknown = append(out.Unknown, ev.WorkerSID)
+			return out, nil
+		}
+		if ws.observe(w, ev) {
+			out.Touched = append(out.Touched, w.SID)
+		} else {
+			out.Ignored = true
+		}
+	default:
+		out.Ignored = true
+	}
+	return out, nil
+}
+
+// extendedAttr is the task attribute marking an extended wrap-up for the worker's policy.
+func (ws *Workspace) extendedAttr(workerSID string) string {
+	if p := ws.governor[workerSID]; p != nil && p.Config != nil && p.Config.ExtendedWrapupAttribute != "" {
+		return p.Config.ExtendedWrapupAttribute
+	}
+	return DefaultExtendedWrapupAttribute
+}
+
+// observe records the worker fields an event carries. It reports whether the worker changed in a
+// way the decision must see (a change of activity the engine did not make, or of attributes).
+func (ws *Workspace) observe(w *Worker, ev events.TaskRouterEvent) bool {
+	if ev.WorkerActivitySID == "" && ev.WorkerAttributes == "" {
+		return false
+	}
+	version := ev.WorkerVersion
+	if version == 0 && w.Version > 0 {
+		// Not sent: nothing to order by.
+		version = -1
+	}
+	cfg := ws.configOf(w.SID)
+	beforeAttrs, beforeGov := w.Attributes, ws.governor[w.SID]
+	activityChanged := w.ObserveWorker(cfg, version, ev.WorkerActivitySID, ev.WorkerAttributes, ev.WorkerAttributes != "")
+	changed := activityChanged
+	if w.Attributes != beforeAttrs {
+		ws.govern(w)
+		changed = true
+	}
+	if activityChanged {
+		if p := ws.governor[w.SID]; p != nil && p.Config != nil {
+			w.PersonChanged(p.Config)
+		}
+	}
+	return changed || ws.governor[w.SID] != beforeGov
+}
+
+// configOf is the governing policy's config, or a default one for reading attributes.
+func (ws *Workspace) configOf(workerSID string) *Config {
+	if p := ws.governor[workerSID]; p != nil && p.Config != nil {
+		return p.Config
+	}
+	return &Config{PendingAttribute: DefaultPendingActivityAttribute}
+}
+
+// Decide returns the governing policy of a worker and its decision; a nil policy when no policy
+// governs it (it is left alone).
+func (ws *Workspace) Decide(workerSID string) (*Policy, Decision) {
+	w := ws.workers[workerSID]
+	p := ws.governor[workerSID]
+	if w == nil || p == nil || p.Config == nil {
+		return nil, Decision{Rule: RuleNothing}
+	}
+	return p, Decide(p.Config, w)
+}
+
+// Written records a successful write of d: the worker as TaskRouter returned it. A response older
+// than what events already told is not taken over them.
+func (ws *Workspace) Written(workerSID string, d Decision, activitySID, etag, attributes string) {
+	w := ws.workers[workerSID]
+	if w == nil {
+		return
+	}
+	// The request written is done with; one a person made while the write was on its way stays.
+	if w.requests == d.requests {
+		w.Requested = nil
+	}
+	v := ParseETag(etag)
+	if v >= 0 && w.Version >= 0 && v <= w.Version {
+		return
+	}
+	before := w.Attributes
+	w.SetRead(activitySID, etag, attributes, ws.configOf(workerSID).PendingAttribute)
+	if w.Attributes != before {
+		ws.govern(w)
+	}
+}
+
+// Prune drops tombstones of tasks that ended before cutoff.
+func (ws *Workspace) Prune(cutoff time.Time) {
+	for task, at := range ws.ended {
+		if at.After(cutoff) {
+			continue
+		}
+		delete(ws.ended, task)
+		delete(ws.marks, task)
+		for wsid := range ws.tasks[task] {
+			if w := ws.workers[wsid]; w != nil {
+				w.Prune(func(t string) bool { return t != task })
+			}
+		}
+		delete(ws.tasks, task)
+	}
+}
+
+// Stats are one policy's aggregates over the workspace.
+func (ws *Workspace) Stats(p *Policy) (governed, busy, pending, overlapping int32) {
+	for sid, g := range ws.governor {
+		if g != p {
+			continue
+		}
+		governed++
+		w := ws.workers[sid]
+		if w.Busy(p.Config) {
+			busy++
+		}
+		if w.EffectivePending() != "" {
+			pending++
+		}
+	}
+	for _, over := range ws.overlap {
+		for _, o := range over {
+			if o == p {
+				overlapping++
+			}
+		}
+	}
+	return
+}

@@ -1,0 +1,108 @@
+package activity
+
+import (
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/flexoperator/flex-operator/internal/events"
+	"github.com/flexoperator/flex-operator/internal/expr"
+)
+
+func TestGovernance(t *testing.T) {
+	cfg := testConfig()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	support := &Policy{Key: types.NamespacedName{Namespace: "a", Name: "support"}, Created: t0.Add(time.Hour),
+		Workers: expr.MustParse(`skills HAS "support"`), Config: cfg}
+	everyone := &Policy{Key: types.NamespacedName{Namespace: "a", Name: "everyone"}, Created: t0,
+		Workers: expr.MustParse(`1==1`), Config: cfg}
+	sales := &Policy{Key: types.NamespacedName{Namespace: "a", Name: "sales"}, Created: t0.Add(time.Hour),
+		Workers: expr.MustParse(`skills HAS "sales"`), Config: cfg}
+	// A tie on creation time is broken by name: "sales" before "support".
+	ws := NewWorkspace("WStest", []*Policy{support, sales, everyone})
+	if got := ws.Policies(); got[0] != everyone || got[1] != sales || got[2] != support {
+		t.Fatalf("order: %v %v %v", got[0].Key, got[1].Key, got[2].Key)
+	}
+	ws.PutWorker("WK1", "alice", sidAvailable, "1", `{"skills":["support"]}`)
+	ws.PutWorker("WK2", "bob", sidAvailable, "1", `{"skills":["none"]}`)
+	if ws.Governor("WK1") != everyone || ws.Governor("WK2") != everyone {
+		t.Fatal("the oldest policy does not govern")
+	}
+	if _, _, _, over := ws.Stats(support); over != 1 {
+		t.Fatalf("support overlaps %d workers, want 1", over)
+	}
+	if g, _, _, _ := ws.Stats(everyone); g != 2 {
+		t.Fatalf("everyone governs %d", g)
+	}
+
+	// Without the catch-all, a worker whose attributes stop matching is released.
+	ws = NewWorkspace("WStest", []*Policy{support})
+	ws.PutWorker("WK1", "alice", sidAvailable, "1", `{"skills":["support"]}`)
+	if ws.Governor("WK1") != support {
+		t.Fatal("not governed")
+	}
+	out, err := ws.Apply(events.TaskRouterEvent{ID: "EZ1", Type: "worker.attributes.update", WorkspaceSID: "WStest",
+		WorkerSID: "WK1", WorkerVersion: 2, WorkerActivitySID: sidAvailable, WorkerAttributes: `{"skills":[]}`}, t0)
+	if err != nil || len(out.Touched) != 1 {
+		t.Fatalf("attributes update: %+v %v", out, err)
+	}
+	if ws.Governor("WK1") != nil {
+		t.Fatal("a worker that no longer matches is still governed")
+	}
+	if p, d := ws.Decide("WK1"); p != nil || d.Changes() {
+		t.Fatalf("a released worker is decided: %+v", d)
+	}
+	// Built-in fields can select workers.
+	byName := &Policy{Key: types.NamespacedName{Name: "byname"}, Workers: expr.MustParse(`friendly_name == "alice"`), Config: cfg}
+	ws = NewWorkspace("WStest", []*Policy{byName})
+	ws.PutWorker("WK1", "alice", sidAvailable, "1", `{}`)
+	if ws.Governor("WK1") != byName {
+		t.Fatal("friendly_name does not select")
+	}
+}
+
+func TestApplyBadInput(t *testing.T) {
+	cfg := testConfig()
+	ws := NewWorkspace("WStest", []*Policy{{Key: types.NamespacedName{Name: "p"}, Workers: expr.MustParse("1==1"), Config: cfg}})
+	ws.PutWorker("WK1", "alice", sidAvailable, "1", `{}`)
+	now := time.Now()
+	for _, ev := range []events.TaskRouterEvent{
+		{ID: "EZ1", Type: "reservation.accepted", WorkspaceSID: "WSother", WorkerSID: "WK1", ReservationSID: "WR1"},
+		{ID: "EZ2", Type: "reservation.accepted", WorkspaceSID: "WStest", ReservationSID: "WR1"},
+		{ID: "EZ3", Type: "task.completed", WorkspaceSID: "WStest"},
+		{ID: "EZ4", Type: "worker.activity.update", WorkspaceSID: "WStest"},
+	} {
+		if _, err := ws.Apply(ev, now); err == nil {
+			t.Errorf("%s: no error", ev.ID)
+		}
+	}
+	if w := ws.Worker("WK1"); len(w.Reservations) != 0 || w.ActivitySID != sidAvailable {
+		t.Fatalf("bad events changed the worker: %+v", w)
+	}
+	out, err := ws.Apply(events.TaskRouterEvent{ID: "EZ5", Type: "reservation.created", WorkspaceSID: "WStest",
+		WorkerSID: "WKunknown", ReservationSID: "WR9"}, now)
+	if err != nil || len(out.Unknown) != 1 || out.Unknown[0] != "WKunknown" {
+		t.Fatalf("unknown worker: %+v %v", out, err)
+	}
+	out, err = ws.Apply(events.TaskRouterEvent{ID: "EZ6", Type: "task-queue.entered", WorkspaceSID: "WStest"}, now)
+	if err != nil || !out.Ignored {
+		t.Fatalf("an event of no interest: %+v %v", out, err)
+	}
+	// A task event reaches every worker holding the task.
+	ws.PutWorker("WK2", "bob", sidAvailable, "1", `{}`)
+	for _, w := range []string{"WK1", "WK2"} {
+		if _, err := ws.Apply(events.TaskRouterEvent{ID: "EZ" + w, Type: "reservation.accepted", WorkspaceSID: "WStest",
+			WorkerSID: w, ReservationSID: "WR" + w, TaskSID: "WTshared", TaskChannel: "voice"}, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err = ws.Apply(events.TaskRouterEvent{ID: "EZ7", Type: "task.completed", WorkspaceSID: "WStest", TaskSID: "WTshared"}, now)
+	if err != nil || len(out.Touched) != 2 {
+		t.Fatalf("task completed: %+v %v", out, err)
+	}
+	ws.Prune(now.Add(time.Second))
+	if len(ws.Worker("WK1").Reservations) != 0 {
+		t.Fatal("tombstones of an ended task not pruned")
+	}
+}
