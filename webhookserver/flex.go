@@ -324,8 +324,9 @@ func (m *gracefulMark) apply(rec *v1alpha1.ConferenceRecovery) (bool, error) {
 // task must be asked.
 func needsTaskForOwner(parts []v1alpha1.ParticipantStatus, callSID, workerSID string) bool {
 	if callSID != "" {
+		// A leg not in this copy may be in the writer's newer one: ask the task too.
 		i := slices.IndexFunc(parts, func(p v1alpha1.ParticipantStatus) bool { return p.CallSID == callSID })
-		return i >= 0 && parts[i].WorkerSID == ""
+		return i < 0 || parts[i].WorkerSID == ""
 	}
 	return !hasConnectedLeg(parts, workerSID)
 }
@@ -394,6 +395,14 @@ func (r *Routes) handleRecovery(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	allowed, err := r.mayRead(req.Context(), fr, rec)
+	if err == nil && !allowed {
+		// The cache may not show the worker's leg yet: ask the API server before refusing.
+		var fresh *v1alpha1.ConferenceRecovery
+		if fresh, err = r.store.readFresh(req.Context(), key); err == nil && fresh != nil {
+			rec = fresh
+			allowed, err = r.mayRead(req.Context(), fr, rec)
+		}
+	}
 	if err != nil {
 		r.log.Error(err, "Find whether the worker is on the call", "recovery", key)
 		unavailable(w, "cannot read the task")

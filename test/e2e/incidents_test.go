@@ -271,3 +271,44 @@ func TestLostConferenceEndRepairedByTheResync(t *testing.T) {
 		t.Errorf("ended recovery: finishedAt %v, disconnect %+v", rec.Status.FinishedAt, rec.Status.Disconnect)
 	}
 }
+
+// A restart during a burst of callbacks loses nothing: while the operator is down, three agents'
+// pages refresh and every callback about it is lost (Twilio does not retry conference callbacks;
+// the simulator's retries are switched off by dropping them). The resync at start-up reads the
+// three calls from Twilio and recovers each of them, once.
+func TestRestartDuringABurstLosesNothing(t *testing.T) {
+	agents := []string{"alice", "bob", "carol"}
+	c := newCentre(t, scenario.CentreOptions{Name: "burst", Agents: agents})
+	calls := map[string]scenario.Call{}
+	for i, agent := range agents {
+		calls[agent] = answerWhileAway(t, c, agent, agents[i+1:]...)
+		// The agents still to answer are offline until their turn; those who answered are busy.
+	}
+	confs := map[string]bool{}
+	for _, call := range calls {
+		confs[call.ConferenceSID] = true
+	}
+	must(t, env.StopOperator())
+	dropCallbacks(t, func(f url.Values) bool { return confs[f.Get("ConferenceSid")] })
+	for _, agent := range agents {
+		must(t, env.Sim.RefreshPage(c.Worker(agent)))
+	}
+	env.Sim.SetFaults(twiliosim.Faults{})
+	must(t, env.StartOperator())
+	for _, agent := range agents {
+		must(t, env.Sim.Accept(pingReservation(t, c, agent).SID))
+		must(t, env.Sim.Accept(reconnectReservation(t, c, agent).SID))
+	}
+	for agent, call := range calls {
+		rec := waitPhase(t, c, call.ConferenceSID, v1alpha1.PhaseRecovered)
+		if rec.Status.Reconnect.WorkerSID != c.Worker(agent) {
+			t.Errorf("%s's call was recovered by %s", agent, rec.Status.Reconnect.WorkerSID)
+		}
+		pings := c.Tasks(func(task twiliosim.TaskState) bool {
+			return scenario.IsPingTask(task) && scenario.RecoversConference(task, call.ConferenceSID)
+		})
+		if len(pings) != 1 {
+			t.Errorf("%s's call: %d ping tasks, want 1", agent, len(pings))
+		}
+	}
+}
