@@ -177,6 +177,10 @@ func (s *activitySync) setReady(engine engineState, stats activity.PolicyStats) 
 		s.setCondition(v1alpha1.ConditionReady, false, reason, message)
 		return
 	}
+	if s.setup != nil {
+		s.setCondition(v1alpha1.ConditionReady, false, s.setup.reason, s.setup.message)
+		return
+	}
 	switch engine {
 	case engineAbsent:
 		s.setCondition(v1alpha1.ConditionReady, false, reasonEngineNotRunning, "Set up in Twilio, but the activity engine does not run in this manager")

@@ -3,6 +3,8 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -46,6 +48,7 @@ const (
 	reasonMultitaskingEnabled      = "MultitaskingEnabled"
 	reasonMultitaskingDisabled     = "MultitaskingDisabled"
 	reasonInvalidWorkersExpression = "InvalidWorkersExpression"
+	reasonTaskChannelNotFound      = "TaskChannelNotFound"
 )
 
 // activitySync is one reconcile of one WorkerActivityPolicy.
@@ -57,6 +60,9 @@ type activitySync struct {
 	tw        twilio.Client
 	// ownership is status.createdSids and what this reconcile created.
 	ownership
+	// setup is a problem with the spec found in Twilio that no condition of its own reports (a
+	// channel that does not exist); Ready says it until the next look at Twilio.
+	setup *problem
 }
 
 func newActivitySync(r *WorkerActivityPolicyReconciler, policy *v1alpha1.WorkerActivityPolicy, persisted *v1alpha1.WorkerActivityPolicyStatus) *activitySync {
@@ -78,6 +84,10 @@ func (s *activitySync) syncTwilio(ctx context.Context) time.Duration {
 	} else {
 		s.setCondition(v1alpha1.ConditionActivitiesResolved, true, reasonActivitiesResolved,
 			fmt.Sprintf("The six activities exist in workspace %s with the right availability", s.policy.Spec.Twilio.WorkspaceSID))
+	}
+	if p := s.checkChannels(ctx); p != nil {
+		s.setup = p
+		wait = soonest(wait, p.retry)
 	}
 	e := s.eventStream()
 	s.policy.Status.WebhookURL = e.url
@@ -123,6 +133,42 @@ func (s *activitySync) checkWorkspace(ctx context.Context) *problem {
 	}
 	s.setCondition(v1alpha1.ConditionMultitaskingEnabled, false, reasonMultitaskingDisabled, msg)
 	return nil
+}
+
+// checkChannels makes sure every channel in spec.channels is a task channel of the workspace: a
+// misspelt one would silently count nothing.
+func (s *activitySync) checkChannels(ctx context.Context) *problem {
+	if len(s.policy.Spec.Channels) == 0 {
+		return nil
+	}
+	channels, err := s.tw.ListTaskChannels(ctx, s.policy.Spec.Twilio.WorkspaceSID)
+	if err != nil {
+		if twilio.IsRetryable(err) {
+			return nil // looked at again on the next resync; the engine is not held up for it
+		}
+		return s.workspaceProblem("list the task channels of workspace "+s.policy.Spec.Twilio.WorkspaceSID, err)
+	}
+	var known, missing []string
+	for _, c := range channels {
+		known = append(known, c.UniqueName)
+	}
+	for _, name := range s.policy.Spec.Channels {
+		if !slices.Contains(known, name) {
+			missing = append(missing, fmt.Sprintf("%q", name))
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	slices.Sort(known)
+	p := &problem{reason: reasonTaskChannelNotFound, retry: twilioRecheckInterval,
+		message: fmt.Sprintf("spec.channels: %s not a task channel of workspace %s (its channels: %s); reservations on it would never count",
+			strings.Join(missing, ", "), s.policy.Spec.Twilio.WorkspaceSID, strings.Join(known, ", "))}
+	old := meta.FindStatusCondition(s.persisted.Conditions, v1alpha1.ConditionReady)
+	if old == nil || old.Reason != p.reason || old.Message != p.message {
+		s.event(true, p.reason, "CheckChannels", "%s", p.message)
+	}
+	return p
 }
 
 // workspaceProblem classifies a Twilio error met while reading the workspace's objects.

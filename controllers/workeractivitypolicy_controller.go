@@ -57,6 +57,8 @@ type twilioLook struct {
 	generation int64
 	client     twilio.Client
 	next       time.Time
+	// setup is the problem that look found with the spec, reported by Ready until the next look.
+	setup *problem
 }
 
 // +kubebuilder:rbac:groups=contactcenter.flexoperator.io,resources=workeractivitypolicies,verbs=get;list;watch;update;patch
@@ -114,9 +116,10 @@ func (r *WorkerActivityPolicyReconciler) Reconcile(ctx context.Context, req ctrl
 	now := time.Now()
 	if last, ok := r.synced.Load(req.NamespacedName); ok && r.upToDate(last.(twilioLook), &policy, s.tw, now) {
 		twilioWait = last.(twilioLook).next.Sub(now)
+		s.setup = last.(twilioLook).setup
 	} else {
 		twilioWait = s.syncTwilio(ctx)
-		r.synced.Store(req.NamespacedName, twilioLook{uid: policy.UID, generation: policy.Generation, client: s.tw, next: now.Add(twilioWait)})
+		r.synced.Store(req.NamespacedName, twilioLook{uid: policy.UID, generation: policy.Generation, client: s.tw, next: now.Add(twilioWait), setup: s.setup})
 	}
 	s.setReady(s.applyStats(ctx))
 	return ctrl.Result{}, nil

@@ -640,9 +640,9 @@ func TestActivityAndRecoveryPoliciesShareWorkspace(t *testing.T) {
 	waitActivityPolicy(t, activityPolicy, activityReady)
 }
 
-// TestActivityPolicyInvalidWorkers: a workers expression TaskRouter would refuse keeps the policy
-// from being Ready, with the parser's reason.
-func TestActivityPolicyInvalidWorkers(t *testing.T) {
+// TestActivityPolicyInvalidSelection: a workers expression TaskRouter would refuse, or a channel the
+// workspace does not have, keeps the policy from being Ready, with a message naming it.
+func TestActivityPolicyInvalidSelection(t *testing.T) {
 	f := newPolicyFixture(t, twiliosim.ContactCentreSpec{Activities: seedActivities})
 	engineStats.set(types.NamespacedName{Namespace: f.ns, Name: "agents"}, synced)
 	off := false
@@ -653,6 +653,18 @@ func TestActivityPolicyInvalidWorkers(t *testing.T) {
 	if c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady); !strings.Contains(c.Message, "spec.workers") {
 		t.Errorf("Ready message: %q", c.Message)
 	}
-	updateActivitySpec(t, p, func(spec *v1alpha1.WorkerActivityPolicySpec) { spec.Workers = "routing.skills HAS 'voice'" })
+	updateActivitySpec(t, p, func(spec *v1alpha1.WorkerActivityPolicySpec) {
+		spec.Workers = "routing.skills HAS 'voice'"
+		spec.Channels = []string{"voice", "sms"}
+	})
+	waitActivityPolicy(t, p, func(p *v1alpha1.WorkerActivityPolicy) error {
+		return conditionIs(p.Status.Conditions, v1alpha1.ConditionReady, metav1.ConditionFalse, "TaskChannelNotFound")
+	})
+	if c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionReady); !strings.Contains(c.Message, `spec.channels: "sms" not a task channel`) ||
+		!strings.Contains(c.Message, "chat, default, voice") {
+		t.Errorf("Ready message: %q", c.Message)
+	}
+	f.waitEvent("agents", corev1.EventTypeWarning, "TaskChannelNotFound", `"sms"`)
+	updateActivitySpec(t, p, func(spec *v1alpha1.WorkerActivityPolicySpec) { spec.Channels = []string{"voice", "chat"} })
 	waitActivityPolicy(t, p, activityReady)
 }
