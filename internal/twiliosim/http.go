@@ -360,6 +360,14 @@ type Faults struct {
 	// ReorderDeliveries sends webhooks of one destination out of order:
 	// batches reversed, single webhooks swapped pairwise.
 	ReorderDeliveries bool
+	// HoldCallbacks holds back every form webhook (conference status or
+	// legacy callback) it returns true for, in the order they come, until
+	// ReleaseHeldCallbacks: a callback delayed behind later ones, as a
+	// retry or another replica's slower answer makes it.
+	HoldCallbacks func(form url.Values) bool
+	// DropCallbacks loses every form webhook it returns true for, as
+	// Twilio loses a conference callback it never retries.
+	DropCallbacks func(form url.Values) bool
 }
 
 // SetFaults replaces the injected faults.
