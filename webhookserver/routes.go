@@ -96,6 +96,11 @@ type RoutesOptions struct {
 	// Activity, when set, receives the TaskRouter events of every WorkerActivityPolicy
 	// (PatternActivityEvents is registered only then).
 	Activity ActivityEngine
+	// ActivityLeader, when set, finds the leader's webhook address: a replica that is not the
+	// leader forwards activity deliveries there (activity_forward.go) instead of answering 503.
+	ActivityLeader LeaderLocator
+	// ForwardTimeout bounds one forward to the leader; zero means DefaultForwardTimeout.
+	ForwardTimeout time.Duration
 }
 
 // Routes serves Twilio's callbacks and the Flex companion's API for every ConferenceRecoveryPolicy,
@@ -109,6 +114,8 @@ type Routes struct {
 	store  *recoveryStore
 	tokens *tokenCache
 	sinks  *sinkValidator
+	// forward is the HTTP client of forwards to the activity leader.
+	forward *http.Client
 }
 
 // NewRoutes builds the routes; register them with Register.
@@ -136,6 +143,9 @@ func NewRoutes(o RoutesOptions) (*Routes, error) {
 		o.FlexTokenRate = 5
 	}
 	o.FlexTokenBurst = orDefault(o.FlexTokenBurst, 20)
+	if o.ForwardTimeout <= 0 {
+		o.ForwardTimeout = DefaultForwardTimeout
+	}
 	log := ctrl.Log.WithName("webhookserver")
 	return &Routes{
 		opts:  o,
@@ -143,9 +153,10 @@ func NewRoutes(o RoutesOptions) (*Routes, error) {
 		dedup: events.NewDedup(o.DedupSize),
 		// A batch may wait for a task fetch (Twilio's client retries within a few seconds) and a
 		// few conflict rounds; it is bounded so a stuck API server cannot pin a writer forever.
-		store:  newRecoveryStore(o.Client, o.APIReader, log, o.ConferenceCacheSize, 30*time.Second),
-		tokens: newTokenCache(o.TokenCacheSize, o.Now, o.FlexTokenRate, o.FlexTokenBurst),
-		sinks:  newSinkValidator(log),
+		store:   newRecoveryStore(o.Client, o.APIReader, log, o.ConferenceCacheSize, 30*time.Second),
+		tokens:  newTokenCache(o.TokenCacheSize, o.Now, o.FlexTokenRate, o.FlexTokenBurst),
+		sinks:   newSinkValidator(log),
+		forward: newForwardClient(o.ForwardTimeout),
 	}, nil
 }
 
