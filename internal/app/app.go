@@ -58,6 +58,9 @@ type Options struct {
 	// ActivityStats, when set, is what the WorkerActivityPolicy controller reads the activity
 	// engine's aggregates from, instead of the engine (controller tests give it fixed figures).
 	ActivityStats activity.StatsSource
+	// AdvertiseResync is how often the leader re-checks its webhook address Lease; zero means
+	// activity.DefaultAdvertiseResync (tests that overwrite the Lease lengthen it).
+	AdvertiseResync time.Duration
 	// Restartable lets a process build more than one manager (tests that stop and restart the
 	// operator in-process); controller-runtime otherwise refuses a second controller of a name.
 	Restartable bool

@@ -34,7 +34,7 @@ func advertiseLeader(mgr manager.Manager, o Options) (webhookserver.LeaderLocato
 		return nil, err
 	}
 	if self != "" {
-		if err := mgr.Add(&activity.Advertiser{Client: mgr.GetClient(), Lease: lease, Address: self}); err != nil {
+		if err := mgr.Add(&activity.Advertiser{Client: mgr.GetClient(), Lease: lease, Address: self, Resync: o.AdvertiseResync}); err != nil {
 			return nil, fmt.Errorf("add the leader address advertiser: %w", err)
 		}
 	} else {
