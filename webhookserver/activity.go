@@ -40,16 +40,26 @@ const outcomeNotLeader = "not_leader"
 // The answer is otherwise as for the recovery route: 200 once every decodable event is with the
 // engine (duplicates dropped), 400 when nothing could be decoded.
 func (r *Routes) handleActivityEvents(w http.ResponseWriter, req *http.Request) {
+	if r.tooManyFailures(w, req) {
+		return
+	}
+	// A policy that does not exist is answered as a bad signature, so that an unsigned request
+	// cannot tell which policies exist (as on the recovery routes).
+	unknown := func() {
+		r.failedAuthentication(req)
+		signatureFailures.WithLabelValues(routeActivityEvents).Inc()
+		http.Error(w, "invalid or missing X-Twilio-Signature", http.StatusForbidden)
+	}
 	ns, name := req.PathValue("namespace"), req.PathValue("policy")
 	if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
-		http.Error(w, "no such WorkerActivityPolicy", http.StatusNotFound)
+		unknown()
 		return
 	}
 	key := types.NamespacedName{Namespace: ns, Name: name}
 	var policy v1alpha1.WorkerActivityPolicy
 	if err := r.opts.Client.Get(req.Context(), key, &policy); err != nil {
 		if apierrors.IsNotFound(err) {
-			http.Error(w, "no such WorkerActivityPolicy", http.StatusNotFound)
+			unknown()
 			return
 		}
 		r.log.Error(err, "Read the WorkerActivityPolicy of a webhook", "policy", key.String())

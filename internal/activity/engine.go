@@ -456,6 +456,11 @@ func (r *run) policies(acts []Activity) []*Policy {
 // tasks. The calls grow with pages and live tasks, never with workers × tasks.
 func (r *run) rebuild() error {
 	start := time.Now()
+	// Events buffered before this attempt are in what it is about to read; only those arriving
+	// while it reads must be replayed after. This also bounds the buffer across failed attempts.
+	r.mu.Lock()
+	r.buffer = nil
+	r.mu.Unlock()
 	var first *v1alpha1.WorkerActivityPolicy
 	for _, obj := range r.objects {
 		if first == nil || obj.CreationTimestamp.Before(&first.CreationTimestamp) {

@@ -44,6 +44,10 @@ type Options struct {
 	// (http://<pod IP>:<port>); the leader advertises it so followers forward activity
 	// deliveries to it. Empty: built from POD_IP and the webhook port when POD_IP is set.
 	WebhookAdvertiseAddress string
+	// RecoveryResyncAfter and RecoveryResyncRate tune the ConferenceRecovery controller's resync
+	// with Twilio's REST API (see controllers.ConferenceRecoveryReconciler).
+	RecoveryResyncAfter time.Duration
+	RecoveryResyncRate  float64
 
 	// Now is the clock the recovery logic reads; time.Now when nil. Tests give it the simulator's
 	// clock so that TTLs and timeouts advance with the simulator instead of being slept through.
@@ -81,6 +85,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&o.WebhookMaxBodyBytes, "webhook-max-body-bytes", webhookserver.DefaultMaxBodyBytes, "Largest webhook body accepted; larger ones get 413.")
 	fs.Float64Var(&o.TwilioRate, "twilio-rate", 0, "Sustained Twilio REST requests per second per account, shared by the whole operator (0: the default of 20; negative: no limit). Set it to what the account's TaskRouter limits allow.")
 	fs.DurationVar(&o.GracefulShutdownTime, "graceful-shutdown-timeout", 30*time.Second, "How long runnables get to stop.")
+	fs.DurationVar(&o.RecoveryResyncAfter, "recovery-resync-after", controllers.DefaultResyncAfter, "How long a ConferenceRecovery in progress may go unchanged before its call is read from Twilio's REST API, to repair callbacks Twilio lost (every one is also read once at start-up).")
+	fs.Float64Var(&o.RecoveryResyncRate, "recovery-resync-rate", controllers.DefaultResyncRate, "Most resyncs with Twilio's REST API per Twilio account and second.")
 }
 
 // Scheme is the scheme of every object the operator reads or writes.
@@ -169,7 +175,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	}
 	if err := (&controllers.ConferenceRecoveryReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("conferencerecovery-controller"),
-		Twilio: provider, Now: now,
+		Twilio: provider, Now: now, ResyncAfter: o.RecoveryResyncAfter, ResyncRate: o.RecoveryResyncRate,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up ConferenceRecovery controller: %w", err)
 	}
