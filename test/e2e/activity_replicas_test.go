@@ -31,7 +31,7 @@ type follower struct {
 }
 
 // startFollower runs a follower for the leader-election ID in namespace ns until the test ends.
-func startFollower(t *testing.T, ns, id string) *follower {
+func startFollower(t testing.TB, ns, id string) *follower {
 	t.Helper()
 	ctx := context.Background()
 	now := metav1.NewMicroTime(time.Now())
@@ -45,7 +45,9 @@ func startFollower(t *testing.T, ns, id string) *follower {
 		t.Fatal(err)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f := &follower{addr: "http://" + l.Addr().String()}
 	_ = l.Close()
 	mgr, err := app.NewManager(ctx, env.Config, app.Options{
@@ -57,7 +59,9 @@ func startFollower(t *testing.T, ns, id string) *follower {
 		Restartable: true, GracefulShutdownTime: 5 * time.Second,
 		Engine: func(e *activity.Engine) { f.engine = e },
 	})
-	must(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(mctx) }()
