@@ -53,7 +53,14 @@ type ConferenceRecoveryReconciler struct {
 	Twilio *credentials.Provider
 	// Now is the clock; the simulator's in tests.
 	Now func() time.Time
+	// ResyncAfter is how long a recovery in progress may go unchanged before its call is read
+	// from Twilio's REST API (and every recovery is read once after the operator starts);
+	// ResyncRate bounds those reads per Twilio account and second. Zero means the Default…
+	// values.
+	ResyncAfter time.Duration
+	ResyncRate  float64
 
+	resync *resyncer
 	// written remembers the resourceVersions this controller wrote over, to tell a stale cache.
 	written writeTracker
 }
@@ -69,6 +76,7 @@ func (r *ConferenceRecoveryReconciler) Reconcile(ctx context.Context, req ctrl.R
 	if err := r.Get(ctx, req.NamespacedName, &rec); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.written.forget(req.NamespacedName)
+			r.resync.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -79,6 +87,7 @@ func (r *ConferenceRecoveryReconciler) Reconcile(ctx context.Context, req ctrl.R
 	}
 	if rec.Status.Phase.Terminal() {
 		r.written.forget(req.NamespacedName)
+		r.resync.forget(req.NamespacedName)
 		return ctrl.Result{}, r.syncPhaseLabel(ctx, &rec)
 	}
 
@@ -92,7 +101,7 @@ func (r *ConferenceRecoveryReconciler) Reconcile(ctx context.Context, req ctrl.R
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("get policy %s: %w", rec.Spec.PolicyName, err)
 	}
-	_, tc, err := r.Twilio.For(ctx, rec.Namespace, policy.Spec.Twilio)
+	creds, tc, err := r.Twilio.For(ctx, rec.Namespace, policy.Spec.Twilio)
 	if err != nil {
 		var cerr *credentials.Error
 		if errors.As(err, &cerr) && cerr.Err == nil {
@@ -101,7 +110,24 @@ func (r *ConferenceRecoveryReconciler) Reconcile(ctx context.Context, req ctrl.R
 		return ctrl.Result{}, fmt.Errorf("twilio client for policy %s: %w", policy.Name, err)
 	}
 	run := newRecoveryRun(r, &rec, &policy, tc)
-	return run.reconcile(ctx)
+	due, wait := r.resync.due(&rec, creds.AccountSID)
+	run.resyncDue = due
+	res, err := run.reconcile(ctx)
+	if due && err == nil {
+		r.resync.done(run.rec)
+	}
+	if err != nil || run.st().Phase.Terminal() {
+		return res, err
+	}
+	// Come back when the recovery is due for a resync if nothing else brings it back first.
+	next := r.resync.next()
+	if wait > 0 {
+		next = wait
+	}
+	if res.RequeueAfter == 0 || next < res.RequeueAfter {
+		res.RequeueAfter = next
+	}
+	return res, nil
 }
 
 // unresolved records why the recovery cannot be worked on, without any side effect, and looks
@@ -160,6 +186,7 @@ func (r *ConferenceRecoveryReconciler) now() time.Time {
 // SetupWithManager registers the controller. A policy that appears brings back the recoveries that
 // were waiting for it (found by the policy label the webhook server sets).
 func (r *ConferenceRecoveryReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.resync = newResyncer(r.ResyncAfter, r.ResyncRate)
 	policyCreated := predicate.Funcs{
 		CreateFunc:  func(event.CreateEvent) bool { return true },
 		UpdateFunc:  func(event.UpdateEvent) bool { return false },

@@ -208,14 +208,16 @@ func (c *recoveryCentre) tasks(match func(twiliosim.TaskState) bool) []twiliosim
 // pingTasks are the tasks on the ping workflow for the conference.
 func (c *recoveryCentre) pingTasks(conference string) []twiliosim.TaskState {
 	return c.tasks(func(t twiliosim.TaskState) bool {
-		return t.Workflow == c.pingFlow && t.Attributes["disconnectedConferenceSid"] == conference
+		m := recovery.AttributesOf(t.Attributes).Marker
+		return t.Workflow == c.pingFlow && m.Role == recovery.TaskRolePing && m.ConferenceSID == conference
 	})
 }
 
 // reconnectTasks are the reconnect tasks for the conference.
 func (c *recoveryCentre) reconnectTasks(conference string) []twiliosim.TaskState {
 	return c.tasks(func(t twiliosim.TaskState) bool {
-		return t.Attributes["isReconnect"] == true && t.Attributes["disconnectedConferenceSid"] == conference
+		m := recovery.AttributesOf(t.Attributes).Marker
+		return m.Role == recovery.TaskRoleReconnect && m.ConferenceSID == conference
 	})
 }
 
@@ -416,7 +418,8 @@ func (w *recoveryWebhook) apply(ctx context.Context, ev events.ConferenceEvent) 
 	if err != nil {
 		return fmt.Errorf("apply %s #%d: %w", ev.Event, ev.SequenceNumber, err)
 	}
-	if old, _ := task.Attributes["disconnectedConferenceSid"].(string); ev.Event == events.ParticipantJoin && task.Attributes["isReconnect"] == true && old != "" {
+	if m := recovery.AttributesOf(task.Attributes).Marker; ev.Event == events.ParticipantJoin && m.Role == recovery.TaskRoleReconnect {
+		old := m.ConferenceSID
 		return updateRecoveryStatus(c.key(old), func(st *v1alpha1.ConferenceRecoveryStatus) {
 			if st.Reconnect == nil {
 				st.Reconnect = &v1alpha1.ReconnectStatus{}
@@ -733,8 +736,9 @@ func TestRecoveryExactlyOnce(t *testing.T) {
 		crashAtLeave(c, &cl, func() {
 			ttl, prio := 15, 1000
 			task, err := c.twilio.CreateTask(context.Background(), c.cc.WorkspaceSID, twilio.TaskCreate{WorkflowSID: c.pingFlow,
-				Attributes: fmt.Sprintf(`{"disconnectedConferenceSid":%q,"disconnectedWorkerSid":%q}`, cl.conference, c.worker("Alice")),
-				Priority:   &prio, Timeout: &ttl})
+				Attributes: fmt.Sprintf(`{"disconnectedConferenceSid":%q,"disconnectedWorkerSid":%q,%q:{"role":"ping","conferenceSid":%q,"disconnectedCallSid":%q}}`,
+					cl.conference, c.worker("Alice"), recovery.MarkerAttribute, cl.conference, cl.agentLeg),
+				Priority: &prio, Timeout: &ttl})
 			if err != nil {
 				t.Errorf("create the ping task before the crash: %v", err)
 			}
@@ -777,7 +781,8 @@ func TestRecoveryExactlyOnce(t *testing.T) {
 			addPending(st, recovery.NameEnqueueReconnect)
 			return true
 		})
-		attrs := recovery.ReconnectTaskAttributes(map[string]any{"disconnectedConferenceSid": cl.conference}, cl.task, c.worker("Alice"), false)
+		attrs := recovery.ReconnectTaskAttributes(map[string]any{"disconnectedConferenceSid": cl.conference},
+			recovery.Marker{ConferenceSID: cl.conference, DisconnectedCallSID: cl.agentLeg}, cl.task, c.worker("Alice"), false)
 		twiml, err := recovery.BuildEnqueueTwiML(c.workflow, c.reconnect, attrs)
 		if err != nil {
 			t.Fatal(err)

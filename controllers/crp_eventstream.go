@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"time"
 
@@ -40,7 +41,7 @@ func (s *policySync) eventStream() *eventStream {
 		persistedSinkSID: s.persisted.SinkSID,
 		event:            s.event,
 	}
-	e.url = webhookURL(orDefault(s.policy.Spec.PublicBaseURL, s.r.PublicURL), e.path)
+	e.url = webhookURL(cmp.Or(s.policy.Spec.PublicBaseURL, s.r.PublicURL), e.path)
 	e.waitingSince = sinkWaitingSince(st.Conditions)
 	return e
 }

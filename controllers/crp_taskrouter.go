@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -92,13 +93,6 @@ func directToAgentQueue(filter string) (string, bool) {
 	return "", false
 }
 
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
 func enabled(b *bool) bool { return b == nil || *b }
 
 // reconcileTaskRouter ensures (or, unmanaged, looks up) the Recovery Ping queue and workflow and the
@@ -111,7 +105,7 @@ func (s *policySync) reconcileTaskRouter(ctx context.Context) time.Duration {
 	}
 	st := &s.policy.Status
 	var problems []*problem
-	pingQueue, p := s.ensureQueue(ctx, "CreatePingQueue", orDefault(spec.Ping.QueueName, defaultPingName), manage, reasonPingQueueNotFound)
+	pingQueue, p := s.ensureQueue(ctx, "CreatePingQueue", cmp.Or(spec.Ping.QueueName, defaultPingName), manage, reasonPingQueueNotFound)
 	st.PingQueueSID = pingQueue.SID
 	if p != nil {
 		problems = append(problems, p)
@@ -124,7 +118,7 @@ func (s *policySync) reconcileTaskRouter(ctx context.Context) time.Duration {
 			problems = append(problems, p)
 		}
 	}
-	reconnectQueue, p := s.ensureQueue(ctx, "CreateReconnectQueue", orDefault(spec.Reconnect.QueueName, defaultReconnectQueue), manage, "")
+	reconnectQueue, p := s.ensureQueue(ctx, "CreateReconnectQueue", cmp.Or(spec.Reconnect.QueueName, defaultReconnectQueue), manage, "")
 	st.ReconnectQueueSID = reconnectQueue.SID
 	if p != nil && manage {
 		problems = append(problems, p)
@@ -206,7 +200,7 @@ func (s *policySync) createFailed(key, what string, err error) *problem {
 // existing workflow is adopted as it is.
 func (s *policySync) ensurePingWorkflow(ctx context.Context, queueSID string, manage bool) (twilio.Workflow, *problem) {
 	ws := s.policy.Spec.Twilio.WorkspaceSID
-	name := orDefault(s.policy.Spec.Ping.WorkflowName, defaultPingName)
+	name := cmp.Or(s.policy.Spec.Ping.WorkflowName, defaultPingName)
 	key := s.pendingKey("workflow", name)
 	wf, err := s.tw.FindWorkflow(ctx, ws, name)
 	switch {

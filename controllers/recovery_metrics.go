@@ -23,8 +23,13 @@ var (
 
 	detectionToPingSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "flexoperator_recovery_detection_to_ping_seconds",
-		Help:    "Time from the agent's leave (Twilio's timestamp, whole seconds) to the creation of the Recovery Ping task.",
-		Buckets: []float64{0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30},
+		Help:    "Time from the operator's receipt of the agent's leave to the creation of the Recovery Ping task, by the operator's clock.",
+		Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10},
+	})
+
+	recoveryResyncRepairsTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "flexoperator_recovery_resync_repairs_total",
+		Help: "Recoveries repaired from Twilio's REST API because callbacks or events about them were lost.",
 	})
 
 	customerWithoutAgentSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -35,7 +40,7 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(recoveryStepsTotal, recoveryPhasesTotal, detectionToPingSeconds, customerWithoutAgentSeconds)
+	ctrlmetrics.Registry.MustRegister(recoveryStepsTotal, recoveryPhasesTotal, detectionToPingSeconds, customerWithoutAgentSeconds, recoveryResyncRepairsTotal)
 }
 
 // stepKind is a step's name without the leg it acts on, to keep label values few.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -49,6 +50,8 @@ type recoveryRun struct {
 	// asking Twilio again.
 	original  *twilio.Task
 	pingAttrs map[string]any
+	// resyncDue asks for the call to be read from Twilio before deciding (see resyncer).
+	resyncDue bool
 }
 
 func newRecoveryRun(r *ConferenceRecoveryReconciler, rec *v1alpha1.ConferenceRecovery, policy *v1alpha1.ConferenceRecoveryPolicy, tc twilio.Client) *recoveryRun {
@@ -69,6 +72,11 @@ func (run *recoveryRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 	if err := run.resolvePending(ctx); err != nil {
 		return run.stop(ctx, recovery.Decision{}, err)
 	}
+	if run.resyncDue {
+		if err := run.resync(ctx); err != nil {
+			return run.stop(ctx, recovery.Decision{}, err)
+		}
+	}
 	var d recovery.Decision
 	for step := 0; ; step++ {
 		if step == maxStepsPerReconcile {
@@ -87,6 +95,10 @@ func (run *recoveryRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 		if !d.Phase.Terminal() {
 			run.setPhase(d)
 		}
+		if d.EndIncident && len(d.Actions) == 0 {
+			run.endIncident()
+			continue
+		}
 		if len(d.Actions) == 0 {
 			break
 		}
@@ -103,6 +115,26 @@ func (run *recoveryRun) reconcile(ctx context.Context) (ctrl.Result, error) {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: d.RecheckAfter}, nil
+}
+
+// endIncident closes a recovery whose customer has an agent again: the disconnect, the ping, the
+// reconnect and the steps taken for them are cleared (the endConferenceOnExit corrections stay),
+// so the call is watched as before and a later drop starts a recovery of its own. What happened
+// is kept in the object's Events.
+func (run *recoveryRun) endIncident() {
+	st := run.st()
+	worker := ""
+	if st.Disconnect != nil {
+		worker = st.Disconnect.WorkerSID
+	}
+	run.event(corev1.EventTypeNormal, recovery.ReasonAgentReturned, "Recover",
+		"An agent is connected again; the recovery after %s's drop stopped.", orUnknown(worker))
+	st.Disconnect, st.Ping, st.Reconnect = nil, nil, nil
+	st.Timings = v1alpha1.RecoveryTimings{}
+	st.Actions = slices.DeleteFunc(st.Actions, func(a v1alpha1.RecoveryAction) bool {
+		_, correction := recovery.IsCorrection(a.Name)
+		return !correction
+	})
 }
 
 // stop ends a reconcile whose step could not be completed: what was done is saved so that it is

@@ -72,6 +72,12 @@ func mergeOwned(dst *v1alpha1.ConferenceRecoveryStatus, src v1alpha1.ConferenceR
 	dst.Actions = src.Actions
 	dst.Timings = src.Timings
 	dst.FinishedAt = src.FinishedAt
+	if src.Disconnect == nil {
+		// The ping and the reconnect belong to an incident; with none (never started, or closed
+		// because an agent came back) there are none, whatever the webhook recorded for the old.
+		dst.Ping, dst.Reconnect = nil, nil
+		return
+	}
 	if p := src.Ping; p != nil {
 		if dst.Ping == nil {
 			dst.Ping = &v1alpha1.PingStatus{}

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -23,12 +24,12 @@ type activityRole struct {
 // and Extended Wrap Up hold the agent out of routing.
 func activityRoles(spec *v1alpha1.ActivityNames, st *v1alpha1.ResolvedActivities) []activityRole {
 	return []activityRole{
-		{"spec.activities.available", orDefault(spec.Available, "Available"), true, &st.Available},
-		{"spec.activities.onATask", orDefault(spec.OnATask, "On a Task"), true, &st.OnATask},
-		{"spec.activities.onATaskNoAcd", orDefault(spec.OnATaskNoAcd, "On a Task, No ACD"), false, &st.OnATaskNoAcd},
-		{"spec.activities.wrapup", orDefault(spec.Wrapup, "Wrap Up"), true, &st.Wrapup},
-		{"spec.activities.wrapupNoAcd", orDefault(spec.WrapupNoAcd, "Wrap Up, No ACD"), false, &st.WrapupNoAcd},
-		{"spec.activities.extendedWrapup", orDefault(spec.ExtendedWrapup, "Extended Wrap Up"), false, &st.ExtendedWrapup},
+		{"spec.activities.available", cmp.Or(spec.Available, "Available"), true, &st.Available},
+		{"spec.activities.onATask", cmp.Or(spec.OnATask, "On a Task"), true, &st.OnATask},
+		{"spec.activities.onATaskNoAcd", cmp.Or(spec.OnATaskNoAcd, "On a Task, No ACD"), false, &st.OnATaskNoAcd},
+		{"spec.activities.wrapup", cmp.Or(spec.Wrapup, "Wrap Up"), true, &st.Wrapup},
+		{"spec.activities.wrapupNoAcd", cmp.Or(spec.WrapupNoAcd, "Wrap Up, No ACD"), false, &st.WrapupNoAcd},
+		{"spec.activities.extendedWrapup", cmp.Or(spec.ExtendedWrapup, "Extended Wrap Up"), false, &st.ExtendedWrapup},
 	}
 }
 

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -30,7 +31,7 @@ func (r *WorkerActivityPolicyReconciler) finalize(ctx context.Context, policy *v
 			s.tw = tw
 			return s.teardown(ctx)
 		},
-		leftInTwilio: func() string { return orDefault(strings.Join(policy.Status.CreatedSIDs, ", "), "nothing") },
+		leftInTwilio: func() string { return cmp.Or(strings.Join(policy.Status.CreatedSIDs, ", "), "nothing") },
 		cleaning:     func(message string) { s.setCondition(v1alpha1.ConditionReady, false, reasonCleaningUp, message) },
 		event:        s.event,
 		writeStatus:  func() (bool, error) { return s.writeStatus(ctx, before) },

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -168,7 +169,7 @@ func (s *activitySync) reportFailures(stats activity.PolicyStats) {
 // place and the engine runs it; a workspace that is not multi-tasking leaves it Ready but says so.
 func (s *activitySync) setReady(engine engineState, stats activity.PolicyStats) {
 	conds := s.policy.Status.Conditions
-	if _, err := expr.Parse(orDefault(s.policy.Spec.Workers, "1==1")); err != nil {
+	if _, err := expr.Parse(cmp.Or(s.policy.Spec.Workers, "1==1")); err != nil {
 		s.setCondition(v1alpha1.ConditionReady, false, reasonInvalidWorkersExpression,
 			fmt.Sprintf("spec.workers is not a valid TaskRouter expression: %v", err))
 		return

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -193,7 +194,7 @@ func (s *activitySync) eventStream() *eventStream {
 		waitingSince:     sinkWaitingSince(st.Conditions),
 		event:            s.event,
 	}
-	e.url = webhookURL(orDefault(s.policy.Spec.PublicBaseURL, s.r.PublicURL), e.path)
+	e.url = webhookURL(cmp.Or(s.policy.Spec.PublicBaseURL, s.r.PublicURL), e.path)
 	return e
 }
 

@@ -16,39 +16,50 @@ import (
 )
 
 // ActivityEngine takes the TaskRouter events of a WorkerActivityPolicy; *activity.Engine is the
-// production one. Deliver returns an error when the events could not be taken (on a replica
-// that does not run the engine: activity.ErrNotLeader); they are then answered 503 and Event
-// Streams delivers them again.
+// production one. Deliver returns an error when the events could not be taken; on a replica
+// that does not run the engine (activity.ErrNotLeader) the delivery is forwarded to the leader,
+// otherwise answered 503 so that Event Streams delivers it again.
 type ActivityEngine interface {
 	Deliver(policy types.NamespacedName, evs []events.TaskRouterEvent) error
 }
 
-// outcomeNotLeader: the events reached a replica that does not run the activity engine and were
-// answered 503 so that Event Streams delivers them again.
+// outcomeNotLeader: the events reached a replica that does not run the activity engine and could
+// not be forwarded (a forwarded request, or no leader locator); answered 503 so that Event
+// Streams delivers them again.
 const outcomeNotLeader = "not_leader"
 
 // handleActivityEvents takes an Event Streams delivery for a WorkerActivityPolicy:
 // POST /twilio/{namespace}/activity/{policy}/events, signed with the policy's auth token.
 //
 // Multi-replica: every replica serves this route, but the engine's state lives on the leader. A
-// replica that is not the leader checks the signature and answers 503 with Retry-After, without
-// marking the events seen: Event Streams retries the batch, and the Service spreads the retries
-// until one reaches the leader. No event is acknowledged by a replica that would drop it. (The
-// operator's Deployment can also route the activity path to the leader alone; see the README.)
+// replica that is not the leader checks the signature and forwards the delivery to the leader,
+// answering Twilio with the leader's answer (activity_forward.go); when the leader cannot be
+// reached it answers 503 with Retry-After without marking the events seen, and Event Streams
+// delivers the batch again. No event is acknowledged by a replica that would drop it.
 //
 // The answer is otherwise as for the recovery route: 200 once every decodable event is with the
 // engine (duplicates dropped), 400 when nothing could be decoded.
 func (r *Routes) handleActivityEvents(w http.ResponseWriter, req *http.Request) {
+	if r.tooManyFailures(w, req) {
+		return
+	}
+	// A policy that does not exist is answered as a bad signature, so that an unsigned request
+	// cannot tell which policies exist (as on the recovery routes).
+	unknown := func() {
+		r.failedAuthentication(req)
+		signatureFailures.WithLabelValues(routeActivityEvents).Inc()
+		http.Error(w, "invalid or missing X-Twilio-Signature", http.StatusForbidden)
+	}
 	ns, name := req.PathValue("namespace"), req.PathValue("policy")
 	if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
-		http.Error(w, "no such WorkerActivityPolicy", http.StatusNotFound)
+		unknown()
 		return
 	}
 	key := types.NamespacedName{Namespace: ns, Name: name}
 	var policy v1alpha1.WorkerActivityPolicy
 	if err := r.opts.Client.Get(req.Context(), key, &policy); err != nil {
 		if apierrors.IsNotFound(err) {
-			http.Error(w, "no such WorkerActivityPolicy", http.StatusNotFound)
+			unknown()
 			return
 		}
 		r.log.Error(err, "Read the WorkerActivityPolicy of a webhook", "policy", key.String())
@@ -111,17 +122,20 @@ func (r *Routes) handleActivityEvents(w http.ResponseWriter, req *http.Request) 
 			}
 			outcome := outcomeFailed
 			if errors.Is(err, activity.ErrNotLeader) {
-				outcome = outcomeNotLeader
+				// Not the leader: the leader takes the delivery (activity_forward.go).
+				outcome = r.forwardActivity(w, req, body, key.String())
+			} else {
+				unavailable(w, err.Error())
 			}
 			for _, ev := range fresh {
 				eventsTotal.WithLabelValues(routeActivityEvents, eventTypeLabel(ev), outcome).Inc()
 			}
-			unavailable(w, err.Error())
 			return
 		}
 		for _, ev := range fresh {
 			eventsTotal.WithLabelValues(routeActivityEvents, eventTypeLabel(ev), outcomeStored).Inc()
 		}
 	}
+	markAccepted(w, req)
 	w.WriteHeader(http.StatusOK)
 }

@@ -104,8 +104,8 @@ func TestActivityEventsRoute(t *testing.T) {
 		t.Fatalf("bad signature answered %d", code)
 	}
 	other := fmt.Sprintf(activity.EventsPathFormat, h.ns, "nobody")
-	if code := h.post(other, "application/json", batch, nil); code != 404 {
-		t.Fatalf("unknown policy answered %d", code)
+	if code := h.post(other, "application/json", batch, nil); code != 403 {
+		t.Fatalf("unknown policy answered %d, want 403 as for a bad signature", code)
 	}
 	if got := eng.ids(key); len(got) != 2 {
 		t.Fatalf("refused requests reached the engine: %v", got)

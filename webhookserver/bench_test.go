@@ -14,9 +14,12 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
+	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/events"
 )
 
@@ -55,6 +58,16 @@ func BenchmarkConferenceCallbacks(b *testing.B) {
 
 	for _, n := range []int{1, 100, 1000} {
 		confs := h.benchConferences(httpClient, n)
+		// The baseline of the same run: raw status merge patches of the same recoveries, with
+		// the same requests in flight, straight to the API server.
+		var rawRate float64
+		b.Run(fmt.Sprintf("conferences=%d/baseline=raw-status-merge-patch", n), func(b *testing.B) {
+			rawRate = h.rawStatusPatches(b, confs, min(4*n, 128))
+		})
+		// Open loop at half the raw rate: the latency Twilio sees when the operator is not saturated.
+		b.Run(fmt.Sprintf("conferences=%d/paced=half-raw-rate", n), func(b *testing.B) {
+			h.pacedCallbacks(b, httpClient, confs, rawRate/2, 3*time.Second)
+		})
 		b.Run(fmt.Sprintf("conferences=%d", n), func(b *testing.B) {
 			inFlight := min(4*n, 128)
 			b.SetParallelism(max(1, inFlight/runtime.GOMAXPROCS(0)))
@@ -108,6 +121,89 @@ func BenchmarkConferenceCallbacks(b *testing.B) {
 			b.ReportMetric(0, "ns/op") // a wall-clock figure over concurrent requests says little
 		})
 	}
+}
+
+// rawStatusPatches runs b.N JSON merge patches of status (a new lastSequenceNumber each) over the
+// conferences' recoveries with inFlight requests at a time, and reports and returns their rate.
+func (h *harness) rawStatusPatches(b *testing.B, confs []*benchConference, inFlight int) float64 {
+	b.SetParallelism(max(1, inFlight/runtime.GOMAXPROCS(0)))
+	var next, failed atomic.Int64
+	var mu sync.Mutex
+	var latencies []time.Duration
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for pb.Next() {
+			i := next.Add(1) - 1
+			c := confs[i%int64(len(confs))]
+			rec := &v1alpha1.ConferenceRecovery{ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: strings.ToLower(c.sid)}}
+			body := fmt.Sprintf(`{"status":{"lastSequenceNumber":%d}}`, 1_000_000+i)
+			began := time.Now()
+			if err := k8sClient.Status().Patch(context.Background(), rec, client.RawPatch(types.MergePatchType, []byte(body))); err != nil {
+				failed.Add(1)
+			}
+			mine = append(mine, time.Since(began))
+		}
+		mu.Lock()
+		latencies = append(latencies, mine...)
+		mu.Unlock()
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if f := failed.Load(); f > 0 {
+		b.Errorf("%d of %d patches failed", f, b.N)
+	}
+	rate := float64(int64(b.N)-failed.Load()) / elapsed.Seconds()
+	b.ReportMetric(rate, "patches/s")
+	b.ReportMetric(percentileMs(latencies, 0.99), "p99-ms")
+	b.ReportMetric(0, "ns/op")
+	return rate
+}
+
+// pacedCallbacks sends callbacks at a fixed rate for the duration (open loop: a slow answer does
+// not slow the sender) and reports their latency.
+func (h *harness) pacedCallbacks(b *testing.B, httpClient *http.Client, confs []*benchConference, rate float64, d time.Duration) {
+	if rate <= 0 {
+		b.Skip("no baseline rate")
+	}
+	var mu sync.Mutex
+	var latencies []time.Duration
+	var wg sync.WaitGroup
+	var sent, failed atomic.Int64
+	interval := time.Duration(float64(time.Second) / rate)
+	b.ResetTimer()
+	for start := time.Now(); time.Since(start) < d; {
+		i := sent.Add(1) - 1
+		c := confs[i%int64(len(confs))]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			began := time.Now()
+			if h.send(httpClient, "conference", c.nextEvent()) != http.StatusOK {
+				failed.Add(1)
+			}
+			mu.Lock()
+			latencies = append(latencies, time.Since(began))
+			mu.Unlock()
+		}()
+		time.Sleep(time.Until(start.Add(time.Duration(i+1) * interval)))
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(rate, "events/s-offered")
+	b.ReportMetric(float64(failed.Load()), "not-200")
+	b.ReportMetric(percentileMs(latencies, 0.50), "p50-ms")
+	b.ReportMetric(percentileMs(latencies, 0.99), "p99-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+func percentileMs(d []time.Duration, p float64) float64 {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return float64(d[min(len(d)-1, int(p*float64(len(d))))].Microseconds()) / 1000
 }
 
 // benchConference is one conference of the benchmark: a task on the protected workflow and a

@@ -2,9 +2,9 @@ package webhookserver
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/events"
+	"github.com/flexoperator/flex-operator/internal/recovery"
 	"github.com/flexoperator/flex-operator/internal/twilio"
 )
 
@@ -24,6 +25,7 @@ import (
 // recovery's status by recovery.ApplyConferenceEvent. Callbacks of other conferences are
 // acknowledged and dropped (their task is remembered, so this costs one task fetch per conference).
 func (r *Routes) handleConference(w http.ResponseWriter, req *http.Request) {
+	receivedAt := r.opts.Now()
 	tr, ok := r.authenticateTwilio(w, req, routeConference)
 	if !ok {
 		return
@@ -58,7 +60,9 @@ func (r *Routes) handleConference(w http.ResponseWriter, req *http.Request) {
 	ctx, cancel := r.handlingContext(req.Context())
 	defer cancel()
 	key := recoveryKey(tr.policy.Namespace, ev.ConferenceSID)
-	res := r.store.submit(key, &op{conference: &conferenceOp{event: ev, policy: tr.policy, twilio: tr.twilio}}).wait(ctx)
+	c := &conferenceOp{event: ev, policy: tr.policy, twilio: tr.twilio, receivedAt: receivedAt}
+	r.correctFirst(ctx, key, c)
+	res := r.store.submit(key, &op{conference: c}).wait(ctx)
 	if res.err == nil && res.needLink && (ev.Event == events.ParticipantJoin || ev.Event == events.ConferenceStart) {
 		res.err = r.linkReconnect(ctx, tr.policy, key, ev.ConferenceSID, res)
 	}
@@ -72,6 +76,51 @@ func (r *Routes) handleConference(w http.ResponseWriter, req *http.Request) {
 	}
 	eventsTotal.WithLabelValues(routeConference, ev.Event, res.outcome).Inc()
 	w.WriteHeader(http.StatusOK)
+}
+
+// correctFirst sets endConferenceOnExit back to false on an agent leg whose callback shows Flex set
+// it, before the callback is stored: every moment the flag stays true a page refresh hangs up on
+// the customer, and the setting is idempotent, so it waits for nothing that can be skipped. The
+// decision uses what the conference's writer last published; for a conference not seen before the
+// task is read here (the writer takes that reading over). A failure is only logged: the leg then
+// shows the flag true in status, and the controller corrects it.
+func (r *Routes) correctFirst(ctx context.Context, key types.NamespacedName, c *conferenceOp) {
+	ev := c.event
+	if (ev.Event != events.ParticipantJoin && ev.Event != events.ParticipantModify) || !ev.EndConferenceOnExit || ev.Coaching {
+		return
+	}
+	seen := r.store.view(key)
+	info := seen.info
+	if info.stale(c.policy) {
+		fresh, err := resolveConference(ctx, c, seen.rec)
+		if err != nil {
+			r.log.Error(err, "Read the conference's task to correct endConferenceOnExit; the controller will", "conference", ev.ConferenceSID)
+			return
+		}
+		info, c.info = fresh, fresh
+	}
+	if !info.protected {
+		return
+	}
+	var st v1alpha1.ConferenceRecoveryStatus
+	if seen.rec != nil {
+		st = seen.rec.Status
+	}
+	if !recovery.CorrectionForEvent(st, ev, info.legs[ev.CallSID].role) {
+		return
+	}
+	no := false
+	_, err := c.twilio.UpdateParticipant(ctx, ev.ConferenceSID, ev.CallSID, twilio.ParticipantUpdate{EndConferenceOnExit: &no})
+	switch {
+	case err == nil:
+		c.corrected = true
+		correctionsTotal.WithLabelValues(outcomeStored).Inc()
+	case twilio.IsNotFound(err):
+		correctionsTotal.WithLabelValues(outcomeIgnored).Inc() // the leg has gone meanwhile
+	default:
+		correctionsTotal.WithLabelValues(outcomeFailed).Inc()
+		r.log.Error(err, "Correct endConferenceOnExit; the controller will retry", "conference", ev.ConferenceSID, "call", ev.CallSID)
+	}
 }
 
 // linkReconnect records, on the recovery of the conference the reconnect task came from, the new
@@ -138,6 +187,14 @@ type legInfo struct {
 	workerSID string
 }
 
+// clone copies the info for a reader other than the conference's writer.
+func (i *conferenceInfo) clone() *conferenceInfo {
+	c := *i
+	c.legs = maps.Clone(i.legs)
+	c.asked = nil
+	return &c
+}
+
 // stale reports whether the task must be (re)read before deciding about the conference.
 func (i *conferenceInfo) stale(p *v1alpha1.ConferenceRecoveryPolicy) bool {
 	switch {
@@ -162,7 +219,7 @@ func resolveConference(ctx context.Context, c *conferenceOp, existing *v1alpha1.
 			taskSID = existing.Spec.TaskSID
 		}
 	}
-	if !isSID(taskSID, "WT") {
+	if !events.ValidSID(taskSID, "WT") {
 		info.fetched = true // not a Flex task's conference: nothing to read
 		return info, nil
 	}
@@ -191,17 +248,17 @@ func infoFromRecovery(rec *v1alpha1.ConferenceRecovery, p *v1alpha1.ConferenceRe
 
 // learn records what the task's attributes say about the conference.
 func (i *conferenceInfo) learn(attributes string) {
-	attrs := parseTaskAttributes(attributes)
-	if attrs.isReconnect && attrs.disconnectedConferenceSID != "" {
-		i.reconnectOf = attrs.disconnectedConferenceSID
+	attrs, _ := recovery.ParseTaskAttributes(attributes)
+	if attrs.Marker.Role == recovery.TaskRoleReconnect {
+		i.reconnectOf = attrs.Marker.ConferenceSID
 	}
-	for key, callSID := range attrs.participants {
+	for key, callSID := range attrs.Participants {
 		switch {
 		case key == "customer":
 			i.legs[callSID] = legInfo{role: v1alpha1.RoleCustomer}
 		case key == "worker":
 			i.legs[callSID] = legInfo{role: v1alpha1.RoleAgent}
-		case isSID(key, "WK"):
+		case events.ValidSID(key, "WK"):
 			// Flex keys the legs of further agents (a warm transfer) by their worker SID.
 			i.legs[callSID] = legInfo{role: v1alpha1.RoleAgent, workerSID: key}
 		}
@@ -265,62 +322,4 @@ func fillRoles(st *v1alpha1.ConferenceRecoveryStatus, info *conferenceInfo) bool
 		}
 	}
 	return changed
-}
-
-// taskAttributes is what recovery reads from a task's attributes.
-type taskAttributes struct {
-	// disconnectedConferenceSID marks ping and reconnect tasks: the conference they recover.
-	disconnectedConferenceSID string
-	// isReconnect marks the reconnect task (the ping task has disconnectedConferenceSid only).
-	isReconnect bool
-	// participants is Flex's conference.participants: "customer", "worker" or a worker SID → call SID.
-	participants map[string]string
-}
-
-// parseTaskAttributes reads the fields recovery uses from a task's attributes JSON. It is lenient:
-// attributes belong to the contact centre, and a field of an unexpected shape is skipped, never an
-// error.
-func parseTaskAttributes(raw string) taskAttributes {
-	var out taskAttributes
-	var top map[string]json.RawMessage
-	if raw == "" || json.Unmarshal([]byte(raw), &top) != nil {
-		return out
-	}
-	var conferenceSID string
-	if json.Unmarshal(top["disconnectedConferenceSid"], &conferenceSID) == nil && isSID(conferenceSID, "CF") {
-		out.disconnectedConferenceSID = conferenceSID
-	}
-	var reconnect any
-	if json.Unmarshal(top["isReconnect"], &reconnect) == nil {
-		out.isReconnect = reconnect == true || reconnect == "true"
-	}
-	var conference struct {
-		Participants map[string]json.RawMessage `json:"participants"`
-	}
-	if json.Unmarshal(top["conference"], &conference) == nil {
-		for key, value := range conference.Participants {
-			var callSID string
-			if json.Unmarshal(value, &callSID) == nil && isSID(callSID, "CA") {
-				if out.participants == nil {
-					out.participants = map[string]string{}
-				}
-				out.participants[key] = callSID
-			}
-		}
-	}
-	return out
-}
-
-// isSID reports whether s is a Twilio SID with the given prefix: two letters and 32 lower-case hex
-// digits, the shape Twilio issues and the CRDs accept.
-func isSID(s, prefix string) bool {
-	if len(s) != 34 || s[:2] != prefix {
-		return false
-	}
-	for i := 2; i < len(s); i++ {
-		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }

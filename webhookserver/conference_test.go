@@ -159,8 +159,8 @@ func TestSignatures(t *testing.T) {
 		t.Errorf("403 answers counted %v, want %d", got, len(bad))
 	}
 	if got := h.post("/twilio/"+h.ns+"/no-such-policy/conference", formType, form.Encode(),
-		http.Header{"X-Twilio-Signature": {events.SignForm(sim.AuthToken(), h.base+"/twilio/"+h.ns+"/no-such-policy/conference", form)}}); got != http.StatusNotFound {
-		t.Errorf("unknown policy: status %d, want 404", got)
+		http.Header{"X-Twilio-Signature": {events.SignForm(sim.AuthToken(), h.base+"/twilio/"+h.ns+"/no-such-policy/conference", form)}}); got != http.StatusForbidden {
+		t.Errorf("unknown policy: status %d, want 403, as for a bad signature (existence must not leak)", got)
 	}
 	if rec := h.recovery(conferenceSID); rec != nil {
 		t.Fatalf("a refused request stored a recovery: %+v", rec.Status)
@@ -201,6 +201,33 @@ func TestSignatures(t *testing.T) {
 	}
 	if got := h.post(path, formType, next.Encode(), http.Header{"X-Twilio-Signature": {events.SignForm(sim.AuthToken(), "https://flex.example.com/ops"+path, next)}}); got != http.StatusOK {
 		t.Errorf("signed over the policy's URL: status %d, want 200", got)
+	}
+}
+
+// TestFailedAuthenticationsAreBoundedPerClient is defect 7 of issue 9: a client that keeps failing
+// authentication is answered 429 before any work, while other clients (Twilio) are served.
+func TestFailedAuthenticationsAreBoundedPerClient(t *testing.T) {
+	h := newHarness(t, harnessOptions{noConferenceCallbacks: true, routes: func(o *webhookserver.RoutesOptions) {
+		o.AuthFailureRate, o.AuthFailureBurst = 0.001, 3
+	}})
+	placed, err := sim.PlaceCall("+15550006666", h.cc.Workflows["Voice"], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := conferenceForm(newSID("CF"), placed.TaskSID, 1, sim.Now(), events.ParticipantJoin, placed.CallSID, "customer")
+	const formType = "application/x-www-form-urlencoded"
+	attacker := http.Header{"X-Forwarded-For": {"198.51.100.7"}, "X-Twilio-Signature": {"bm90IGEgc2lnbmF0dXJl"}}
+	for i, want := range []int{http.StatusForbidden, http.StatusForbidden, http.StatusForbidden, http.StatusTooManyRequests} {
+		if got := h.post("/twilio/"+h.ns+"/"+policyName+"/conference", formType, form.Encode(), attacker); got != want {
+			t.Errorf("bad request %d: status %d, want %d", i, got, want)
+		}
+	}
+	// Unknown policies spend the same budget and get the same answer.
+	if got := h.post("/twilio/"+h.ns+"/no-such-policy/conference", formType, form.Encode(), attacker); got != http.StatusTooManyRequests {
+		t.Errorf("unknown policy from the same client: %d, want 429", got)
+	}
+	if got := h.postSignedForm("conference", form); got != http.StatusOK {
+		t.Errorf("Twilio's signed callback while another client is refused: %d, want 200", got)
 	}
 }
 

@@ -15,11 +15,12 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/credentials"
+	"github.com/flexoperator/flex-operator/internal/events"
+	"github.com/flexoperator/flex-operator/internal/recovery"
 	"github.com/flexoperator/flex-operator/internal/twilio"
 )
 
@@ -88,9 +89,9 @@ func decodeGracefulRequest(body []byte) (GracefulRequest, error) {
 		return GracefulRequest{}, errors.New(shape + ": data after the object")
 	}
 	switch {
-	case !isSID(gr.ConferenceSID, "CF"):
+	case !events.ValidSID(gr.ConferenceSID, "CF"):
 		return GracefulRequest{}, errors.New("conferenceSid must be a conference SID (CF and 32 lower-case hex digits)")
-	case gr.CallSID != "" && !isSID(gr.CallSID, "CA"):
+	case gr.CallSID != "" && !events.ValidSID(gr.CallSID, "CA"):
 		return GracefulRequest{}, errors.New("callSid must be a call SID (CA and 32 lower-case hex digits)")
 	case len(gr.Token) > maxTokenLength:
 		return GracefulRequest{}, errors.New("token is too long")
@@ -132,23 +133,35 @@ type flexRequest struct {
 	identity twilio.FlexIdentity
 }
 
+// privileged reports whether the token is a supervisor's or an admin's. They may mark any agent
+// leg of the account graceful (a supervisor ending an agent's call on purpose) and read any
+// recovery; Flex gives agents neither role.
+func (f *flexRequest) privileged() bool {
+	return slices.ContainsFunc(f.identity.Roles, func(role string) bool { return role == "supervisor" || role == "admin" })
+}
+
 // authenticateFlex finds the policy and validates the Flex token with the policy's account. On
-// failure it has answered: 404 (no policy), 401 (no token), 403 (a token Twilio rejects), 429 (too
-// many unknown tokens at once), 503 (credentials unusable or Twilio unreachable).
+// failure it has answered: 401 (no token), 403 (a token Twilio rejects, or a policy that does not
+// exist: the same answer), 429 (the client failed too often of late, or too many unknown tokens
+// at once), 503 (credentials unusable or Twilio unreachable).
 func (r *Routes) authenticateFlex(w http.ResponseWriter, req *http.Request, token string) (*flexRequest, bool) {
+	if r.tooManyFailures(w, req) {
+		return nil, false
+	}
+	if token == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="flex-operator"`)
+		http.Error(w, "a Flex token is required (Authorization: Bearer <token>)", http.StatusUnauthorized)
+		return nil, false
+	}
 	policy, status, err := r.policy(req)
 	if err != nil {
 		if status == http.StatusServiceUnavailable {
 			r.log.Error(err, "Read the policy of a Flex companion request")
 			unavailable(w, "cannot read the policy")
 		} else {
-			http.Error(w, err.Error(), status)
+			r.failedAuthentication(req)
+			http.Error(w, "the Flex token is not valid", http.StatusForbidden)
 		}
-		return nil, false
-	}
-	if token == "" {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="flex-operator"`)
-		http.Error(w, "a Flex token is required (Authorization: Bearer <token>)", http.StatusUnauthorized)
 		return nil, false
 	}
 	creds, tw, err := r.opts.Credentials.For(req.Context(), policy.Namespace, policy.Spec.Twilio)
@@ -160,7 +173,7 @@ func (r *Routes) authenticateFlex(w http.ResponseWriter, req *http.Request, toke
 		unavailable(w, "the policy's credentials are not usable")
 		return nil, false
 	}
-	identity, err := r.tokens.identify(req.Context(), creds.AccountSID, tw, token)
+	identity, err := r.tokens.identify(req.Context(), clientAddress(req), creds.AccountSID, tw, token)
 	switch {
 	case errors.Is(err, errTooManyTokenChecks):
 		w.Header().Set("Retry-After", "1")
@@ -171,6 +184,7 @@ func (r *Routes) authenticateFlex(w http.ResponseWriter, req *http.Request, toke
 		unavailable(w, "cannot validate the Flex token now")
 		return nil, false
 	case !identity.Valid:
+		r.failedAuthentication(req)
 		http.Error(w, "the Flex token is not valid", http.StatusForbidden)
 		return nil, false
 	}
@@ -179,7 +193,9 @@ func (r *Routes) authenticateFlex(w http.ResponseWriter, req *http.Request, toke
 
 // handleGraceful marks an agent's leg as leaving on purpose: POST /flex/{namespace}/{policy}/graceful.
 // It answers 200 with a GracefulResponse, 400 for a bad body, 404 when the conference has no
-// recovery, 409 when no leg of the worker is connected, 403 when the leg is another worker's.
+// recovery, 409 when no such agent leg has been reported by Twilio (or no leg of the worker is
+// connected), 403 when the leg is another worker's or the token is no worker's. Supervisors and
+// admins may mark any agent leg.
 func (r *Routes) handleGraceful(w http.ResponseWriter, req *http.Request) {
 	allowCORS(w)
 	body, ok := readBody(w, req)
@@ -212,21 +228,23 @@ func (r *Routes) handleGraceful(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "no recovery for this conference", http.StatusNotFound)
 		return
 	}
-	mark := &gracefulMark{callSID: gr.CallSID, workerSID: fr.identity.WorkerSID, policyName: fr.policy.Name,
-		privileged: slices.ContainsFunc(fr.identity.Roles, func(role string) bool { return role == "supervisor" || role == "admin" })}
-	if mark.callSID == "" {
-		if mark.workerSID == "" {
-			http.Error(w, "callSid is required: the token is not a worker's", http.StatusBadRequest)
+	mark := &gracefulMark{callSID: gr.CallSID, workerSID: fr.identity.WorkerSID, policyName: fr.policy.Name, privileged: fr.privileged()}
+	if mark.workerSID == "" && !mark.privileged {
+		http.Error(w, "the Flex token is not a worker's", http.StatusForbidden)
+		return
+	}
+	if mark.callSID == "" && mark.workerSID == "" {
+		http.Error(w, "callSid is required: the token is not a worker's", http.StatusBadRequest)
+		return
+	}
+	if !mark.privileged && needsTaskForOwner(rec.Status.Participants, mark.callSID, mark.workerSID) {
+		// The legs do not say whose they are yet (the agent's first leg never carries a worker
+		// SID): ask the task which leg is this worker's.
+		mark.candidates, err = workerLegsFromTask(ctx, fr.twilio, fr.policy.Spec.Twilio.WorkspaceSID, rec.Spec.TaskSID, mark.workerSID)
+		if err != nil {
+			r.log.Error(err, "Find the worker's leg from the task", "recovery", key)
+			unavailable(w, "cannot read the task")
 			return
-		}
-		if !hasConnectedLeg(rec.Status.Participants, mark.workerSID) {
-			// The legs do not say whose they are yet: ask the task which leg is this worker's.
-			mark.candidates, err = workerLegsFromTask(ctx, fr.twilio, fr.policy.Spec.Twilio.WorkspaceSID, rec.Spec.TaskSID, mark.workerSID)
-			if err != nil {
-				r.log.Error(err, "Find the worker's leg from the task", "recovery", key)
-				unavailable(w, "cannot read the task")
-				return
-			}
 		}
 	}
 	res := r.store.submit(key, &op{mutate: mark.apply}).wait(ctx)
@@ -259,44 +277,37 @@ type gracefulMark struct {
 	marked []string
 }
 
-// apply sets Graceful on the marked leg, or on every connected agent leg of the worker.
+// apply sets Graceful on the marked leg, or on every connected agent leg of the worker. Only legs
+// Twilio reported (a callback recorded them) and that are agent legs may be marked, and only by the
+// worker whose leg it is — or by a supervisor or admin (see Routes.handleGraceful).
 func (m *gracefulMark) apply(rec *v1alpha1.ConferenceRecovery) (bool, error) {
 	m.marked = m.marked[:0]
 	if rec.Spec.PolicyName != m.policyName {
 		return false, errNoLeg
 	}
 	st := &rec.Status
-	if m.callSID != "" {
-		i := slices.IndexFunc(st.Participants, func(p v1alpha1.ParticipantStatus) bool { return p.CallSID == m.callSID })
-		if i < 0 {
-			// The mark came before the leg's join callback: remember it on a leg of unknown role,
-			// which the join fills in (and which does not count as an agent until then).
-			st.Participants = append(st.Participants, v1alpha1.ParticipantStatus{CallSID: m.callSID, Role: v1alpha1.RoleUnknown, Graceful: true})
-			m.marked = append(m.marked, m.callSID)
-			return true, nil
-		}
-		p := &st.Participants[i]
-		if p.WorkerSID != "" && p.WorkerSID != m.workerSID && !m.privileged {
-			return false, errForbidden
-		}
-		m.marked = append(m.marked, m.callSID)
-		if p.Graceful {
-			return false, nil
-		}
-		p.Graceful = true
-		return true, nil
-	}
 	changed := false
 	for i := range st.Participants {
 		p := &st.Participants[i]
-		if p.Role != v1alpha1.RoleAgent || p.Coaching || p.LeftAt != nil {
+		if p.Role != v1alpha1.RoleAgent || p.Coaching {
 			continue
 		}
-		if p.WorkerSID != m.workerSID && !(p.WorkerSID == "" && slices.Contains(m.candidates, p.CallSID)) {
+		if m.callSID != "" && p.CallSID != m.callSID {
+			continue
+		}
+		if m.callSID == "" && p.LeftAt != nil {
+			continue
+		}
+		owner := p.WorkerSID == m.workerSID && m.workerSID != "" ||
+			p.WorkerSID == "" && slices.Contains(m.candidates, p.CallSID)
+		if !owner && !m.privileged {
+			if m.callSID != "" {
+				return false, errForbidden
+			}
 			continue
 		}
 		m.marked = append(m.marked, p.CallSID)
-		if p.WorkerSID == "" {
+		if owner && p.WorkerSID == "" {
 			p.WorkerSID, changed = m.workerSID, true
 		}
 		if !p.Graceful {
@@ -307,6 +318,17 @@ func (m *gracefulMark) apply(rec *v1alpha1.ConferenceRecovery) (bool, error) {
 		return false, errNoLeg
 	}
 	return changed, nil
+}
+
+// needsTaskForOwner reports whether the legs a mark is about do not say whose they are, so the
+// task must be asked.
+func needsTaskForOwner(parts []v1alpha1.ParticipantStatus, callSID, workerSID string) bool {
+	if callSID != "" {
+		// A leg not in this copy may be in the writer's newer one: ask the task too.
+		i := slices.IndexFunc(parts, func(p v1alpha1.ParticipantStatus) bool { return p.CallSID == callSID })
+		return i < 0 || parts[i].WorkerSID == ""
+	}
+	return !hasConnectedLeg(parts, workerSID)
 }
 
 func hasConnectedLeg(parts []v1alpha1.ParticipantStatus, workerSID string) bool {
@@ -328,11 +350,11 @@ func workerLegsFromTask(ctx context.Context, tw twilio.Client, workspaceSID, tas
 	if err != nil {
 		return nil, fmt.Errorf("fetch task %s: %w", taskSID, err)
 	}
-	attrs := parseTaskAttributes(task.Attributes)
-	if callSID, ok := attrs.participants[workerSID]; ok {
+	attrs, _ := recovery.ParseTaskAttributes(task.Attributes)
+	if callSID, ok := attrs.Participants[workerSID]; ok {
 		return []string{callSID}, nil
 	}
-	callSID, ok := attrs.participants["worker"]
+	callSID, ok := attrs.Participants["worker"]
 	if !ok {
 		return nil, nil
 	}
@@ -353,7 +375,7 @@ func workerLegsFromTask(ctx context.Context, tw twilio.Client, workspaceSID, tas
 func (r *Routes) handleRecovery(w http.ResponseWriter, req *http.Request) {
 	allowCORS(w)
 	conferenceSID := req.PathValue("conferenceSid")
-	if !isSID(conferenceSID, "CF") {
+	if !events.ValidSID(conferenceSID, "CF") {
 		http.Error(w, "conferenceSid must be a conference SID (CF and 32 lower-case hex digits)", http.StatusBadRequest)
 		return
 	}
@@ -372,7 +394,60 @@ func (r *Routes) handleRecovery(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "no recovery for this conference", http.StatusNotFound)
 		return
 	}
+	allowed, err := r.mayRead(req.Context(), fr, rec)
+	if err == nil && !allowed {
+		// The cache may not show the worker's leg yet: ask the API server before refusing.
+		var fresh *v1alpha1.ConferenceRecovery
+		if fresh, err = r.store.readFresh(req.Context(), key); err == nil && fresh != nil {
+			rec = fresh
+			allowed, err = r.mayRead(req.Context(), fr, rec)
+		}
+	}
+	if err != nil {
+		r.log.Error(err, "Find whether the worker is on the call", "recovery", key)
+		unavailable(w, "cannot read the task")
+		return
+	}
+	if !allowed {
+		// The same answer as for a conference without a recovery: a worker not on the call
+		// learns nothing about it, its call SIDs least of all.
+		http.Error(w, "no recovery for this conference", http.StatusNotFound)
+		return
+	}
 	writeJSON(w, summarize(rec))
+}
+
+// mayRead reports whether the token may read the recovery: a supervisor or admin, or a worker who
+// is or was on the call (an agent leg, the disconnected agent, the reconnect's agent), asking the
+// task when an agent leg does not say whose it is.
+func (r *Routes) mayRead(ctx context.Context, fr *flexRequest, rec *v1alpha1.ConferenceRecovery) (bool, error) {
+	if fr.privileged() {
+		return true, nil
+	}
+	worker := fr.identity.WorkerSID
+	if worker == "" {
+		return false, nil
+	}
+	st := rec.Status
+	if (st.Disconnect != nil && st.Disconnect.WorkerSID == worker) ||
+		(st.Reconnect != nil && (st.Reconnect.WorkerSID == worker || st.Reconnect.TargetWorkerSID == worker)) {
+		return true, nil
+	}
+	unowned := false
+	for _, p := range st.Participants {
+		if p.WorkerSID == worker {
+			return true, nil
+		}
+		unowned = unowned || (p.Role == v1alpha1.RoleAgent && p.WorkerSID == "")
+	}
+	if !unowned {
+		return false, nil
+	}
+	legs, err := workerLegsFromTask(ctx, fr.twilio, fr.policy.Spec.Twilio.WorkspaceSID, rec.Spec.TaskSID, worker)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(st.Participants, func(p v1alpha1.ParticipantStatus) bool { return slices.Contains(legs, p.CallSID) }), nil
 }
 
 // summarize is a recovery as the companion sees it.
@@ -410,15 +485,16 @@ const (
 // tokenCache remembers Twilio's answers about Flex tokens, so that a companion polling a recovery
 // costs one validation per token rather than one per request. Valid tokens are kept until their
 // expiration by the operator's clock; tokens are keyed by their SHA-256 per account, so the cache
-// never holds a token itself.
+// never holds a token itself. Validations of tokens not in the cache are bounded per client first
+// (so one client sending made-up tokens spends only its own budget, not every agent's) and then
+// per account (so many clients together cannot spend the account's Twilio budget).
 type tokenCache struct {
-	now   func() time.Time
-	limit rate.Limit
-	burst int
+	now func() time.Time
 
 	mu       sync.Mutex
 	entries  *lru[string, tokenEntry]
-	limiters map[string]*rate.Limiter
+	clients  *budgets
+	accounts *budgets
 }
 
 type tokenEntry struct {
@@ -426,29 +502,30 @@ type tokenEntry struct {
 	until    time.Time
 }
 
+// Per-client budget of validations of unknown Flex tokens: an agent's companion needs one per
+// login, so a handful at once is plenty.
+const (
+	clientTokenRate  = 0.5
+	clientTokenBurst = 5
+)
+
 func newTokenCache(size int, now func() time.Time, perSecond float64, burst int) *tokenCache {
-	return &tokenCache{now: now, limit: rate.Limit(perSecond), burst: burst,
-		entries: newLRU[string, tokenEntry](size), limiters: map[string]*rate.Limiter{}}
+	return &tokenCache{now: now, entries: newLRU[string, tokenEntry](size),
+		clients: newBudgets(clientTokenRate, clientTokenBurst), accounts: newBudgets(perSecond, burst)}
 }
 
 // identify returns who the token belongs to, asking Twilio only about tokens not seen recently.
-func (c *tokenCache) identify(ctx context.Context, accountSID string, tw twilio.Client, token string) (twilio.FlexIdentity, error) {
+func (c *tokenCache) identify(ctx context.Context, client, accountSID string, tw twilio.Client, token string) (twilio.FlexIdentity, error) {
 	sum := sha256.Sum256([]byte(token))
 	key := accountSID + "/" + hex.EncodeToString(sum[:])
 	now := c.now()
 	c.mu.Lock()
-	if e, ok := c.entries.get(key); ok && now.Before(e.until) {
-		c.mu.Unlock()
+	e, ok := c.entries.get(key)
+	c.mu.Unlock()
+	if ok && now.Before(e.until) {
 		return e.identity, nil
 	}
-	limiter, ok := c.limiters[accountSID]
-	if !ok {
-		limiter = rate.NewLimiter(c.limit, c.burst)
-		c.limiters[accountSID] = limiter
-	}
-	allowed := limiter.Allow()
-	c.mu.Unlock()
-	if !allowed {
+	if !c.clients.spend(client+"/"+accountSID, now) || !c.accounts.spend(accountSID, now) {
 		return twilio.FlexIdentity{}, errTooManyTokenChecks
 	}
 	identity, err := tw.ValidateFlexToken(ctx, token)

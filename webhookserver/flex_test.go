@@ -87,13 +87,21 @@ func TestFlexCompanion(t *testing.T) {
 		{"mark with two objects", http.MethodPost, "/graceful", token, `{"conferenceSid":"` + conferenceSID + `"}{}`, http.StatusBadRequest},
 		{"mark an unknown conference", http.MethodPost, "/graceful", token, `{"conferenceSid":"` + newSID("CF") + `"}`, http.StatusNotFound},
 		{"mark by a worker without a leg", http.MethodPost, "/graceful", otherToken, `{"conferenceSid":"` + conferenceSID + `"}`, http.StatusConflict},
+		// Defect 4 of issue 9: the agent's leg does not carry her worker SID yet; another
+		// worker's token still may not mark it, nor read the call's SIDs.
+		{"mark the agent's leg with another worker's token", http.MethodPost, "/graceful", otherToken,
+			`{"conferenceSid":"` + conferenceSID + `","callSid":"` + agent.CallSID + `"}`, http.StatusForbidden},
+		{"mark a call that is not in the conference", http.MethodPost, "/graceful", token,
+			`{"conferenceSid":"` + conferenceSID + `","callSid":"` + newSID("CA") + `"}`, http.StatusConflict},
+		{"GET by a worker not on the call", http.MethodGet, "/recoveries/" + conferenceSID, otherToken, "", http.StatusNotFound},
 	}
 	for _, r := range refusals {
 		if code, body := h.flex(r.method, r.path, r.token, r.body); code != r.want {
 			t.Errorf("%s: %d %s, want %d", r.name, code, body, r.want)
 		}
 	}
-	if rec := h.recovery(conferenceSID); slices.ContainsFunc(rec.Status.Participants, func(p v1alpha1.ParticipantStatus) bool { return p.Graceful }) {
+	if rec := h.recovery(conferenceSID); len(rec.Status.Participants) != 2 ||
+		slices.ContainsFunc(rec.Status.Participants, func(p v1alpha1.ParticipantStatus) bool { return p.Graceful }) {
 		t.Fatalf("a refused mark was stored: %+v", rec.Status.Participants)
 	}
 
@@ -133,13 +141,9 @@ func TestFlexCompanion(t *testing.T) {
 		return nil
 	})
 
-	// A mark for a leg whose join has not been seen is kept until it is.
-	early := newSID("CA")
-	if code, body := h.flex(http.MethodPost, "/graceful", token, `{"conferenceSid":"`+conferenceSID+`","callSid":"`+early+`"}`); code != http.StatusOK {
-		t.Errorf("early mark: %d %s", code, body)
-	}
-	if leg, ok := participant(h.recovery(conferenceSID), early); !ok || !leg.Graceful || leg.Role != v1alpha1.RoleUnknown {
-		t.Errorf("early mark stored as %+v", leg)
+	// A supervisor may read the call.
+	if code, body := h.flex(http.MethodGet, "/recoveries/"+conferenceSID, sim.IssueFlexToken(other, "supervisor"), ""); code != http.StatusOK {
+		t.Errorf("GET by a supervisor: %d %s", code, body)
 	}
 
 	// The identity is remembered until the token expires by the operator's clock.
@@ -153,10 +157,11 @@ func TestFlexCompanion(t *testing.T) {
 // Twilio budget: beyond the burst, unknown tokens get 429 without being sent to Twilio.
 func TestFlexTokenValidationIsRateLimited(t *testing.T) {
 	h := newHarness(t, harnessOptions{noConferenceCallbacks: true, routes: func(o *webhookserver.RoutesOptions) {
-		o.FlexTokenRate, o.FlexTokenBurst = 0.001, 2
+		o.FlexTokenRate, o.FlexTokenBurst = 0.001, 20
 	}})
 	path := "/recoveries/" + newSID("CF")
-	for i, want := range []int{http.StatusForbidden, http.StatusForbidden, http.StatusTooManyRequests} {
+	// One client: five unknown tokens are checked with Twilio, the sixth is not.
+	for i, want := range []int{http.StatusForbidden, http.StatusForbidden, http.StatusForbidden, http.StatusForbidden, http.StatusForbidden, http.StatusTooManyRequests} {
 		if code, body := h.flex(http.MethodGet, path, fmt.Sprintf("eyJmadeup%d", i), ""); code != want {
 			t.Errorf("token %d: %d %s, want %d", i, code, body, want)
 		}
@@ -164,6 +169,19 @@ func TestFlexTokenValidationIsRateLimited(t *testing.T) {
 	// A token already answered is not asked about again, so it is not limited.
 	if code, _ := h.flex(http.MethodGet, path, "eyJmadeup0", ""); code != http.StatusForbidden {
 		t.Errorf("known bad token: %d, want 403", code)
+	}
+	// Defect 7 of issue 9: one client's made-up tokens spend its own budget only; an agent
+	// elsewhere still has her token checked.
+	req, _ := http.NewRequest(http.MethodGet, h.base+"/flex/"+h.ns+"/"+policyName+path, nil)
+	req.Header.Set("Authorization", "Bearer "+sim.IssueFlexToken(h.cc.Workers["alice"]))
+	req.Header.Set("X-Forwarded-For", "192.0.2.44")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("another client's valid token: %d, want 404 (checked, no such recovery)", resp.StatusCode)
 	}
 	// CORS preflight.
 	code, _ := h.flex(http.MethodOptions, "/graceful", "", "")

@@ -1,6 +1,7 @@
 package webhookserver
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,8 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/events"
@@ -46,33 +51,65 @@ func TestLRU(t *testing.T) {
 	}
 }
 
-func TestParseTaskAttributes(t *testing.T) {
-	conference, customer, agentLeg, worker := sid("CF", 1), sid("CA", 1), sid("CA", 2), sid("WK", 3)
-	tests := []struct {
-		name string
-		raw  string
-		want taskAttributes
-	}{
-		{"empty", "", taskAttributes{}},
-		{"not JSON", "{", taskAttributes{}},
-		{"not an object", `[1]`, taskAttributes{}},
-		{"ping task", `{"disconnectedConferenceSid":"` + conference + `","disconnectedWorkerSid":"` + worker + `"}`,
-			taskAttributes{disconnectedConferenceSID: conference}},
-		{"reconnect task", `{"disconnectedConferenceSid":"` + conference + `","isReconnect":true,"conference":{}}`,
-			taskAttributes{disconnectedConferenceSID: conference, isReconnect: true}},
-		{"isReconnect as a string", `{"disconnectedConferenceSid":"` + conference + `","isReconnect":"true"}`,
-			taskAttributes{disconnectedConferenceSID: conference, isReconnect: true}},
-		{"isReconnect false", `{"disconnectedConferenceSid":"` + conference + `","isReconnect":false}`,
-			taskAttributes{disconnectedConferenceSID: conference}},
-		{"not a conference SID", `{"disconnectedConferenceSid":"CF1","isReconnect":true}`, taskAttributes{isReconnect: true}},
-		{"conference of another shape", `{"disconnectedConferenceSid":7,"conference":"CF"}`, taskAttributes{}},
-		{"Flex conference participants", `{"conference":{"sid":"` + conference + `","participants":{"customer":"` + customer + `","worker":"` + agentLeg + `","` + worker + `":"` + agentLeg + `","bad":"x","num":3}}}`,
-			taskAttributes{participants: map[string]string{"customer": customer, "worker": agentLeg, worker: agentLeg}}},
+// TestLRUKeepsEntriesInUse is defect 8 of issue 9: with the cache full of conferences in flight
+// (every entry pinned), the entry just added must not be evicted, or a second writer starts for
+// its conference.
+func TestLRUKeepsEntriesInUse(t *testing.T) {
+	c := newLRU[string, int](2)
+	pinned := func(v int) bool { return v > 0 }
+	c.add("a", 1, pinned)
+	c.add("b", 1, pinned)
+	c.add("c", 0, pinned)
+	if _, ok := c.get("c"); !ok {
+		t.Fatal("the entry just added was evicted")
 	}
-	for _, tt := range tests {
-		got := parseTaskAttributes(tt.raw)
-		if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(taskAttributes{})); diff != "" {
-			t.Errorf("%s: (-want +got)\n%s", tt.name, diff)
+	if _, ok := c.get("a"); !ok {
+		t.Error("a pinned entry was evicted")
+	}
+	// Once unpinned, the extra entries go at the next add.
+	c.add("a", 0, pinned)
+	c.add("c", 0, pinned)
+	c.add("d", 0, pinned)
+	if c.len() > 2 {
+		t.Errorf("len %d after unpinning, want 2", c.len())
+	}
+}
+
+// TestStoreNeverHasTwoWritersForAConference fills the store's cache with a conference whose writer
+// is busy and submits an op for a new conference: its entry must stay in the cache while its
+// writer runs, or the next callback of that conference would start a second writer.
+func TestStoreNeverHasTwoWritersForAConference(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).Build()
+	s := newRecoveryStore(c, c, logr.Discard(), 1, time.Second)
+	busy := types.NamespacedName{Namespace: "n", Name: "busy"}
+	s.mu.Lock()
+	s.confs.add(busy, &confState{key: busy, refs: 1, running: true}, func(c *confState) bool { return c.refs > 0 })
+	s.mu.Unlock()
+
+	fresh := types.NamespacedName{Namespace: "n", Name: "fresh"}
+	release := make(chan struct{})
+	o := s.submit(fresh, &op{mutate: func(*v1alpha1.ConferenceRecovery) (bool, error) { <-release; return false, nil }})
+	s.mu.Lock()
+	first, ok := s.confs.get(fresh)
+	s.mu.Unlock()
+	if !ok {
+		t.Fatal("the new conference's entry was evicted while its writer runs")
+	}
+	second := s.submit(fresh, &op{mutate: func(*v1alpha1.ConferenceRecovery) (bool, error) { return false, nil }})
+	s.mu.Lock()
+	again, _ := s.confs.get(fresh)
+	s.mu.Unlock()
+	if again != first {
+		t.Error("a second entry (and writer) for the same conference")
+	}
+	close(release)
+	for _, op := range []*op{o, second} {
+		if res := op.wait(context.Background()); res.err != nil {
+			t.Errorf("op: %v", res.err)
 		}
 	}
 }
@@ -120,8 +157,14 @@ func TestRecoveryMutation(t *testing.T) {
 	conference, original, ping, reconnect, worker := sid("CF", 1), sid("WT", 1), sid("WT", 2), sid("WT", 3), sid("WK", 1)
 	t0 := time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
 	at := func(s int) *metav1.Time { v := metav1.NewTime(t0.Add(time.Duration(s) * time.Second)); return &v }
-	pingAttrs := `{"disconnectedConferenceSid":"` + conference + `"}`
-	reconnectAttrs := `{"disconnectedConferenceSid":"` + conference + `","isReconnect":true}`
+	agentLeg := sid("CA", 7)
+	marker := func(role string, leg string) string {
+		return `{"disconnectedConferenceSid":"` + conference + `","flexOperatorRecovery":{"role":"` + role +
+			`","conferenceSid":"` + conference + `","disconnectedCallSid":"` + leg + `"}}`
+	}
+	pingAttrs, reconnectAttrs := marker("ping", agentLeg), marker("reconnect", agentLeg)
+	policy := &v1alpha1.ConferenceRecoveryPolicy{ObjectMeta: metav1.ObjectMeta{Name: "p"}}
+	disconnect := &v1alpha1.DisconnectStatus{CallSID: agentLeg}
 	ev := func(typ, task, attrs string, s int, reason string) events.TaskRouterEvent {
 		return events.TaskRouterEvent{ID: fmt.Sprint(typ, task, s), Type: typ, CloudEventType: "com.twilio.taskrouter." + typ,
 			WorkspaceSID: sid("WS", 1), Time: t0.Add(time.Duration(s) * time.Second), TaskSID: task, TaskAttributes: attrs,
@@ -134,6 +177,11 @@ func TestRecoveryMutation(t *testing.T) {
 	}{
 		{"ping accepted", []events.TaskRouterEvent{ev("task.created", ping, pingAttrs, 1, ""), ev("reservation.accepted", ping, pingAttrs, 2, "")},
 			v1alpha1.ConferenceRecoveryStatus{Ping: &v1alpha1.PingStatus{TaskSID: ping, Outcome: v1alpha1.PingAccepted, ResolvedAt: at(2)}}},
+		{"a ping of an earlier incident is ignored", []events.TaskRouterEvent{ev("reservation.accepted", ping, marker("ping", sid("CA", 8)), 2, "")},
+			v1alpha1.ConferenceRecoveryStatus{}},
+		{"the seed's flags without a marker mean nothing", []events.TaskRouterEvent{
+			ev("reservation.accepted", ping, `{"disconnectedConferenceSid":"`+conference+`","isReconnect":true}`, 2, "")},
+			v1alpha1.ConferenceRecoveryStatus{}},
 		{"ping TTL", []events.TaskRouterEvent{ev("task.canceled", ping, pingAttrs, 15, "Task TTL Exceeded")},
 			v1alpha1.ConferenceRecoveryStatus{Ping: &v1alpha1.PingStatus{TaskSID: ping, Outcome: v1alpha1.PingTimedOut, ResolvedAt: at(15)}}},
 		{"ping canceled otherwise", []events.TaskRouterEvent{ev("task.canceled", ping, pingAttrs, 5, "canceled by the operator")},
@@ -155,16 +203,17 @@ func TestRecoveryMutation(t *testing.T) {
 			v1alpha1.ConferenceRecoveryStatus{Reconnect: &v1alpha1.ReconnectStatus{TaskSID: reconnect, QueuedAt: at(21), CanceledAt: at(40), CancelReason: "customer hung up"}}},
 	}
 	for _, tt := range tests {
-		rec := &v1alpha1.ConferenceRecovery{Spec: v1alpha1.ConferenceRecoverySpec{PolicyName: "p", ConferenceSID: conference, TaskSID: original}}
+		rec := &v1alpha1.ConferenceRecovery{Spec: v1alpha1.ConferenceRecoverySpec{PolicyName: "p", ConferenceSID: conference, TaskSID: original},
+			Status: v1alpha1.ConferenceRecoveryStatus{Disconnect: disconnect}}
 		for _, e := range tt.events {
-			target, mutate := recoveryMutation("p", e)
+			target, mutate := recoveryMutation(policy, e, time.Time{})
 			if mutate == nil {
 				continue
 			}
 			if target != conference {
 				t.Errorf("%s: target %s", tt.name, target)
 			}
-			if _, err := mutate(rec); err != nil {
+			if _, err := mutate(rec); err != nil && !errors.Is(err, errStale) {
 				t.Fatal(err)
 			}
 			// Applying an event again changes nothing.
@@ -172,18 +221,28 @@ func TestRecoveryMutation(t *testing.T) {
 				t.Errorf("%s: %s applied twice changed the status", tt.name, e.Type)
 			}
 		}
+		tt.want.Disconnect = disconnect
 		if diff := cmp.Diff(tt.want, rec.Status); diff != "" {
 			t.Errorf("%s: (-want +got)\n%s", tt.name, diff)
 		}
 	}
 	// Another policy's recovery is left alone.
-	rec := &v1alpha1.ConferenceRecovery{Spec: v1alpha1.ConferenceRecoverySpec{PolicyName: "other"}}
-	_, mutate := recoveryMutation("p", ev("reservation.accepted", ping, pingAttrs, 2, ""))
+	rec := &v1alpha1.ConferenceRecovery{Spec: v1alpha1.ConferenceRecoverySpec{PolicyName: "other", ConferenceSID: conference},
+		Status: v1alpha1.ConferenceRecoveryStatus{Disconnect: disconnect}}
+	_, mutate := recoveryMutation(policy, ev("reservation.accepted", ping, pingAttrs, 2, ""), time.Time{})
 	if changed, _ := mutate(rec); changed || rec.Status.Ping != nil {
 		t.Errorf("another policy's recovery changed: %+v", rec.Status)
 	}
-	if _, mutate := recoveryMutation("p", ev("reservation.accepted", ping, `{"type":"inbound"}`, 2, "")); mutate != nil {
-		t.Error("a task without disconnectedConferenceSid concerns a recovery")
+	if _, mutate := recoveryMutation(policy, ev("reservation.accepted", ping, `{"type":"inbound"}`, 2, ""), time.Time{}); mutate != nil {
+		t.Error("a task without a recovery marker concerns a recovery")
+	}
+	// A task marked as a ping but not on the Recovery Ping workflow is not the ping.
+	onPing := policy.DeepCopy()
+	onPing.Status.PingWorkflowSID = sid("WW", 9)
+	copied := ev("reservation.accepted", ping, pingAttrs, 2, "")
+	copied.WorkflowSID = sid("WW", 1)
+	if _, mutate := recoveryMutation(onPing, copied, time.Time{}); mutate != nil {
+		t.Error("a ping marker on another workflow was taken for the ping")
 	}
 }
 
@@ -207,7 +266,7 @@ func TestGracefulMarkApply(t *testing.T) {
 		wantMarked []string
 		check      func(*v1alpha1.ConferenceRecovery) error
 	}{
-		{name: "by call SID", mark: gracefulMark{callSID: aliceLeg, workerSID: alice}, wantMarked: []string{aliceLeg},
+		{name: "by call SID", mark: gracefulMark{callSID: aliceLeg, workerSID: alice, candidates: []string{aliceLeg}}, wantMarked: []string{aliceLeg},
 			check: func(r *v1alpha1.ConferenceRecovery) error {
 				if !r.Status.Participants[1].Graceful || r.Status.Participants[2].Graceful {
 					return errors.New("wrong legs marked")
@@ -215,6 +274,10 @@ func TestGracefulMarkApply(t *testing.T) {
 				return nil
 			}},
 		{name: "another worker's leg", mark: gracefulMark{callSID: bobLeg, workerSID: alice}, wantErr: errForbidden},
+		// Defect 4 of issue 9: the agent's first leg never carries a worker SID; another
+		// worker's token must not mark it.
+		{name: "a leg whose worker is not recorded, by another worker", mark: gracefulMark{callSID: aliceLeg, workerSID: bob}, wantErr: errForbidden},
+		{name: "the customer's leg", mark: gracefulMark{callSID: customer, workerSID: alice, candidates: []string{customer}}, wantErr: errNoLeg},
 		{name: "a supervisor may mark any leg", mark: gracefulMark{callSID: bobLeg, workerSID: alice, privileged: true}, wantMarked: []string{bobLeg}},
 		{name: "by worker", mark: gracefulMark{workerSID: bob}, wantMarked: []string{bobLeg}},
 		{name: "by worker through the task", mark: gracefulMark{workerSID: alice, candidates: []string{aliceLeg}}, wantMarked: []string{aliceLeg},
@@ -228,13 +291,10 @@ func TestGracefulMarkApply(t *testing.T) {
 		{name: "no connected leg of the worker", mark: gracefulMark{workerSID: bob},
 			prepare: func(r *v1alpha1.ConferenceRecovery) { r.Status.Participants[2].LeftAt = &left }, wantErr: errNoLeg},
 		{name: "another policy", mark: gracefulMark{workerSID: bob, policyName: "other"}, wantErr: errNoLeg},
-		{name: "a leg not seen yet", mark: gracefulMark{callSID: sid("CA", 9), workerSID: alice}, wantMarked: []string{sid("CA", 9)},
-			check: func(r *v1alpha1.ConferenceRecovery) error {
-				if p := r.Status.Participants[3]; p.Role != v1alpha1.RoleUnknown || !p.Graceful {
-					return fmt.Errorf("leg %+v", p)
-				}
-				return nil
-			}},
+		// Only legs Twilio reported may be acted on: a call SID the conference never had is not
+		// added (Decide would redial it into the new conference).
+		{name: "a leg Twilio did not report", mark: gracefulMark{callSID: sid("CA", 9), workerSID: alice, candidates: []string{sid("CA", 9)}}, wantErr: errNoLeg},
+		{name: "not even by a supervisor", mark: gracefulMark{callSID: sid("CA", 9), workerSID: alice, privileged: true}, wantErr: errNoLeg},
 	}
 	for _, tt := range tests {
 		rec := base()
@@ -314,7 +374,7 @@ func FuzzDecodeGracefulRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !isSID(got.ConferenceSID, "CF") || (got.CallSID != "" && !isSID(got.CallSID, "CA")) || len(got.Token) > maxTokenLength {
+		if !events.ValidSID(got.ConferenceSID, "CF") || (got.CallSID != "" && !events.ValidSID(got.CallSID, "CA")) || len(got.Token) > maxTokenLength {
 			t.Fatalf("accepted a bad request: %+v", got)
 		}
 		again, err := json.Marshal(got)
@@ -324,25 +384,6 @@ func FuzzDecodeGracefulRequest(f *testing.F) {
 		round, err := decodeGracefulRequest(again)
 		if err != nil || round != got {
 			t.Fatalf("round trip: %+v, %v; want %+v", round, err, got)
-		}
-	})
-}
-
-// FuzzParseTaskAttributes checks that task attributes of any shape never panic the parser and that
-// whatever it extracts is well-formed.
-func FuzzParseTaskAttributes(f *testing.F) {
-	f.Add(`{"disconnectedConferenceSid":"` + sid("CF", 1) + `","isReconnect":true}`)
-	f.Add(`{"conference":{"participants":{"customer":"` + sid("CA", 1) + `","worker":7}}}`)
-	f.Add(`{"isReconnect":"true","conference":[]}`)
-	f.Fuzz(func(t *testing.T, raw string) {
-		got := parseTaskAttributes(raw)
-		if got.disconnectedConferenceSID != "" && !isSID(got.disconnectedConferenceSID, "CF") {
-			t.Fatalf("conference SID %q", got.disconnectedConferenceSID)
-		}
-		for key, call := range got.participants {
-			if !isSID(call, "CA") {
-				t.Fatalf("participant %q: call SID %q", key, call)
-			}
 		}
 	})
 }

@@ -30,8 +30,9 @@ func (c *lru[K, V]) get(key K) (V, bool) {
 }
 
 // add sets key to value, marks it used and evicts the least recently used entries beyond the
-// capacity, skipping those for which pinned reports true (nil pins nothing). Pinned entries may
-// keep the map above its capacity until they are unpinned and a later add evicts them.
+// capacity, skipping those for which pinned reports true (nil pins nothing) and never the entry
+// just added (which its caller is about to use). Pinned entries may keep the map above its
+// capacity until they are unpinned and a later add evicts them.
 func (c *lru[K, V]) add(key K, value V, pinned func(V) bool) {
 	if e, ok := c.entries[key]; ok {
 		e.Value.(*lruEntry[K, V]).value = value
@@ -42,7 +43,7 @@ func (c *lru[K, V]) add(key K, value V, pinned func(V) bool) {
 	for e := c.order.Back(); e != nil && len(c.entries) > c.capacity; {
 		prev := e.Prev()
 		entry := e.Value.(*lruEntry[K, V])
-		if pinned == nil || !pinned(entry.value) {
+		if entry.key != key && (pinned == nil || !pinned(entry.value)) {
 			c.order.Remove(e)
 			delete(c.entries, entry.key)
 		}

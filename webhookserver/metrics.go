@@ -60,6 +60,10 @@ var (
 		Name: "flexoperator_webhook_duplicates_total",
 		Help: "Redelivered Twilio events acknowledged and dropped, by route.",
 	}, []string{"route"})
+	correctionsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "flexoperator_webhook_endconferenceonexit_corrections_total",
+		Help: "endConferenceOnExit corrections made by the webhook server on receipt of a callback, by outcome (stored: set at Twilio; ignored: the leg was gone; failed: left to the controller).",
+	}, []string{"outcome"})
 	handlingSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "flexoperator_webhook_handling_seconds",
 		Help: "Time from receiving a webhook request to answering it, by route.",
@@ -69,7 +73,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(requestsTotal, signatureFailures, eventsTotal, duplicatesTotal, handlingSeconds)
+	metrics.Registry.MustRegister(requestsTotal, signatureFailures, eventsTotal, duplicatesTotal, correctionsTotal, handlingSeconds)
 }
 
 // instrument counts a route's answers by status code and times them.

@@ -1,6 +1,7 @@
 package webhookserver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -92,10 +93,20 @@ type RoutesOptions struct {
 	// second with a burst of 20.
 	FlexTokenRate  float64
 	FlexTokenBurst int
+	// AuthFailureRate and AuthFailureBurst bound, per client address, the requests that fail
+	// authentication before that client's requests are answered 429 unread. Zero means
+	// DefaultAuthFailureRate and DefaultAuthFailureBurst.
+	AuthFailureRate  float64
+	AuthFailureBurst int
 
 	// Activity, when set, receives the TaskRouter events of every WorkerActivityPolicy
 	// (PatternActivityEvents is registered only then).
 	Activity ActivityEngine
+	// ActivityLeader, when set, finds the leader's webhook address: a replica that is not the
+	// leader forwards activity deliveries there (activity_forward.go) instead of answering 503.
+	ActivityLeader LeaderLocator
+	// ForwardTimeout bounds one forward to the leader; zero means DefaultForwardTimeout.
+	ForwardTimeout time.Duration
 }
 
 // Routes serves Twilio's callbacks and the Flex companion's API for every ConferenceRecoveryPolicy,
@@ -109,6 +120,10 @@ type Routes struct {
 	store  *recoveryStore
 	tokens *tokenCache
 	sinks  *sinkValidator
+	// failures are the per-client budgets of failed authentications.
+	failures *budgets
+	// forward is the HTTP client of forwards to the activity leader.
+	forward *http.Client
 }
 
 // NewRoutes builds the routes; register them with Register.
@@ -126,16 +141,23 @@ func NewRoutes(o RoutesOptions) (*Routes, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	o.DedupSize = orDefault(o.DedupSize, DefaultDedupSize)
-	o.ConferenceCacheSize = orDefault(o.ConferenceCacheSize, DefaultConferenceCacheSize)
-	o.TokenCacheSize = orDefault(o.TokenCacheSize, DefaultTokenCacheSize)
+	o.DedupSize = cmp.Or(max(o.DedupSize, 0), DefaultDedupSize)
+	o.ConferenceCacheSize = cmp.Or(max(o.ConferenceCacheSize, 0), DefaultConferenceCacheSize)
+	o.TokenCacheSize = cmp.Or(max(o.TokenCacheSize, 0), DefaultTokenCacheSize)
 	if o.HandlerTimeout <= 0 {
 		o.HandlerTimeout = DefaultHandlerTimeout
 	}
 	if o.FlexTokenRate <= 0 {
 		o.FlexTokenRate = 5
 	}
-	o.FlexTokenBurst = orDefault(o.FlexTokenBurst, 20)
+	o.FlexTokenBurst = cmp.Or(max(o.FlexTokenBurst, 0), 20)
+	if o.AuthFailureRate <= 0 {
+		o.AuthFailureRate = DefaultAuthFailureRate
+	}
+	o.AuthFailureBurst = cmp.Or(max(o.AuthFailureBurst, 0), DefaultAuthFailureBurst)
+	if o.ForwardTimeout <= 0 {
+		o.ForwardTimeout = DefaultForwardTimeout
+	}
 	log := ctrl.Log.WithName("webhookserver")
 	return &Routes{
 		opts:  o,
@@ -143,17 +165,12 @@ func NewRoutes(o RoutesOptions) (*Routes, error) {
 		dedup: events.NewDedup(o.DedupSize),
 		// A batch may wait for a task fetch (Twilio's client retries within a few seconds) and a
 		// few conflict rounds; it is bounded so a stuck API server cannot pin a writer forever.
-		store:  newRecoveryStore(o.Client, o.APIReader, log, o.ConferenceCacheSize, 30*time.Second),
-		tokens: newTokenCache(o.TokenCacheSize, o.Now, o.FlexTokenRate, o.FlexTokenBurst),
-		sinks:  newSinkValidator(log),
+		store:    newRecoveryStore(o.Client, o.APIReader, log, o.ConferenceCacheSize, 30*time.Second),
+		tokens:   newTokenCache(o.TokenCacheSize, o.Now, o.FlexTokenRate, o.FlexTokenBurst),
+		sinks:    newSinkValidator(log),
+		failures: newBudgets(o.AuthFailureRate, o.AuthFailureBurst),
+		forward:  newForwardClient(o.ForwardTimeout),
 	}, nil
-}
-
-func orDefault(v, def int) int {
-	if v <= 0 {
-		return def
-	}
-	return v
 }
 
 // Register adds the routes to s.
@@ -175,8 +192,9 @@ func (r *Routes) Register(s *Server) {
 }
 
 // policy reads the ConferenceRecoveryPolicy the request's path names, from the cache. The answer
-// is an HTTP status when there is none to use: 404 for a policy that does not exist (nothing
-// Twilio signed can be meant for it), 503 when the cache cannot answer.
+// is an HTTP status when there is none to use: 404 for a policy that does not exist (the callers
+// answer it as they answer a failed authentication, so that an unsigned request cannot tell which
+// policies exist), 503 when the cache cannot answer.
 func (r *Routes) policy(req *http.Request) (*v1alpha1.ConferenceRecoveryPolicy, int, error) {
 	ns, name := req.PathValue("namespace"), req.PathValue("policy")
 	if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
@@ -214,17 +232,24 @@ func (t *twilioRequest) policyKey() string { return t.policy.Namespace + "/" + t
 func (t *twilioRequest) dedupKey(key string) string { return t.policyKey() + "/" + key }
 
 // authenticateTwilio finds the policy, reads the body and checks X-Twilio-Signature against the
-// policy's auth token and public URL. On failure it has answered and returns false: 404 (no
-// policy), 413 (body over the cap), 503 (credentials or public URL unusable: Twilio retries, and
-// a possibly valid event must never get a 4xx, which Event Streams discards), 403 (signature).
+// policy's auth token and public URL. On failure it has answered and returns false: 429 (the
+// client failed authentication too often of late), 403 (signature, or a policy that does not
+// exist: the same answer, so that existence does not leak), 413 (body over the cap), 503
+// (credentials or public URL unusable: Twilio retries, and a possibly valid event must never get a
+// 4xx, which Event Streams discards).
 func (r *Routes) authenticateTwilio(w http.ResponseWriter, req *http.Request, route string) (*twilioRequest, bool) {
+	if r.tooManyFailures(w, req) {
+		return nil, false
+	}
 	policy, status, err := r.policy(req)
 	if err != nil {
 		if status == http.StatusServiceUnavailable {
 			r.log.Error(err, "Read the policy of a webhook")
 			unavailable(w, "cannot read the policy")
 		} else {
-			http.Error(w, err.Error(), status)
+			r.failedAuthentication(req)
+			signatureFailures.WithLabelValues(route).Inc()
+			http.Error(w, "invalid or missing X-Twilio-Signature", http.StatusForbidden)
 		}
 		return nil, false
 	}
@@ -265,6 +290,7 @@ func (r *Routes) verifyTwilio(w http.ResponseWriter, req *http.Request, route, p
 	signedURL := base + req.URL.RequestURI()
 	if err := events.VerifySignature(creds.AuthToken, signedURL, req.Header.Get("Content-Type"), body, req.Header.Get("X-Twilio-Signature")); err != nil {
 		signatureFailures.WithLabelValues(route).Inc()
+		r.failedAuthentication(req)
 		// err names the kind of failure only, never the URL, signature or token.
 		r.log.Info("Refused a webhook with a bad signature", "route", route, "policy", policyKey, "reason", err.Error())
 		http.Error(w, "invalid or missing X-Twilio-Signature", http.StatusForbidden)

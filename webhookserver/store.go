@@ -9,15 +9,11 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/events"
-	"github.com/flexoperator/flex-operator/internal/recovery"
 	"github.com/flexoperator/flex-operator/internal/twilio"
 )
 
@@ -35,7 +31,11 @@ const (
 )
 
 // errNoLeg and errForbidden are returned by a Flex companion mark that cannot be applied.
+// errStale is returned by a mutation that depends on what the controller wrote (the current
+// incident) and did not find it: the writer's copy may predate that write, so it reads the
+// object again once before taking the answer.
 var (
+	errStale     = errors.New("the recovery does not show what the event is about; reading it again")
 	errNoLeg     = errors.New("no connected agent leg of this worker in the conference")
 	errForbidden = errors.New("the leg belongs to another worker")
 )
@@ -76,6 +76,9 @@ type confState struct {
 	running bool
 	// linked is set once the old recovery of a reconnect conference points at this conference.
 	linked bool
+	// seen is what the writer last published for handlers to read without waiting for it: the
+	// recovery as last read or written (never modified once published) and what the task says.
+	seen picture
 
 	// Owned by the running writer.
 	obj  *v1alpha1.ConferenceRecovery // last version read or written; nil when unknown
@@ -100,6 +103,44 @@ type conferenceOp struct {
 	event  events.ConferenceEvent
 	policy *v1alpha1.ConferenceRecoveryPolicy
 	twilio twilio.Client
+	// corrected is set when the handler already set endConferenceOnExit back to false for this
+	// callback (see Routes.correctFirst); the writer records it on the leg.
+	corrected bool
+	// info is what the handler learnt of the conference's task, when it had to read it first;
+	// the writer takes it over instead of reading the task again.
+	info *conferenceInfo
+	// receivedAt is when the request arrived, by the operator's clock.
+	receivedAt time.Time
+}
+
+// picture is what a handler may read of a conference while its writer runs.
+type picture struct {
+	rec  *v1alpha1.ConferenceRecovery
+	info *conferenceInfo // a copy: the writer's own changes as it learns
+}
+
+// view returns what the store last published about the recovery at key (zero when nothing).
+func (s *recoveryStore) view(key types.NamespacedName) picture {
+	s.mu.Lock()
+	cs, ok := s.confs.get(key)
+	s.mu.Unlock()
+	if !ok {
+		return picture{}
+	}
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.seen
+}
+
+// publish makes the writer's current picture visible to handlers.
+func (cs *confState) publish() {
+	var info *conferenceInfo
+	if cs.info != nil {
+		info = cs.info.clone()
+	}
+	cs.mu.Lock()
+	cs.seen = picture{rec: cs.obj, info: info}
+	cs.mu.Unlock()
 }
 
 // opResult is how an op ended.
@@ -140,10 +181,14 @@ func (s *recoveryStore) submit(key types.NamespacedName, o *op) *op {
 	s.mu.Lock()
 	cs, ok := s.confs.get(key)
 	if !ok {
+		// Referenced before it is added, so that no eviction, however full the cache is of
+		// conferences in flight, can drop it and let a second writer start for the conference.
 		cs = &confState{key: key}
+		cs.refs++
 		s.confs.add(key, cs, func(c *confState) bool { return c.refs > 0 })
+	} else {
+		cs.refs++ // held until the op is queued, or handed to the writer started below
 	}
-	cs.refs++ // held until the op is queued, or handed to the writer started below
 	s.mu.Unlock()
 
 	cs.mu.Lock()
@@ -191,6 +236,7 @@ func (s *recoveryStore) markLinked(key types.NamespacedName) {
 func (s *recoveryStore) run(cs *confState) {
 	defer s.release(cs)
 	for {
+		cs.publish()
 		cs.mu.Lock()
 		n := min(len(cs.pending), maxBatch)
 		if n == 0 {
@@ -202,289 +248,5 @@ func (s *recoveryStore) run(cs *confState) {
 		cs.pending = slices.Delete(cs.pending, 0, n)
 		cs.mu.Unlock()
 		s.commit(cs, batch)
-	}
-}
-
-// commit applies one batch and writes the recovery's status at most once (plus conflict retries).
-func (s *recoveryStore) commit(cs *confState, batch []*op) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	defer cancel()
-	log := s.log.WithValues("recovery", cs.key)
-	results := make([]opResult, len(batch))
-	defer func() {
-		for i, o := range batch {
-			o.done <- results[i]
-		}
-	}()
-	// finish sets the result of every op still without one.
-	finish := func(outcome string, err error) {
-		for i := range results {
-			if results[i].outcome == "" && results[i].err == nil {
-				results[i].outcome, results[i].err = outcome, err
-			}
-		}
-	}
-	// Conference callbacks in sequence order; the rest (marks, TaskRouter observations) after
-	// them in arrival order. ApplyConferenceEvent does not depend on the order, but a stable one
-	// makes a batch's effect easy to reason about.
-	order := make([]int, len(batch))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int {
-		ca, cb := batch[a].conference, batch[b].conference
-		switch {
-		case ca != nil && cb != nil:
-			return int(min(max(ca.event.SequenceNumber-cb.event.SequenceNumber, -1), 1))
-		case ca != nil:
-			return -1
-		case cb != nil:
-			return 1
-		}
-		return 0
-	})
-	var latest *conferenceOp // the newest policy snapshot and client in the batch
-	for _, o := range batch {
-		if o.conference != nil {
-			latest = o.conference
-		}
-	}
-	conferenceOutcome := func(outcome string) {
-		for i, o := range batch {
-			if o.conference != nil && results[i].outcome == "" && results[i].err == nil {
-				results[i].outcome = outcome
-			}
-		}
-	}
-
-	if cs.gone {
-		conferenceOutcome(outcomeIgnored)
-		finish(outcomeNoRecovery, nil)
-		return
-	}
-	if latest != nil {
-		if cs.obj == nil {
-			// The cache only: a conference not seen before is usually not protected, and asking
-			// the API server about each would cost a read per call. A recovery another replica has
-			// just created is found by the create below (AlreadyExists).
-			obj, err := s.readCached(ctx, cs.key)
-			if err != nil {
-				finish("", err)
-				return
-			}
-			cs.obj = obj
-		}
-		if cs.info.stale(latest.policy) {
-			info, err := resolveConference(ctx, latest, cs.obj)
-			if err != nil {
-				if cs.obj == nil {
-					finish("", fmt.Errorf("read the conference's task: %w", err))
-					return
-				}
-				// The recovery exists, so the call is protected: record the event with what its
-				// spec says and fetch the task again later for roles and reconnect linkage.
-				log.Error(err, "Read the conference's task; recording the event without it")
-				info = infoFromRecovery(cs.obj, latest.policy)
-			}
-			cs.info = info
-		}
-		if cs.obj == nil && !cs.info.protected {
-			conferenceOutcome(outcomeIgnored)
-		}
-	}
-	live := slices.DeleteFunc(order, func(i int) bool { return results[i].outcome != "" })
-	if len(live) == 0 {
-		return
-	}
-
-	if cs.obj == nil {
-		var obj *v1alpha1.ConferenceRecovery
-		var err error
-		if latest != nil && cs.info.protected {
-			obj, err = s.create(ctx, cs.key, latest, cs.info)
-			if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) {
-				// A genuine callback the API server will never accept (a policy name too long
-				// for a label, say): retrying cannot help, so it is acknowledged and logged.
-				log.Error(err, "The API server refused the ConferenceRecovery")
-				conferenceOutcome(outcomeRejected)
-				finish(outcomeNoRecovery, nil)
-				return
-			}
-		} else {
-			obj, err = s.read(ctx, cs.key)
-		}
-		if err != nil {
-			finish("", err)
-			return
-		}
-		if obj == nil {
-			conferenceOutcome(outcomeIgnored)
-			finish(outcomeNoRecovery, nil)
-			return
-		}
-		cs.obj = obj
-	}
-
-	refetched := false
-	for attempt := 1; ; attempt++ {
-		rec := cs.obj.DeepCopy()
-		changed := false
-		for _, i := range live {
-			results[i] = opResult{}
-			var opChanged bool
-			var err error
-			if c := batch[i].conference; c != nil {
-				opChanged = recovery.ApplyConferenceEvent(&rec.Status, c.event, nil)
-			} else {
-				opChanged, err = batch[i].mutate(rec)
-			}
-			switch {
-			case err != nil:
-				results[i].err = err
-			case opChanged:
-				results[i].outcome, changed = outcomeStored, true
-			default:
-				results[i].outcome = outcomeUnchanged
-			}
-		}
-		if cs.info != nil {
-			if !refetched && latest != nil && cs.info.wantsRefetch(rec.Status.Participants) {
-				// A leg the task's conference.participants did not list when it was read: read it
-				// again (once per leg) so its role and worker are known, then start over.
-				refetched = true
-				if err := cs.info.refetch(ctx, latest, rec.Status.Participants); err != nil {
-					log.Error(err, "Read the conference's task again for a new participant")
-				}
-				attempt--
-				continue
-			}
-			if fillRoles(&rec.Status, cs.info) {
-				changed = true
-			}
-		}
-		if !changed {
-			break
-		}
-		err := s.client.Status().Update(ctx, rec)
-		switch {
-		case err == nil:
-			cs.obj = rec
-		case apierrors.IsConflict(err) && attempt < maxConflictRetries:
-			fresh, rerr := s.readFresh(ctx, cs.key)
-			if rerr != nil || fresh == nil {
-				cs.obj = nil
-				for _, i := range live {
-					results[i] = opResult{} // nothing of this attempt was written
-				}
-				if rerr != nil {
-					finish("", rerr)
-					return
-				}
-				cs.gone = true
-				conferenceOutcome(outcomeIgnored)
-				finish(outcomeNoRecovery, nil)
-				return
-			}
-			cs.obj = fresh
-			continue
-		case apierrors.IsNotFound(err):
-			// Deleted under us (retention, or by hand): a deleted recovery is not brought back.
-			cs.obj, cs.gone = nil, true
-			for _, i := range live {
-				results[i] = opResult{outcome: outcomeNoRecovery}
-				if batch[i].conference != nil {
-					results[i].outcome = outcomeIgnored
-				}
-			}
-			return
-		default:
-			cs.obj = nil
-			for _, i := range live {
-				if results[i].err == nil {
-					results[i] = opResult{err: fmt.Errorf("write ConferenceRecovery status: %w", err)}
-				}
-			}
-			return
-		}
-		break
-	}
-
-	// Conference ops report the reconnect linkage still to make.
-	if cs.info != nil && cs.info.reconnectOf != "" {
-		cs.mu.Lock()
-		needLink := !cs.linked
-		cs.mu.Unlock()
-		for _, i := range live {
-			if batch[i].conference != nil && results[i].err == nil {
-				results[i].reconnectOf, results[i].taskSID, results[i].needLink = cs.info.reconnectOf, cs.info.taskSID, needLink
-			}
-		}
-	}
-}
-
-// read returns the recovery, or nil when there is none. The cache answers first; a miss is
-// confirmed with the API server, since another replica may have just created the object.
-func (s *recoveryStore) read(ctx context.Context, key types.NamespacedName) (*v1alpha1.ConferenceRecovery, error) {
-	rec, err := s.readCached(ctx, key)
-	if err != nil || rec != nil {
-		return rec, err
-	}
-	return s.readFresh(ctx, key)
-}
-
-// readCached returns the recovery as the cache has it, or nil when the cache has none.
-func (s *recoveryStore) readCached(ctx context.Context, key types.NamespacedName) (*v1alpha1.ConferenceRecovery, error) {
-	var rec v1alpha1.ConferenceRecovery
-	if err := s.client.Get(ctx, key, &rec); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("read ConferenceRecovery: %w", err)
-	}
-	return &rec, nil
-}
-
-// readFresh reads the recovery from the API server, bypassing the cache; nil when there is none.
-func (s *recoveryStore) readFresh(ctx context.Context, key types.NamespacedName) (*v1alpha1.ConferenceRecovery, error) {
-	var rec v1alpha1.ConferenceRecovery
-	if err := s.apiReader.Get(ctx, key, &rec); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("read ConferenceRecovery: %w", err)
-	}
-	return &rec, nil
-}
-
-// create makes the recovery of a protected conference; an object that already exists (another
-// replica, or a restart) is read instead.
-func (s *recoveryStore) create(ctx context.Context, key types.NamespacedName, c *conferenceOp, info *conferenceInfo) (*v1alpha1.ConferenceRecovery, error) {
-	labels := map[string]string{v1alpha1.PhaseLabel: string(v1alpha1.PhaseMonitoring)}
-	if len(validation.IsValidLabelValue(c.policy.Name)) == 0 {
-		// Policy names may be longer than a label value allows; spec.policyName has it anyway.
-		labels[v1alpha1.PolicyLabel] = c.policy.Name
-	}
-	rec := &v1alpha1.ConferenceRecovery{
-		ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name, Labels: labels},
-		Spec: v1alpha1.ConferenceRecoverySpec{
-			PolicyName:    c.policy.Name,
-			ConferenceSID: c.event.ConferenceSID,
-			TaskSID:       info.taskSID,
-			WorkflowSID:   info.workflowSID,
-		},
-	}
-	err := s.client.Create(ctx, rec)
-	switch {
-	case err == nil:
-		s.log.V(1).Info("Created ConferenceRecovery", "recovery", key, "task", info.taskSID)
-		return rec, nil
-	case apierrors.IsAlreadyExists(err):
-		existing, err := s.readFresh(ctx, key)
-		if err == nil && existing == nil {
-			err = fmt.Errorf("ConferenceRecovery %s exists but cannot be read", key)
-		}
-		return existing, err
-	default:
-		return nil, fmt.Errorf("create ConferenceRecovery: %w", err)
 	}
 }

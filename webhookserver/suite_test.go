@@ -33,6 +33,7 @@ import (
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/credentials"
 	"github.com/flexoperator/flex-operator/internal/events"
+	"github.com/flexoperator/flex-operator/internal/recovery"
 	"github.com/flexoperator/flex-operator/internal/twilio"
 	"github.com/flexoperator/flex-operator/internal/twiliosim"
 	"github.com/flexoperator/flex-operator/webhookserver"
@@ -341,6 +342,30 @@ func (h *harness) recovery(conferenceSID string) *v1alpha1.ConferenceRecovery {
 		h.t.Fatalf("get recovery: %v", err)
 	}
 	return &rec
+}
+
+// disconnect records on the conference's recovery, as the controller does when it detects the
+// drop, that agentLeg dropped: ping and reconnect events count only for the current incident.
+func (h *harness) disconnect(conferenceSID, agentLeg string) {
+	h.t.Helper()
+	eventually(h.t, 10*time.Second, func() error {
+		rec := h.recovery(conferenceSID)
+		if rec == nil {
+			return fmt.Errorf("no recovery for %s", conferenceSID)
+		}
+		rec.Status.Disconnect = &v1alpha1.DisconnectStatus{CallSID: agentLeg, At: metav1.NewTime(sim.Now().Truncate(time.Second))}
+		return k8sClient.Status().Update(context.Background(), rec)
+	})
+}
+
+// incidentAttrs are the attributes of the incident's ping or reconnect task, as the controller
+// builds them.
+func incidentAttrs(role recovery.TaskRole, conferenceSID, agentLeg string, more map[string]any) map[string]any {
+	attrs := map[string]any{recovery.MarkerAttribute: recovery.Marker{Role: role, ConferenceSID: conferenceSID, DisconnectedCallSID: agentLeg}.Value()}
+	for k, v := range more {
+		attrs[k] = v
+	}
+	return attrs
 }
 
 // waitRecovery polls the conference's recovery until cond accepts it.

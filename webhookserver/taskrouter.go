@@ -14,6 +14,7 @@ import (
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/events"
+	"github.com/flexoperator/flex-operator/internal/recovery"
 	"github.com/flexoperator/flex-operator/internal/twilio"
 )
 
@@ -103,6 +104,7 @@ func (r *Routes) handleTaskRouter(w http.ResponseWriter, req *http.Request) {
 // them were stored. Each recovery's writer applies its events in the order given; events for
 // different recoveries are written concurrently.
 func (r *Routes) processTaskRouterEvents(ctx context.Context, route string, tr *twilioRequest, evs []events.TaskRouterEvent) bool {
+	receivedAt := r.opts.Now()
 	ctx, cancel := r.handlingContext(ctx)
 	defer cancel()
 	type submitted struct {
@@ -136,7 +138,7 @@ func (r *Routes) processTaskRouterEvents(ctx context.Context, route string, tr *
 			duplicatesTotal.WithLabelValues(route).Inc()
 			continue
 		}
-		conferenceSID, mutate := recoveryMutation(tr.policy.Name, ev)
+		conferenceSID, mutate := recoveryMutation(tr.policy, ev, receivedAt)
 		if mutate == nil {
 			eventsTotal.WithLabelValues(route, typ, outcomeIgnored).Inc()
 			continue
@@ -172,9 +174,12 @@ func eventTypeLabel(ev events.TaskRouterEvent) string {
 
 // recoveryMutation returns the recovery (by conference SID) a TaskRouter event concerns and the
 // change it makes, or a nil change when the event is of no interest to recovery. Ping and reconnect
-// tasks are recognised by their attributes: both carry disconnectedConferenceSid, the conference
-// they recover; the reconnect task also has isReconnect true.
-func recoveryMutation(policyName string, ev events.TaskRouterEvent) (string, func(*v1alpha1.ConferenceRecovery) (bool, error)) {
+// tasks are recognised by their recovery marker (recovery.MarkerAttribute), which names the
+// conference and the dropped leg of the incident; a ping must also be on the policy's Recovery Ping
+// workflow when that is known. Events of a task that belongs to another incident than the
+// recovery's current one (an earlier drop of the same call, a task whose attributes were copied)
+// change nothing.
+func recoveryMutation(policy *v1alpha1.ConferenceRecoveryPolicy, ev events.TaskRouterEvent, receivedAt time.Time) (string, func(*v1alpha1.ConferenceRecovery) (bool, error)) {
 	if !ev.IsTaskRouter() || ev.TaskSID == "" {
 		return "", nil
 	}
@@ -183,29 +188,41 @@ func recoveryMutation(policyName string, ev events.TaskRouterEvent) (string, fun
 	default:
 		return "", nil
 	}
-	attrs := parseTaskAttributes(ev.TaskAttributes)
-	if attrs.disconnectedConferenceSID == "" {
+	attrs, _ := recovery.ParseTaskAttributes(ev.TaskAttributes)
+	marker := attrs.Marker
+	pingWorkflow := policy.Status.PingWorkflowSID
+	var apply func(*v1alpha1.ConferenceRecoveryStatus, events.TaskRouterEvent, metav1.Time, metav1.MicroTime) bool
+	switch {
+	case marker.Role == recovery.TaskRolePing && (pingWorkflow == "" || ev.WorkflowSID == "" || ev.WorkflowSID == pingWorkflow):
+		apply = pingEvent
+	case marker.Role == recovery.TaskRoleReconnect && (pingWorkflow == "" || ev.WorkflowSID != pingWorkflow):
+		apply = reconnectEvent
+	default:
 		return "", nil
 	}
 	at := metav1.NewTime(ev.Time.UTC().Truncate(time.Second))
-	apply := pingEvent
-	if attrs.isReconnect {
-		apply = reconnectEvent
-	}
-	return attrs.disconnectedConferenceSID, func(rec *v1alpha1.ConferenceRecovery) (bool, error) {
+	observed := metav1.NewMicroTime(receivedAt)
+	policyName := policy.Name
+	return marker.ConferenceSID, func(rec *v1alpha1.ConferenceRecovery) (bool, error) {
 		// The original task is never the ping or the reconnect task, whatever its attributes
 		// were given; and a recovery belongs to one policy (two policies may share a workspace).
 		if rec.Spec.PolicyName != policyName || ev.TaskSID == rec.Spec.TaskSID {
 			return false, nil
 		}
-		return apply(&rec.Status, ev, at), nil
+		// Only the current incident's tasks count: a recovery that went back to watching after
+		// an agent returned, or a later drop of the same call, ignores an earlier incident's.
+		d := rec.Status.Disconnect
+		if d == nil || !marker.Matches(rec.Spec.ConferenceSID, d.CallSID) {
+			return false, errStale
+		}
+		return apply(&rec.Status, ev, at, observed), nil
 	}
 }
 
 // pingEvent records what a Recovery Ping task's event says: the agent took it (Accepted), its TTL
 // ran out (TimedOut) or it was canceled otherwise. Only the first outcome counts, and events of
 // another ping task than the one recorded are ignored.
-func pingEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.TaskRouterEvent, at metav1.Time) bool {
+func pingEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.TaskRouterEvent, at metav1.Time, _ metav1.MicroTime) bool {
 	ping := st.Ping
 	if ping == nil {
 		ping = &v1alpha1.PingStatus{}
@@ -237,7 +254,7 @@ func pingEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.TaskRouterEvent,
 
 // reconnectEvent records what the reconnect task's event says: its SID, when it entered a queue,
 // who accepted it and when, or that it was canceled before anyone did.
-func reconnectEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.TaskRouterEvent, at metav1.Time) bool {
+func reconnectEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.TaskRouterEvent, at metav1.Time, observed metav1.MicroTime) bool {
 	rc := st.Reconnect
 	if rc == nil {
 		rc = &v1alpha1.ReconnectStatus{}
@@ -257,6 +274,9 @@ func reconnectEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.TaskRouterE
 	case "reservation.accepted":
 		if rc.AcceptedAt == nil && ev.WorkerSID != "" {
 			rc.WorkerSID, rc.AcceptedAt, changed = ev.WorkerSID, &at, true
+			if !observed.IsZero() {
+				rc.AcceptedObservedAt = &observed
+			}
 		}
 	case "task.canceled":
 		if rc.AcceptedAt == nil && rc.CanceledAt == nil {

@@ -92,8 +92,9 @@ func TestPingAndReconnectEventsUpdateTheRecovery(t *testing.T) {
 	})
 
 	// The Recovery Ping, as the controller creates it, accepted by the agent.
-	pingAttrs, _ := json.Marshal(map[string]any{"disconnectedConferenceSid": conferenceSID,
-		"disconnectedWorkerSid": agent.WorkerSID, "disconnectedTaskSid": placed.TaskSID})
+	h.disconnect(conferenceSID, agent.CallSID)
+	pingAttrs, _ := json.Marshal(incidentAttrs(recovery.TaskRolePing, conferenceSID, agent.CallSID, map[string]any{
+		"disconnectedWorkerSid": agent.WorkerSID, "disconnectedTaskSid": placed.TaskSID}))
 	ttl := 15
 	ping, err := h.twilio.CreateTask(ctx, h.cc.WorkspaceSID, twilio.TaskCreate{WorkflowSID: h.cc.Workflows["Ping"],
 		TaskChannel: "default", Attributes: string(pingAttrs), Timeout: &ttl})
@@ -111,7 +112,7 @@ func TestPingAndReconnectEventsUpdateTheRecovery(t *testing.T) {
 	// The customer is redirected into a reconnect task on the original workflow.
 	twiml, err := recovery.BuildEnqueueTwiML(h.cc.Workflows["Voice"], 1000,
 		recovery.ReconnectTaskAttributes(map[string]any{"disconnectedConferenceSid": conferenceSID, "disconnectedWorkerSid": agent.WorkerSID},
-			placed.TaskSID, agent.WorkerSID, false))
+			recovery.Marker{ConferenceSID: conferenceSID, DisconnectedCallSID: agent.CallSID}, placed.TaskSID, agent.WorkerSID, false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,11 +206,13 @@ func TestEventStreamsBatch(t *testing.T) {
 		t.Fatalf("conference callback: %d", got)
 	}
 	h.waitRecovery(conferenceSID, func(*v1alpha1.ConferenceRecovery) error { return nil })
+	agentLeg := newSID("CA")
+	h.disconnect(conferenceSID, agentLeg)
 
 	t0 := sim.Now().Truncate(time.Second)
 	pingTask, reconnectTask, otherPing := newSID("WT"), newSID("WT"), newSID("WT")
-	pingAttrs := map[string]any{"disconnectedConferenceSid": conferenceSID, "disconnectedWorkerSid": h.cc.Workers["alice"]}
-	reconnectAttrs := map[string]any{"disconnectedConferenceSid": conferenceSID, "isReconnect": true}
+	pingAttrs := incidentAttrs(recovery.TaskRolePing, conferenceSID, agentLeg, map[string]any{"disconnectedWorkerSid": h.cc.Workers["alice"]})
+	reconnectAttrs := incidentAttrs(recovery.TaskRoleReconnect, conferenceSID, agentLeg, map[string]any{"isReconnect": true})
 	worker := h.cc.Workers["alice"]
 	batch := []any{
 		// Newest first: the handler sorts by time.
@@ -292,8 +295,9 @@ func TestLegacyTaskRouterCallbacks(t *testing.T) {
 	h := newHarness(t, harnessOptions{legacyCallbacks: true})
 	placed, conferenceSID, agent := h.call("Voice")
 	h.waitRecovery(conferenceSID, func(*v1alpha1.ConferenceRecovery) error { return nil })
-	pingAttrs, _ := json.Marshal(map[string]any{"disconnectedConferenceSid": conferenceSID,
-		"disconnectedWorkerSid": agent.WorkerSID, "disconnectedTaskSid": placed.TaskSID})
+	h.disconnect(conferenceSID, agent.CallSID)
+	pingAttrs, _ := json.Marshal(incidentAttrs(recovery.TaskRolePing, conferenceSID, agent.CallSID, map[string]any{
+		"disconnectedWorkerSid": agent.WorkerSID, "disconnectedTaskSid": placed.TaskSID}))
 	ttl := 15
 	ping, err := h.twilio.CreateTask(context.Background(), h.cc.WorkspaceSID, twilio.TaskCreate{
 		WorkflowSID: h.cc.Workflows["Nowhere"], TaskChannel: "default", Attributes: string(pingAttrs), Timeout: &ttl})

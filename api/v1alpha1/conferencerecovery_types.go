@@ -97,15 +97,25 @@ type ParticipantStatus struct {
 	// JoinedAt is when the leg joined.
 	// +optional
 	JoinedAt *metav1.Time `json:"joinedAt,omitempty"`
-	// LeftAt is when the leg left; empty while connected.
+	// LeftAt is when the leg left, by Twilio's callback timestamp (whole seconds); empty while
+	// connected.
 	// +optional
 	LeftAt *metav1.Time `json:"leftAt,omitempty"`
+	// LeftObservedAt is when the operator received the leave (its own clock, microseconds): the
+	// start of the customer's wait in the timings.
+	// +optional
+	LeftObservedAt *metav1.MicroTime `json:"leftObservedAt,omitempty"`
 	// LeaveReason is Twilio's ReasonParticipantLeft.
 	// +optional
 	LeaveReason string `json:"leaveReason,omitempty"`
 	// Graceful is true when the leave was announced as graceful (Flex companion mark or an API-initiated reason).
 	// +optional
 	Graceful bool `json:"graceful,omitempty"`
+	// SequenceNumber is the highest conference callback SequenceNumber applied to this leg. The
+	// leg's fields are ordered by it, per leg: a callback of one leg delivered after a later
+	// callback of another leg (a retry, another replica) is still applied.
+	// +optional
+	SequenceNumber int64 `json:"sequenceNumber,omitempty"`
 }
 
 // DisconnectStatus records the non-graceful departure that started a recovery.
@@ -123,8 +133,11 @@ type DisconnectStatus struct {
 	// Reason is Twilio's ReasonParticipantLeft for the leg.
 	// +optional
 	Reason string `json:"reason,omitempty"`
-	// At is when the leg left.
+	// At is when the leg left, by Twilio's callback timestamp (whole seconds).
 	At metav1.Time `json:"at"`
+	// ObservedAt is when the operator received the leave (its own clock, microseconds).
+	// +optional
+	ObservedAt *metav1.MicroTime `json:"observedAt,omitempty"`
 }
 
 // PingOutcome is how the Recovery Ping ended.
@@ -179,9 +192,13 @@ type ReconnectStatus struct {
 	// WorkerSID of the agent who accepted the reconnect task.
 	// +optional
 	WorkerSID string `json:"workerSid,omitempty"`
-	// AcceptedAt is when an agent accepted the reconnect task.
+	// AcceptedAt is when an agent accepted the reconnect task, by TaskRouter's event time.
 	// +optional
 	AcceptedAt *metav1.Time `json:"acceptedAt,omitempty"`
+	// AcceptedObservedAt is when the operator received that acceptance (its own clock,
+	// microseconds): the end of the customer's wait in the timings.
+	// +optional
+	AcceptedObservedAt *metav1.MicroTime `json:"acceptedObservedAt,omitempty"`
 	// ConferenceSID of the new conference.
 	// +optional
 	ConferenceSID string `json:"conferenceSid,omitempty"`
@@ -227,13 +244,18 @@ type RecoveryAction struct {
 	Message string `json:"message,omitempty"`
 }
 
-// RecoveryTimings are the figures a contact-centre manager cares about.
+// RecoveryTimings are the figures a contact-centre manager cares about. Both are measured with the
+// operator's own clock, to the millisecond, from when it received the events: Twilio's callback
+// timestamps have whole-second precision. When a receipt time is missing (a status written before
+// receipt times were recorded) Twilio's timestamps are used instead.
 type RecoveryTimings struct {
-	// CustomerWithoutAgent is how long the customer waited between losing the agent and an agent
-	// taking the reconnect task (so far, while the recovery runs).
+	// CustomerWithoutAgent is how long the customer waited between losing the agent (the
+	// operator's receipt of the agent's leave) and an agent taking the reconnect task (its receipt
+	// of the acceptance), or the end of the recovery.
 	// +optional
 	CustomerWithoutAgent *metav1.Duration `json:"customerWithoutAgent,omitempty"`
-	// DetectionToPing is the time from the agent's leave event to the ping task's creation.
+	// DetectionToPing is the time from the operator's receipt of the agent's leave to the ping
+	// task's creation (Twilio's answer to the create).
 	// +optional
 	DetectionToPing *metav1.Duration `json:"detectionToPing,omitempty"`
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/scenario"
 )
 
@@ -65,6 +66,14 @@ func activityStory(ctx context.Context, env *scenario.Env, kubectl, kubeconfig s
 		return err
 	}
 	activity("carol completes: the deferred Break is applied")
+	// The policy's status is refreshed from the engine every few seconds.
+	_ = scenario.Poll(ctx, scenario.Wait, func() (bool, error) {
+		var p v1alpha1.WorkerActivityPolicy
+		if err := env.Client.Get(ctx, c.Key(), &p); err != nil {
+			return false, err
+		}
+		return p.Status.Enforcements >= 4, nil
+	})
 	show(kubectl, kubeconfig, c.Namespace, "workeractivitypolicies")
 	return nil
 }

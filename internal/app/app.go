@@ -55,6 +55,14 @@ type Options struct {
 	UnsafeTwilioBaseURL  bool
 	WebhookMaxBodyBytes  int64
 	GracefulShutdownTime time.Duration
+	// WebhookAdvertiseAddress is this replica's webhook base URL inside the cluster
+	// (http://<pod IP>:<port>); the leader advertises it so followers forward activity
+	// deliveries to it. Empty: built from POD_IP and the webhook port when POD_IP is set.
+	WebhookAdvertiseAddress string
+	// RecoveryResyncAfter and RecoveryResyncRate tune the ConferenceRecovery controller's resync
+	// with Twilio's REST API (see controllers.ConferenceRecoveryReconciler).
+	RecoveryResyncAfter time.Duration
+	RecoveryResyncRate  float64
 
 	// Now is the clock the recovery logic reads; time.Now when nil. Tests give it the simulator's
 	// clock so that TTLs and timeouts advance with the simulator instead of being slept through.
@@ -69,6 +77,9 @@ type Options struct {
 	// ActivityStats, when set, is what the WorkerActivityPolicy controller reads the activity
 	// engine's aggregates from, instead of the engine (controller tests give it fixed figures).
 	ActivityStats activity.StatsSource
+	// AdvertiseResync is how often the leader re-checks its webhook address Lease; zero means
+	// activity.DefaultAdvertiseResync (tests that overwrite the Lease lengthen it).
+	AdvertiseResync time.Duration
 	// Restartable lets a process build more than one manager (tests that stop and restart the
 	// operator in-process); controller-runtime otherwise refuses a second controller of a name.
 	Restartable bool
@@ -85,6 +96,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", "flex-operator.contactcenter.flexoperator.io", "Name of the leader election Lease.")
 	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the operator's own).")
 	fs.StringVar(&o.WebhookBindAddress, "webhook-bind-address", ":9443", "Address of the Twilio webhook server (plain HTTP; TLS ends at the ingress).")
+	fs.StringVar(&o.WebhookAdvertiseAddress, "webhook-advertise-address", "", "Base URL at which the other replicas reach this one's webhook server, e.g. http://10.0.3.7:9443; when it leads, followers forward WorkerActivityPolicy deliveries there. Default: http://$POD_IP:<webhook port> when POD_IP is set; without either, this replica never advertises and followers answer 503 (Event Streams retries).")
 	fs.StringVar(&o.WebhookPublicURL, "webhook-public-url", "", "Base URL at which Twilio reaches the webhook server, e.g. https://flex-operator.example.com; signatures are checked against it. A policy's spec.publicBaseUrl overrides it.")
 	fs.DurationVar(&o.WebhookDrainDelay, "webhook-drain-delay", webhookserver.DefaultDrainDelay, "On shutdown, how long the webhook server keeps answering while reporting not ready, so that Services and ingress controllers stop routing to this replica before it closes. Must be shorter than --graceful-shutdown-timeout.")
 	fs.Func("watch-namespaces", "Comma-separated namespaces to watch; the operator then reads and writes only there, and needs Roles only there (default: all namespaces).", func(v string) error {
@@ -100,6 +112,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.UnsafeTwilioBaseURL, "unsafe-twilio-base-url", false, "Development only: let --twilio-base-url name any host (the Twilio simulator). Never set it in production: the host receives the account's credentials.")
 	fs.Int64Var(&o.WebhookMaxBodyBytes, "webhook-max-body-bytes", webhookserver.DefaultMaxBodyBytes, "Largest webhook body accepted; larger ones get 413.")
 	fs.Float64Var(&o.TwilioRate, "twilio-rate", 0, "Sustained Twilio REST requests per second per account, shared by the whole operator (0: the default of 20; negative: no limit). Set it to what the account's TaskRouter limits allow.")
+	fs.DurationVar(&o.RecoveryResyncAfter, "recovery-resync-after", controllers.DefaultResyncAfter, "How long a ConferenceRecovery in progress may go unchanged before its call is read from Twilio's REST API, to repair callbacks Twilio lost (every one is also read once at start-up).")
+	fs.Float64Var(&o.RecoveryResyncRate, "recovery-resync-rate", controllers.DefaultResyncRate, "Most resyncs with Twilio's REST API per Twilio account and second.")
 	fs.DurationVar(&o.GracefulShutdownTime, "graceful-shutdown-timeout", 30*time.Second, "How long everything gets to stop, the webhook server's drain included.")
 }
 
@@ -238,7 +252,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	}
 	if err := (&controllers.ConferenceRecoveryReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("conferencerecovery-controller"),
-		Twilio: provider, Now: now,
+		Twilio: provider, Now: now, ResyncAfter: o.RecoveryResyncAfter, ResyncRate: o.RecoveryResyncRate,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up ConferenceRecovery controller: %w", err)
 	}
@@ -252,9 +266,13 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	if err != nil {
 		return nil, fmt.Errorf("webhook server: %w", err)
 	}
+	locator, err := advertiseLeader(mgr, o)
+	if err != nil {
+		return nil, err
+	}
 	routes, err := webhookserver.NewRoutes(webhookserver.RoutesOptions{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Credentials: provider,
-		Now: now, PublicURL: o.WebhookPublicURL, Activity: engine,
+		Now: now, PublicURL: o.WebhookPublicURL, Activity: engine, ActivityLeader: locator,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("webhook routes: %w", err)

@@ -3,6 +3,7 @@ package credentials
 import (
 	"context"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -39,7 +40,16 @@ type entry struct {
 	resourceVersion string
 	creds           Credentials
 	client          twilio.Client
+	// refusal, when set, is why the Secret at resourceVersion ("" for a missing one) is unusable,
+	// remembered until refusedUntil so that requests naming it cost no API-server read each.
+	refusal      *Error
+	refusedUntil time.Time
 }
+
+// refusalTTL is how long an unusable Secret is not read again while its resourceVersion stays the
+// same (a Secret created or fixed gets a new one, which is read at once): it bounds what requests
+// for a policy with a broken Secret can cost, unauthenticated ones included.
+const refusalTTL = 5 * time.Second
 
 // For returns the credentials and a client for a policy's twilio block. A *Error means the
 // Secret is missing or wrong (the user's to fix); any other error is transient.
@@ -51,12 +61,15 @@ func (p *Provider) For(ctx context.Context, namespace string, spec v1alpha1.Twil
 		return Credentials{}, nil, err
 	}
 	rv := meta.ResourceVersion
-	if rv != "" {
-		p.mu.Lock()
-		e, ok := p.entries[key]
-		p.mu.Unlock()
-		if ok && e.resourceVersion == rv {
+	p.mu.Lock()
+	e, ok := p.entries[key]
+	p.mu.Unlock()
+	if ok && e.resourceVersion == rv {
+		switch {
+		case e.refusal == nil && rv != "":
 			return e.creds, e.client, nil
+		case e.refusal != nil && time.Now().Before(e.refusedUntil):
+			return Credentials{}, nil, e.refusal
 		}
 	}
 	creds, cerr := Resolve(ctx, p.Data, namespace, spec.CredentialsSecretRef)
@@ -64,7 +77,12 @@ func (p *Provider) For(ctx context.Context, namespace string, spec v1alpha1.Twil
 		if cerr.Err != nil {
 			return Credentials{}, nil, cerr.Err
 		}
-		p.forget(key)
+		p.mu.Lock()
+		if p.entries == nil {
+			p.entries = map[types.NamespacedName]entry{}
+		}
+		p.entries[key] = entry{resourceVersion: rv, refusal: cerr, refusedUntil: time.Now().Add(refusalTTL)}
+		p.mu.Unlock()
 		return Credentials{}, nil, cerr
 	}
 	newFn := p.New
@@ -88,10 +106,4 @@ func (p *Provider) For(ctx context.Context, namespace string, spec v1alpha1.Twil
 		p.mu.Unlock()
 	}
 	return creds, c, nil
-}
-
-func (p *Provider) forget(key types.NamespacedName) {
-	p.mu.Lock()
-	delete(p.entries, key)
-	p.mu.Unlock()
 }

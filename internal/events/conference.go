@@ -121,18 +121,18 @@ func ParseConferenceEvent(form url.Values) (ConferenceEvent, error) {
 		Reason:                           form.Get("Reason"),
 	}
 
-	if !validSID(event.ConferenceSID, "CF") {
+	if !ValidSID(event.ConferenceSID, "CF") {
 		fail("ConferenceSid %s", describeSID(event.ConferenceSID, "CF"))
 	}
-	if event.AccountSID != "" && !validSID(event.AccountSID, "AC") {
+	if event.AccountSID != "" && !ValidSID(event.AccountSID, "AC") {
 		fail("AccountSid %s", describeSID(event.AccountSID, "AC"))
 	}
-	if event.CallSIDEndingConference != "" && !validSID(event.CallSIDEndingConference, "CA") {
+	if event.CallSIDEndingConference != "" && !ValidSID(event.CallSIDEndingConference, "CA") {
 		fail("CallSidEndingConference %s", describeSID(event.CallSIDEndingConference, "CA"))
 	}
 	// CallSid is required on participant events; announcements may carry one.
 	if event.CallSID != "" || event.IsParticipantEvent() {
-		if !validSID(event.CallSID, "CA") {
+		if !ValidSID(event.CallSID, "CA") {
 			fail("CallSid %s", describeSID(event.CallSID, "CA"))
 		}
 	}
@@ -225,16 +225,16 @@ func IsGracefulLeave(reason string) bool {
 	return false
 }
 
-// validSID reports whether sid has Twilio's SID shape: the two-letter prefix
-// of its resource type and 32 hexadecimal digits. Keeping to that shape also
-// keeps a SID safe to use, lower-cased, as a Kubernetes object name.
-func validSID(sid, prefix string) bool {
+// ValidSID reports whether sid has the shape of a Twilio SID of one resource type: its two-letter
+// prefix and 32 lower-case hexadecimal digits, as Twilio issues them and the CRDs' patterns accept.
+// Keeping to that shape also keeps a SID safe to use as a Kubernetes object name. It is the
+// project's one SID validator.
+func ValidSID(sid, prefix string) bool {
 	if len(sid) != 34 || sid[:2] != prefix {
 		return false
 	}
 	for i := 2; i < len(sid); i++ {
-		c := sid[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+		if c := sid[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
 			return false
 		}
 	}
@@ -246,7 +246,7 @@ func describeSID(sid, prefix string) string {
 	if sid == "" {
 		return "is missing"
 	}
-	return fmt.Sprintf("%q is not a %s SID (%s and 32 hex digits)", truncate(sid), prefix, prefix)
+	return fmt.Sprintf("%q is not a %s SID (%s and 32 lower-case hex digits)", truncate(sid), prefix, prefix)
 }
 
 // truncate keeps error messages about hostile input short.

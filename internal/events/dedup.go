@@ -10,8 +10,10 @@ import "sync"
 // It remembers the last size keys added, oldest forgotten first (a ring plus
 // a map). That is enough because redeliveries of an event cluster in time,
 // while memory must stay fixed however many events flow. A key evicted and
-// then redelivered is processed again, which the consumers tolerate: every
-// side effect is guarded in status (see DESIGN.md), dedup only saves work.
+// then redelivered is processed again, which the consumers tolerate: applying
+// an event is idempotent (recovery.ApplyConferenceEvent) and every side effect
+// is recorded in ConferenceRecovery status.actions before it is taken (see
+// internal/recovery's package doc), so dedup only saves work.
 type Dedup struct {
 	mu   sync.Mutex
 	ring []string

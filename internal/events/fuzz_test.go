@@ -29,7 +29,7 @@ func FuzzParseConferenceEvent(f *testing.F) {
 			return
 		}
 		switch {
-		case !validSID(event.ConferenceSID, "CF"):
+		case !ValidSID(event.ConferenceSID, "CF"):
 			t.Fatalf("ConferenceSID %q", event.ConferenceSID)
 		case !knownConferenceEvents[event.Event]:
 			t.Fatalf("Event %q", event.Event)
@@ -37,7 +37,7 @@ func FuzzParseConferenceEvent(f *testing.F) {
 			t.Fatalf("SequenceNumber %d", event.SequenceNumber)
 		case event.Timestamp.IsZero():
 			t.Fatal("zero Timestamp")
-		case event.IsParticipantEvent() && !validSID(event.CallSID, "CA"):
+		case event.IsParticipantEvent() && !ValidSID(event.CallSID, "CA"):
 			t.Fatalf("participant event with CallSID %q", event.CallSID)
 		}
 	})
@@ -65,7 +65,7 @@ func FuzzParseEventStreams(f *testing.F) {
 				if event.TestID == "" {
 					t.Fatalf("event %d: test-sink without TestID", i)
 				}
-				if event.SinkSID != "" && !validSID(event.SinkSID, "DG") {
+				if event.SinkSID != "" && !ValidSID(event.SinkSID, "DG") {
 					t.Fatalf("event %d: sink SID %q", i, event.SinkSID)
 				}
 			case event.IsTaskRouter():
@@ -102,13 +102,13 @@ func checkTaskRouterEvent(t *testing.T, event TaskRouterEvent) {
 	switch {
 	case checkType(event.Type) != nil:
 		t.Fatalf("Type %q", event.Type)
-	case !validSID(event.WorkspaceSID, "WS"):
+	case !ValidSID(event.WorkspaceSID, "WS"):
 		t.Fatalf("WorkspaceSID %q", event.WorkspaceSID)
 	case event.Time.IsZero():
 		t.Fatal("zero Time")
-	case event.TaskSID != "" && !validSID(event.TaskSID, "WT"),
-		event.WorkerSID != "" && !validSID(event.WorkerSID, "WK"),
-		event.ReservationSID != "" && !validSID(event.ReservationSID, "WR"):
+	case event.TaskSID != "" && !ValidSID(event.TaskSID, "WT"),
+		event.WorkerSID != "" && !ValidSID(event.WorkerSID, "WK"),
+		event.ReservationSID != "" && !ValidSID(event.ReservationSID, "WR"):
 		t.Fatalf("bad SID in %+v", event)
 	case event.TaskPriority < 0 || event.TaskVersion < 0 || event.WorkerVersion < 0 || event.ReservationVersion < 0:
 		t.Fatalf("negative number in %+v", event)

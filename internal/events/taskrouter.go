@@ -260,7 +260,7 @@ func parseCloudEvent(raw []byte) (TaskRouterEvent, *cloudEventError) {
 		}
 		ts, _ := parseEventTime(envelope.Time) // the test event's time is informative only
 		event := TaskRouterEvent{ID: id, Type: TypeTestSink, CloudEventType: envelope.Type, Time: ts, TestID: data.TestID}
-		if sink, ok := strings.CutPrefix(envelope.Source, "/v1/Sinks/"); ok && validSID(sink, "DG") {
+		if sink, ok := strings.CutPrefix(envelope.Source, "/v1/Sinks/"); ok && ValidSID(sink, "DG") {
 			event.SinkSID = sink
 		}
 		return event, nil
@@ -306,7 +306,7 @@ func parseTaskRouterData(cloudEventType, envelopeTime string, rawData json.RawMe
 	var errs []error
 	mapFields(&event, payloadFields, false, &errs)
 	if event.AccountSID == "" { // also carried by the WDSEvent envelope
-		if sid := dataFields.text("account_sid"); validSID(sid, "AC") {
+		if sid := dataFields.text("account_sid"); ValidSID(sid, "AC") {
 			event.AccountSID = sid
 		}
 	}
@@ -344,7 +344,7 @@ func ParseLegacyEvent(form url.Values) (TaskRouterEvent, error) {
 	switch sid := form.Get("Sid"); {
 	case sid == "":
 		event.ID = "legacy-" + formDigest(form)
-	case !validSID(sid, "EV"):
+	case !ValidSID(sid, "EV"):
 		errs = append(errs, fmt.Errorf("Sid %s", describeSID(sid, "EV")))
 	default:
 		event.ID = sid
@@ -485,7 +485,7 @@ func mapFields(event *TaskRouterEvent, src fieldSource, legacy bool, errs *[]err
 			if f.required {
 				*errs = append(*errs, fmt.Errorf("%s is missing", key))
 			}
-		case f.sidPrefix != "" && !validSID(value, f.sidPrefix):
+		case f.sidPrefix != "" && !ValidSID(value, f.sidPrefix):
 			*errs = append(*errs, fmt.Errorf("%s %s", key, describeSID(value, f.sidPrefix)))
 		case f.jsonText && !json.Valid([]byte(value)):
 			*errs = append(*errs, fmt.Errorf("%s is not valid JSON", key))

@@ -18,6 +18,7 @@ type Action interface {
 const (
 	NameAnnounce                    = "Announce"
 	NameHoldCustomer                = "HoldCustomer"
+	NameResumeCustomer              = "ResumeCustomer"
 	NameMarkOriginalTask            = "MarkOriginalTask"
 	NameCreatePingTask              = "CreatePingTask"
 	NameCompletePingTask            = "CompletePingTask"
@@ -62,6 +63,14 @@ type HoldCustomer struct {
 // ActionName implements Action.
 func (HoldCustomer) ActionName() string { return NameHoldCustomer }
 
+// ResumeCustomer takes the customer's leg off hold: an agent is back in the call.
+type ResumeCustomer struct {
+	CallSID string
+}
+
+// ActionName implements Action.
+func (ResumeCustomer) ActionName() string { return NameResumeCustomer }
+
 // MarkOriginalTask merges Patch into the original task's attributes (objects are merged key by key,
 // so conversations keeps its other keys).
 type MarkOriginalTask struct {
@@ -71,11 +80,9 @@ type MarkOriginalTask struct {
 // ActionName implements Action.
 func (MarkOriginalTask) ActionName() string { return NameMarkOriginalTask }
 
-// CreatePingTask creates the Recovery Ping task offered to the disconnected agent. Attributes hold
-// the disconnected* fields known from status; the controller completes them with the original
-// task's attributes and SIDs through PingTaskAttributes.
+// CreatePingTask creates the Recovery Ping task offered to the disconnected agent; the controller
+// builds its attributes from the original task's and the recovery's with PingTaskAttributes.
 type CreatePingTask struct {
-	Attributes   map[string]any
 	TTL          time.Duration
 	Priority     int64
 	WorkflowName string

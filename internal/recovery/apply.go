@@ -26,21 +26,19 @@ func (m GracefulMarks) Has(callSID, workerSID string) bool {
 // Ordering: membership (join/leave) is ordered per participant by the callback's Timestamp, kept in
 // JoinedAt (the latest join) and LeftAt (the latest leave not superseded by a later join). A leave
 // at or after the latest join wins, ties included, so a leave arriving before its join still ends
-// with the leg left, and an old join or leave replayed later changes nothing. Timestamps are used
-// rather than a per-participant sequence number because ParticipantStatus has no field for one and
-// JoinedAt/LeftAt are already there; they are truncated to whole seconds in UTC, which is what both
-// Twilio sends and a metav1.Time survives the API server with, so a redelivered or re-parsed event
-// compares equal. The mutable leg fields (label, role, coaching, EndConferenceOnExit) are only
-// overwritten by a callback at least as new as st.LastSequenceNumber (or by the first callback
-// that creates the leg), so a stale participant-modify cannot undo a newer one; a late
-// EndConferenceOnExit=true is still caught per event by CorrectionForEvent. Callbacks with the same
-// SequenceNumber are taken to be the same callback (the webhook server deduplicates on it), so
-// applying any sequence of callbacks a second time changes nothing.
+// with the leg left, and an old join or leave replayed later changes nothing. The timestamps are
+// truncated to whole seconds in UTC, which is what both Twilio sends and a metav1.Time survives the
+// API server with, so a redelivered or re-parsed event compares equal. The mutable leg fields
+// (label, role, coaching, EndConferenceOnExit) are ordered per leg by SequenceNumber (Twilio numbers
+// a conference's callbacks in order): a callback newer than the last one applied to that leg
+// overwrites them, an older one does not. Ordering per leg and not per conference matters: Flex's
+// reset of the agent leg arriving after another leg's later callback must still be recorded.
+// Callbacks with the same SequenceNumber are taken to be the same callback (the webhook server
+// deduplicates on it), so applying any sequence of callbacks a second time changes nothing.
 func ApplyConferenceEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.ConferenceEvent, graceful GracefulMarks) (changed bool) {
 	if st == nil {
 		return false
 	}
-	newest := ev.SequenceNumber >= st.LastSequenceNumber
 	if ev.SequenceNumber > st.LastSequenceNumber {
 		st.LastSequenceNumber = ev.SequenceNumber
 		changed = true
@@ -67,9 +65,12 @@ func ApplyConferenceEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.Confe
 	}
 	p := &st.Participants[idx]
 
-	if newest || created {
+	if created || ev.SequenceNumber > p.SequenceNumber {
 		if setFields(p, ev) {
 			changed = true
+		}
+		if ev.SequenceNumber > p.SequenceNumber {
+			p.SequenceNumber, changed = ev.SequenceNumber, true
 		}
 	}
 	if p.Role == v1alpha1.RoleCustomer && st.CustomerCallSID == "" {
@@ -85,7 +86,7 @@ func ApplyConferenceEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.Confe
 		}
 		if p.LeftAt != nil && p.JoinedAt.After(p.LeftAt.Time) {
 			// A join after the leave: the leg came back (for example after a redirect).
-			p.LeftAt, p.LeaveReason, p.Graceful = nil, "", false
+			p.LeftAt, p.LeftObservedAt, p.LeaveReason, p.Graceful = nil, nil, "", false
 			changed = true
 		}
 	case events.ParticipantLeave:
@@ -103,6 +104,37 @@ func ApplyConferenceEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.Confe
 		}
 	}
 	return changed
+}
+
+// RecordReceipt records when the operator received a leave callback (its own clock): the start of
+// the customer's wait, to the millisecond. It reports whether st changed.
+func RecordReceipt(st *v1alpha1.ConferenceRecoveryStatus, ev events.ConferenceEvent, receivedAt time.Time) bool {
+	if ev.Event != events.ParticipantLeave || receivedAt.IsZero() {
+		return false
+	}
+	i := participantIndex(st, ev.CallSID)
+	if i < 0 || st.Participants[i].LeftAt == nil || st.Participants[i].LeftObservedAt != nil {
+		return false
+	}
+	at := metav1.NewMicroTime(receivedAt)
+	st.Participants[i].LeftObservedAt = &at
+	return true
+}
+
+// RecordCorrection records that endConferenceOnExit was set back to false on the leg after the
+// callback with sequence number seq showed it true: the leg shows false unless a newer callback of
+// the leg has been applied since (which then tells the truth). It reports whether st changed.
+func RecordCorrection(st *v1alpha1.ConferenceRecoveryStatus, callSID string, seq int64) bool {
+	i := participantIndex(st, callSID)
+	if i < 0 {
+		return false
+	}
+	p := &st.Participants[i]
+	if p.SequenceNumber != seq || !p.EndConferenceOnExit {
+		return false
+	}
+	p.EndConferenceOnExit = false
+	return true
 }
 
 // setFields copies the leg's descriptive fields from the callback and reports whether any changed.

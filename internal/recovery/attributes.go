@@ -2,9 +2,11 @@ package recovery
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
-	"fmt"
 	"maps"
+
+	"github.com/flexoperator/flex-operator/api/v1alpha1"
 )
 
 // MergeAttributes returns base with patch merged in: a key whose value is an object on both sides
@@ -65,7 +67,7 @@ func UnmarkedAttributes(attrs map[string]any, followedBy string) map[string]any 
 	}
 	delete(out, "disconnectedTime")
 	delete(out, "wasPingSuccessful")
-	if c, ok := out["conversations"].(map[string]any); ok && c["followed_by"] == orDefault(followedBy, DefaultFollowedBy) {
+	if c, ok := out["conversations"].(map[string]any); ok && c["followed_by"] == cmp.Or(followedBy, DefaultFollowedBy) {
 		c = maps.Clone(c)
 		delete(c, "followed_by")
 		out["conversations"] = c
@@ -73,21 +75,11 @@ func UnmarkedAttributes(attrs map[string]any, followedBy string) map[string]any 
 	return out
 }
 
-// PingTaskExpression is the TaskRouter expression (for ListTasks' EvaluateTaskAttributes on the ping
-// workflow) that finds the ping task of the conference: the way a create whose outcome is unknown is
-// resolved.
-func PingTaskExpression(conferenceSID string) string {
-	return fmt.Sprintf(`disconnectedConferenceSid == "%s"`, conferenceSID)
-}
-
-// ReconnectTaskExpression is the TaskRouter expression that finds the reconnect task the customer's
-// call was enqueued into for the conference.
-func ReconnectTaskExpression(conferenceSID string) string {
-	return fmt.Sprintf(`isReconnect == true AND disconnectedConferenceSid == "%s"`, conferenceSID)
-}
-
-// IsReconnectTask reports whether task attributes are those of a reconnect task.
-func IsReconnectTask(attrs map[string]any) bool {
-	b, _ := attrs["isReconnect"].(bool)
-	return b
+// IncidentMarker is the marker of the recovery's current incident with the given role.
+func IncidentMarker(role TaskRole, spec v1alpha1.ConferenceRecoverySpec, st v1alpha1.ConferenceRecoveryStatus) Marker {
+	m := Marker{Role: role, ConferenceSID: spec.ConferenceSID}
+	if st.Disconnect != nil {
+		m.DisconnectedCallSID = st.Disconnect.CallSID
+	}
+	return m
 }

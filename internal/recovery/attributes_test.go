@@ -66,15 +66,12 @@ func TestUnmarkedAttributes(t *testing.T) {
 	}
 }
 
-func TestLookupExpressions(t *testing.T) {
-	if got, want := PingTaskExpression(confSID), `disconnectedConferenceSid == "`+confSID+`"`; got != want {
-		t.Errorf("ping: %s", got)
-	}
-	if got, want := ReconnectTaskExpression(confSID), `isReconnect == true AND disconnectedConferenceSid == "`+confSID+`"`; got != want {
-		t.Errorf("reconnect: %s", got)
-	}
-	if !IsReconnectTask(map[string]any{"isReconnect": true}) || IsReconnectTask(map[string]any{"isReconnect": "true"}) {
-		t.Error("IsReconnectTask")
+func TestMarkerExpression(t *testing.T) {
+	m := Marker{Role: TaskRolePing, ConferenceSID: confSID, DisconnectedCallSID: agentLeg}
+	want := `flexOperatorRecovery.role == "ping" AND flexOperatorRecovery.conferenceSid == "` + confSID +
+		`" AND flexOperatorRecovery.disconnectedCallSid == "` + agentLeg + `"`
+	if got := m.Expression(); got != want {
+		t.Errorf("got %s", got)
 	}
 }
 

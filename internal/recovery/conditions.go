@@ -1,6 +1,7 @@
 package recovery
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -45,7 +46,7 @@ func SetConditions(st *v1alpha1.ConferenceRecoveryStatus, generation int64, now 
 			set(v1alpha1.ConditionCustomerConnected, metav1.ConditionTrue, ReasonQueued, "The customer is waiting in the reconnect queue.")
 		}
 	default:
-		set(v1alpha1.ConditionCustomerConnected, metav1.ConditionFalse, ReasonCustomerLeft, fmt.Sprintf("The customer left the call (%s).", orDefault(customer.LeaveReason, "conference ended")))
+		set(v1alpha1.ConditionCustomerConnected, metav1.ConditionFalse, ReasonCustomerLeft, fmt.Sprintf("The customer left the call (%s).", cmp.Or(customer.LeaveReason, "conference ended")))
 	}
 
 	var agentLeg, anyAgent bool
@@ -64,8 +65,8 @@ func SetConditions(st *v1alpha1.ConferenceRecoveryStatus, generation int64, now 
 		set(v1alpha1.ConditionAgentConnected, metav1.ConditionTrue, ReasonReconnected, fmt.Sprintf("Agent %s took the reconnect task.", rc.WorkerSID))
 	case st.Disconnect != nil:
 		set(v1alpha1.ConditionAgentConnected, metav1.ConditionFalse, ReasonAgentDisconnected,
-			fmt.Sprintf("Agent %s dropped out of the call at %s (%s).", orDefault(st.Disconnect.WorkerSID, "(unknown)"),
-				st.Disconnect.At.UTC().Format(time.RFC3339), orDefault(st.Disconnect.Reason, "no reason given")))
+			fmt.Sprintf("Agent %s dropped out of the call at %s (%s).", cmp.Or(st.Disconnect.WorkerSID, "(unknown)"),
+				st.Disconnect.At.UTC().Format(time.RFC3339), cmp.Or(st.Disconnect.Reason, "no reason given")))
 	case anyAgent:
 		set(v1alpha1.ConditionAgentConnected, metav1.ConditionFalse, ReasonAgentLeft, "The agents left the call.")
 	default:
@@ -79,6 +80,19 @@ func SetConditions(st *v1alpha1.ConferenceRecoveryStatus, generation int64, now 
 func CustomerWithoutAgent(st v1alpha1.ConferenceRecoveryStatus) *metav1.Duration {
 	if st.Disconnect == nil || st.Disconnect.At.IsZero() {
 		return nil
+	}
+	// The operator's own receipt times, to the millisecond, when both ends have one.
+	if start := st.Disconnect.ObservedAt; start != nil {
+		var end time.Time
+		switch {
+		case st.Reconnect != nil && st.Reconnect.AcceptedObservedAt != nil:
+			end = st.Reconnect.AcceptedObservedAt.Time
+		case (st.Reconnect == nil || st.Reconnect.AcceptedAt == nil) && st.FinishedAt != nil:
+			end = st.FinishedAt.Time
+		}
+		if !end.IsZero() {
+			return &metav1.Duration{Duration: max(0, end.Sub(start.Time))}
+		}
 	}
 	var end *metav1.Time
 	switch {

@@ -1,6 +1,7 @@
 package recovery
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ const (
 	ReasonCustomerLeft      = "CustomerLeft"
 	ReasonReconnectTimeout  = "ReconnectTimeout"
 	ReasonActionFailed      = "ActionFailed"
+	ReasonAgentReturned     = "AgentReturned"
 )
 
 // Decision is the next step of a recovery.
@@ -53,6 +55,10 @@ type Decision struct {
 	// RecheckAfter, when positive, is when Decide should run again even if nothing is observed
 	// (the reconnect timeout).
 	RecheckAfter time.Duration
+	// EndIncident, once Actions is empty, tells the controller to close the incident: an agent is
+	// connected to the call again, so the disconnect, the ping and the steps taken for them are
+	// cleared and the call is watched as before (a later drop starts a new recovery).
+	EndIncident bool
 }
 
 // Decide returns the next step for the recovery described by st under policy p at time now.
@@ -91,6 +97,12 @@ func decide(st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.ConferenceRecoveryP
 			Message: "The customer left the call before being reconnected to an agent.",
 			Actions: pingCleanup(st)}
 	}
+	if !enqueued && anyAgentConnected(st) {
+		// An agent is in the call again (a warm transfer whose join was delivered after the
+		// leave, an agent who rejoined): the customer must not be held, nor redirected out of a
+		// conference that holds an agent.
+		return agentReturned(st, recorded)
+	}
 	if enqueued && customer != nil && customer.LeftAt != nil && !events.IsGracefulLeave(customer.LeaveReason) &&
 		(st.Reconnect == nil || st.Reconnect.AcceptedAt == nil) {
 		// A redirect into the queue leaves the conference "via API"; anything else is a hang-up.
@@ -100,7 +112,7 @@ func decide(st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.ConferenceRecoveryP
 	if rc := st.Reconnect; rc != nil && rc.CanceledAt != nil && rc.AcceptedAt == nil {
 		// The reconnect task is gone before an agent took it: the customer hung up in the queue.
 		return Decision{Phase: v1alpha1.PhaseAbandoned, Reason: ReasonCustomerLeft,
-			Message: fmt.Sprintf("The reconnect task was canceled (%s) before an agent took it.", orDefault(rc.CancelReason, "no reason given"))}
+			Message: fmt.Sprintf("The reconnect task was canceled (%s) before an agent took it.", cmp.Or(rc.CancelReason, "no reason given"))}
 	}
 	if recorded[NameEnqueueReconnect] == v1alpha1.ActionFailed {
 		return Decision{Phase: v1alpha1.PhaseFailed, Reason: ReasonActionFailed,
@@ -204,6 +216,19 @@ func decide(st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.ConferenceRecoveryP
 	return d
 }
 
+// agentReturned stops a recovery whose customer has an agent again: the ping is withdrawn (or
+// completed, if the agent had already taken it), the customer taken off hold, and the incident
+// closed once those steps are recorded.
+func agentReturned(st v1alpha1.ConferenceRecoveryStatus, recorded map[string]v1alpha1.ActionState) Decision {
+	d := Decision{Phase: v1alpha1.PhaseMonitoring, Reason: ReasonAgentReturned, EndIncident: true,
+		Message: "An agent is connected to the call again; the recovery stops and the call is watched as before.",
+		Actions: pingCleanup(st)}
+	if s := recorded[NameHoldCustomer]; s == v1alpha1.ActionDone || s == v1alpha1.ActionPending {
+		d.Actions = append(d.Actions, ResumeCustomer{CallSID: st.CustomerCallSID})
+	}
+	return d
+}
+
 // pingCleanup ends a ping task that is no longer needed because the customer left: a ping still
 // ringing is canceled, so the agent is not offered a call that is gone; one already accepted is
 // completed, as it would have been on the way to the enqueue.
@@ -242,7 +267,7 @@ func monitor(st v1alpha1.ConferenceRecoveryStatus, customerConnected bool) Decis
 	}
 	for _, leg := range st.Participants {
 		if isAgent(leg) && leg.LeftAt == nil && leg.EndConferenceOnExit && !correctionInFlight(st.Actions, leg.CallSID) {
-			d.Actions = append(d.Actions, CorrectEndConferenceOnExit{CallSID: leg.CallSID, SequenceNumber: st.LastSequenceNumber})
+			d.Actions = append(d.Actions, CorrectEndConferenceOnExit{CallSID: leg.CallSID, SequenceNumber: leg.SequenceNumber})
 		}
 	}
 	if anyAgentConnected(st) {
@@ -259,7 +284,7 @@ func monitor(st v1alpha1.ConferenceRecoveryStatus, customerConnected bool) Decis
 	return Decision{Phase: v1alpha1.PhaseDisconnected, Reason: ReasonAgentDisconnected,
 		Message: fmt.Sprintf("The last agent's leg %s left (%s) while the customer is still connected.", last.CallSID, last.LeaveReason),
 		Disconnect: &v1alpha1.DisconnectStatus{WorkerSID: last.WorkerSID, CallSID: last.CallSID,
-			Reason: last.LeaveReason, At: *last.LeftAt}}
+			Reason: last.LeaveReason, At: *last.LeftAt, ObservedAt: last.LeftObservedAt.DeepCopy()}}
 }
 
 // isAgent reports whether the leg counts as an agent: supervisors and coaching legs never do.
@@ -306,22 +331,10 @@ func findCustomer(st v1alpha1.ConferenceRecoveryStatus) *v1alpha1.ParticipantSta
 	return nil
 }
 
-// disconnectedActions are the steps of the Disconnected phase.
+// disconnectedActions are the steps of the Disconnected phase. The ping comes first: the agent
+// whose page is reloading waits for it, and every step before it would add a Twilio call and a
+// status write to that wait; the customer's announcement and hold follow at once.
 func disconnectedActions(st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.ConferenceRecoveryPolicySpec) []Action {
-	var out []Action
-	if p.Customer.AnnouncementURL != "" || p.Customer.AnnouncementText != "" {
-		out = append(out, Announce{URL: p.Customer.AnnouncementURL, Text: p.Customer.AnnouncementText})
-	}
-	out = append(out, HoldCustomer{CallSID: st.CustomerCallSID, MusicURL: p.Customer.HoldMusicURL})
-	followedBy := p.Reporting.FollowedBy
-	if followedBy == "" {
-		followedBy = DefaultFollowedBy
-	}
-	at := st.Disconnect.At.UTC().Format(time.RFC3339)
-	out = append(out, MarkOriginalTask{Patch: map[string]any{
-		"disconnectedTime": at,
-		"conversations":    map[string]any{"followed_by": followedBy},
-	}})
 	ttl := DefaultPingTTL
 	if p.Ping.TTL != nil && p.Ping.TTL.Duration > 0 {
 		ttl = p.Ping.TTL.Duration
@@ -330,21 +343,22 @@ func disconnectedActions(st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.Confer
 	if priority == 0 {
 		priority = DefaultPriority
 	}
-	out = append(out, CreatePingTask{
-		Attributes:   PingTaskAttributes(nil, v1alpha1.ConferenceRecoverySpec{}, st),
+	out := []Action{CreatePingTask{
 		TTL:          ttl,
 		Priority:     priority,
-		WorkflowName: orDefault(p.Ping.WorkflowName, DefaultPingWorkflowName),
-		TaskChannel:  orDefault(p.Ping.TaskChannel, DefaultTaskChannel),
-	})
-	return out
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
+		WorkflowName: cmp.Or(p.Ping.WorkflowName, DefaultPingWorkflowName),
+		TaskChannel:  cmp.Or(p.Ping.TaskChannel, DefaultTaskChannel),
+	}}
+	if p.Customer.AnnouncementURL != "" || p.Customer.AnnouncementText != "" {
+		out = append(out, Announce{URL: p.Customer.AnnouncementURL, Text: p.Customer.AnnouncementText})
 	}
-	return s
+	out = append(out, HoldCustomer{CallSID: st.CustomerCallSID, MusicURL: p.Customer.HoldMusicURL})
+	at := st.Disconnect.At.UTC().Format(time.RFC3339)
+	out = append(out, MarkOriginalTask{Patch: map[string]any{
+		"disconnectedTime": at,
+		"conversations":    map[string]any{"followed_by": cmp.Or(p.Reporting.FollowedBy, DefaultFollowedBy)},
+	}})
+	return out
 }
 
 func actionStates(actions []v1alpha1.RecoveryAction) map[string]v1alpha1.ActionState {
@@ -372,36 +386,38 @@ func filterRecorded(actions []Action, recorded map[string]v1alpha1.ActionState) 
 	return out
 }
 
-// CorrectionForEvent returns the endConferenceOnExit correction a single callback calls for: a
+// CorrectionForEvent reports whether one callback calls for the endConferenceOnExit correction: a
 // participant-join or participant-modify of an agent leg (not coaching) with EndConferenceOnExit
-// true while the customer is connected. It is keyed by the callback's sequence number, so each
-// reset by Flex gets its own correction, and it catches a reset whose callback arrived late and so
-// did not update the leg in status (see ApplyConferenceEvent). Call it after applying ev to st.
-func CorrectionForEvent(st v1alpha1.ConferenceRecoveryStatus, ev events.ConferenceEvent) (CorrectEndConferenceOnExit, bool) {
+// true, unless what is known of the call shows it past saving (the customer left, the conference
+// ended, the recovery finished) or the leg gone. It is decided on the event itself, before the
+// event is stored, so that the webhook server makes the correction first: the setting is
+// idempotent, and every moment it stays true a page refresh loses the customer. st is what is
+// known of the conference so far (the zero status for its first callback); taskRole is the role
+// the conference's task gives the leg, used when the callback's label does not say.
+func CorrectionForEvent(st v1alpha1.ConferenceRecoveryStatus, ev events.ConferenceEvent, taskRole v1alpha1.ParticipantRole) bool {
 	if ev.Event != events.ParticipantJoin && ev.Event != events.ParticipantModify {
-		return CorrectEndConferenceOnExit{}, false
+		return false
 	}
-	if !ev.EndConferenceOnExit || ev.Coaching || st.Disconnect != nil || st.Phase.Terminal() {
-		return CorrectEndConferenceOnExit{}, false
+	if !ev.EndConferenceOnExit || ev.Coaching || st.Phase.Terminal() || st.ConferenceEndedAt != nil {
+		return false
 	}
 	role := v1alpha1.ParticipantRole(events.ParticipantRole(ev.ParticipantLabel, ev.Coaching))
-	if i := participantIndex(&st, ev.CallSID); i >= 0 && role == v1alpha1.RoleUnknown {
-		role = st.Participants[i].Role
-		if st.Participants[i].LeftAt != nil {
-			return CorrectEndConferenceOnExit{}, false
+	if role == v1alpha1.RoleUnknown {
+		role = taskRole
+	}
+	if i := participantIndex(&st, ev.CallSID); i >= 0 {
+		leg := st.Participants[i]
+		if role == v1alpha1.RoleUnknown {
+			role = leg.Role
+		}
+		if leg.LeftAt != nil && ev.SequenceNumber < leg.SequenceNumber {
+			return false // the leg has left since
 		}
 	}
-	customer := findCustomer(st)
-	if role != v1alpha1.RoleAgent || customer == nil || customer.LeftAt != nil || st.ConferenceEndedAt != nil {
-		return CorrectEndConferenceOnExit{}, false
+	if customer := findCustomer(st); customer != nil && customer.LeftAt != nil {
+		return false
 	}
-	c := CorrectEndConferenceOnExit{CallSID: ev.CallSID, SequenceNumber: ev.SequenceNumber}
-	for _, a := range st.Actions {
-		if a.Name == c.ActionName() {
-			return CorrectEndConferenceOnExit{}, false
-		}
-	}
-	return c, true
+	return role == v1alpha1.RoleAgent
 }
 
 // correctionInFlight reports whether a correction of the leg is Pending: its result (and the

@@ -53,7 +53,7 @@ func TestDecide(t *testing.T) {
 		},
 		wantPhase:   v1alpha1.PhaseDisconnected,
 		wantReason:  ReasonAgentDisconnected,
-		wantActions: []string{NameAnnounce, NameHoldCustomer, NameMarkOriginalTask, NameCreatePingTask},
+		wantActions: []string{NameCreatePingTask, NameAnnounce, NameHoldCustomer, NameMarkOriginalTask},
 		wantDisc:    true,
 	}, {
 		name: "warm transfer: another agent still present",
@@ -82,7 +82,7 @@ func TestDecide(t *testing.T) {
 			return st
 		},
 		wantPhase:   v1alpha1.PhaseDisconnected,
-		wantActions: []string{NameAnnounce, NameHoldCustomer, NameMarkOriginalTask, NameCreatePingTask},
+		wantActions: []string{NameCreatePingTask, NameAnnounce, NameHoldCustomer, NameMarkOriginalTask},
 		wantReason:  ReasonAgentDisconnected,
 		wantDisc:    true,
 	}, {
@@ -351,11 +351,10 @@ func TestDecideDisconnectedSteps(t *testing.T) {
 		t.Errorf("disconnect (-want +got):\n%s", diff)
 	}
 	want := []Action{
+		CreatePingTask{TTL: 15 * time.Second, Priority: 1000, WorkflowName: "Recovery Ping", TaskChannel: "default"},
 		Announce{URL: "https://example.com/interrupted.mp3"},
 		HoldCustomer{CallSID: customerLeg, MusicURL: "https://example.com/hold.mp3"},
 		MarkOriginalTask{Patch: map[string]any{"disconnectedTime": "2026-11-23T10:00:10Z", "conversations": map[string]any{"followed_by": "Reconnect Agent"}}},
-		CreatePingTask{Attributes: map[string]any{"disconnectedCallSid": agentLeg, "disconnectedTime": "2026-11-23T10:00:10Z"},
-			TTL: 15 * time.Second, Priority: 1000, WorkflowName: "Recovery Ping", TaskChannel: "default"},
 	}
 	if diff := cmp.Diff(want, d.Actions); diff != "" {
 		t.Errorf("actions (-want +got):\n%s", diff)
@@ -368,48 +367,122 @@ func TestDecideDisconnectedSteps(t *testing.T) {
 func TestEndConferenceOnExitCorrection(t *testing.T) {
 	st := callInProgress()
 	reset := ecoe(ev(4, 3, events.ParticipantModify, agentLeg, "worker"))
-	ApplyConferenceEvent(&st, reset, nil)
-	c, ok := CorrectionForEvent(st, reset)
-	want := CorrectEndConferenceOnExit{CallSID: agentLeg, SequenceNumber: 4}
-	if !ok || c != want {
-		t.Fatalf("CorrectionForEvent = %+v, %v; want %+v", c, ok, want)
+	// Decided on the event itself, before it is stored, and again after.
+	if !CorrectionForEvent(st, reset, v1alpha1.RoleUnknown) {
+		t.Fatal("no correction for Flex's reset")
 	}
+	ApplyConferenceEvent(&st, reset, nil)
+	if !CorrectionForEvent(st, reset, v1alpha1.RoleUnknown) {
+		t.Fatal("no correction for Flex's reset once stored")
+	}
+	want := CorrectEndConferenceOnExit{CallSID: agentLeg, SequenceNumber: 4}
 	d := Decide(st, policy(), t0)
 	if diff := cmp.Diff([]Action{want}, d.Actions); diff != "" {
 		t.Errorf("Decide actions (-want +got):\n%s", diff)
 	}
-	// Pending: neither path repeats it, even after an unrelated newer callback.
-	record(&st, v1alpha1.ActionPending, want.ActionName())
-	ApplyConferenceEvent(&st, ev(5, 4, events.ParticipantMute, customerLeg, "customer"), nil)
-	if _, ok := CorrectionForEvent(st, reset); ok {
-		t.Error("correction repeated for the same callback")
+	// Corrected on receipt: the leg shows false and the controller has nothing to do.
+	if !RecordCorrection(&st, agentLeg, 4) {
+		t.Fatal("correction not recorded")
 	}
+	if got := Decide(st, policy(), t0).Actions; len(got) != 0 {
+		t.Errorf("actions after the webhook's correction: %v", names(got))
+	}
+	// An unrelated newer callback of another leg does not ask again.
+	ApplyConferenceEvent(&st, ev(5, 4, events.ParticipantMute, customerLeg, "customer"), nil)
+	if got := Decide(st, policy(), t0).Actions; len(got) != 0 {
+		t.Errorf("correction repeated after another leg's callback: %v", names(got))
+	}
+	// Flex resets it again: a new correction under the leg's new sequence number.
+	again := ecoe(ev(7, 6, events.ParticipantModify, agentLeg, "worker"))
+	ApplyConferenceEvent(&st, again, nil)
+	if got := Decide(st, policy(), t0).Actions; len(got) != 1 || got[0].ActionName() != (CorrectEndConferenceOnExit{CallSID: agentLeg, SequenceNumber: 7}).ActionName() {
+		t.Errorf("second reset: %v", names(got))
+	}
+	// Pending: not asked again.
+	record(&st, v1alpha1.ActionPending, CorrectEndConferenceOnExit{CallSID: agentLeg, SequenceNumber: 7}.ActionName())
 	if got := Decide(st, policy(), t0).Actions; len(got) != 0 {
 		t.Errorf("correction repeated while pending: %v", names(got))
 	}
-	// Done and confirmed: the flag is false, nothing to do.
-	st.Actions[0].State = v1alpha1.ActionDone
-	ApplyConferenceEvent(&st, ev(6, 5, events.ParticipantModify, agentLeg, "worker"), nil)
-	if got := Decide(st, policy(), t0).Actions; len(got) != 0 {
-		t.Errorf("actions after confirmation: %v", names(got))
-	}
-	// Flex resets it again: a new correction under the new sequence number.
-	again := ecoe(ev(7, 6, events.ParticipantModify, agentLeg, "worker"))
-	ApplyConferenceEvent(&st, again, nil)
-	if c, ok := CorrectionForEvent(st, again); !ok || c.SequenceNumber != 7 {
-		t.Errorf("second reset: %+v, %v", c, ok)
-	}
-	// A late reset callback (older than the newest) is still corrected per event.
-	late := ecoe(ev(3, 2, events.ParticipantJoin, agentLeg, "worker"))
-	if _, ok := CorrectionForEvent(st, late); !ok {
-		t.Error("late reset not corrected")
+	// The role may come from the task when the label says nothing.
+	unlabelled := ecoe(ev(8, 7, events.ParticipantJoin, sid("CA", 77), ""))
+	if CorrectionForEvent(st, unlabelled, v1alpha1.RoleUnknown) || !CorrectionForEvent(st, unlabelled, v1alpha1.RoleAgent) {
+		t.Error("an unlabelled leg is corrected only when the task says it is an agent")
 	}
 	// Not for a coaching leg, nor once the customer is gone.
-	if _, ok := CorrectionForEvent(st, coach(ecoe(ev(8, 7, events.ParticipantJoin, superLeg, "worker")))); ok {
+	if CorrectionForEvent(st, coach(ecoe(ev(8, 7, events.ParticipantJoin, superLeg, "worker"))), v1alpha1.RoleUnknown) {
 		t.Error("correction for a coaching leg")
 	}
 	ApplyConferenceEvent(&st, leave(9, 8, customerLeg, "customer", "participant_hung_up"), nil)
-	if _, ok := CorrectionForEvent(st, again); ok {
+	if CorrectionForEvent(st, again, v1alpha1.RoleUnknown) {
 		t.Error("correction after the customer left")
+	}
+}
+
+// TestLateResetIsRecordedPerLeg is defect 2 of issue 9: Flex's reset of the agent leg delivered after
+// a later callback of another leg (a retry, two replicas) must still be recorded and corrected.
+func TestLateResetIsRecordedPerLeg(t *testing.T) {
+	st := callInProgress()
+	ApplyConferenceEvent(&st, ev(10, 9, events.ParticipantMute, customerLeg, "customer"), nil)
+	late := ecoe(ev(8, 7, events.ParticipantModify, agentLeg, "worker"))
+	if !ApplyConferenceEvent(&st, late, nil) {
+		t.Fatal("the late reset changed nothing")
+	}
+	d := Decide(st, policy(), t0)
+	if len(d.Actions) != 1 {
+		t.Fatalf("actions %v, want the correction", names(d.Actions))
+	}
+	if c, ok := d.Actions[0].(CorrectEndConferenceOnExit); !ok || c.CallSID != agentLeg {
+		t.Errorf("action %+v", d.Actions[0])
+	}
+	// An older callback of the same leg still does not undo a newer one.
+	ApplyConferenceEvent(&st, ev(11, 10, events.ParticipantModify, agentLeg, "worker"), nil)
+	ApplyConferenceEvent(&st, ecoe(ev(9, 8, events.ParticipantModify, agentLeg, "worker")), nil)
+	for _, p := range st.Participants {
+		if p.CallSID == agentLeg && (p.EndConferenceOnExit || p.SequenceNumber != 11) {
+			t.Errorf("agent leg %+v after a stale reset", p)
+		}
+	}
+}
+
+// TestAgentBackStopsTheRecovery is defect 3 of issue 9: every step is decided on the current
+// picture. A warm transfer whose leave is delivered before the new agent's join starts a recovery;
+// once the join is seen, the ping is withdrawn, the customer resumed and the incident closed,
+// and nothing moves the customer out of a conference that holds an agent.
+func TestAgentBackStopsTheRecovery(t *testing.T) {
+	st := callInProgress()
+	applyAll(&st, nil, leave(4, 10, agentLeg, "worker", "participant_hung_up"))
+	d := Decide(st, policy(), t0.Add(11*time.Second))
+	if d.Disconnect == nil {
+		t.Fatal("no disconnect detected")
+	}
+	st.Disconnect = d.Disconnect
+	record(&st, v1alpha1.ActionDone, NameCreatePingTask, NameAnnounce, NameHoldCustomer, NameMarkOriginalTask)
+	st.Ping = &v1alpha1.PingStatus{TaskSID: pingSID}
+
+	// bob's join, delivered late (it happened before alice's leave).
+	applyAll(&st, nil, ev(5, 9, events.ParticipantJoin, agent2Leg, "worker"))
+	d = Decide(st, policy(), t0.Add(12*time.Second))
+	want := []Action{CancelPingTask{TaskSID: pingSID}, ResumeCustomer{CallSID: customerLeg}}
+	if diff := cmp.Diff(want, d.Actions); diff != "" {
+		t.Errorf("actions (-want +got):\n%s", diff)
+	}
+	if d.Phase != v1alpha1.PhaseMonitoring || d.Reason != ReasonAgentReturned || !d.EndIncident {
+		t.Errorf("decision %s/%s endIncident=%v", d.Phase, d.Reason, d.EndIncident)
+	}
+	// The ping had been accepted: it is completed, and still no enqueue.
+	st.Ping.Outcome = v1alpha1.PingAccepted
+	d = Decide(st, policy(), t0.Add(12*time.Second))
+	for _, a := range d.Actions {
+		if _, ok := a.(EnqueueReconnect); ok {
+			t.Errorf("enqueue decided with an agent in the call: %v", names(d.Actions))
+		}
+	}
+	if len(d.Actions) == 0 || d.Actions[0] != (CompletePingTask{TaskSID: pingSID}) {
+		t.Errorf("accepted ping not completed: %v", names(d.Actions))
+	}
+	// Once the customer is redirected, an agent joining the old conference changes nothing.
+	record(&st, v1alpha1.ActionDone, NameEnqueueReconnect)
+	if d := Decide(st, policy(), t0.Add(12*time.Second)); d.EndIncident {
+		t.Error("incident ended after the enqueue")
 	}
 }

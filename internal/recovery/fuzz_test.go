@@ -68,7 +68,7 @@ func FuzzApplyConferenceEvent(f *testing.F) {
 			_ = Decide(st, policy(), t0.Add(time.Hour))
 		}
 		for _, e := range evs {
-			_, _ = CorrectionForEvent(st, e)
+			_ = CorrectionForEvent(st, e, v1alpha1.RoleAgent)
 		}
 	})
 }

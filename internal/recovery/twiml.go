@@ -11,13 +11,14 @@ import (
 	"time"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
+	"github.com/flexoperator/flex-operator/internal/events"
 )
 
 // BuildEnqueueTwiML returns the TwiML that moves the customer's call into a new task on workflowSID:
 // <Response><Enqueue workflowSid="WW…"><Task priority="n">{json}</Task></Enqueue></Response>, with
 // the JSON attributes XML-escaped.
 func BuildEnqueueTwiML(workflowSID string, priority int64, attrs map[string]any) (string, error) {
-	if !validSID(workflowSID, "WW") {
+	if !events.ValidSID(workflowSID, "WW") {
 		return "", fmt.Errorf("enqueue twiml: workflow SID %q is not WW and 32 hex digits", workflowSID)
 	}
 	if priority < 0 || priority > 2147483647 {
@@ -84,11 +85,25 @@ func xmlEscape(s string) string {
 	return buf.String()
 }
 
+// recoveryFields are the attributes a recovery writes on its ping and reconnect tasks (and on the
+// original task). A task built from another task's attributes gets them fresh, never inherited:
+// after one recovery the original task of the next is a reconnect task, and what it says about the
+// first incident (its role, its target agent, the first disconnect) must not leak into the second.
+var recoveryFields = []string{
+	MarkerAttribute, "isReconnect", "targetWorkerSid", "wasPingSuccessful",
+	"disconnectedTaskSid", "disconnectedTaskWorkflowSid", "disconnectedConferenceSid", "disconnectedWorkerSid",
+	"disconnectedWorkerName", "disconnectedCallSid", "disconnectedReservationSid", "disconnectedTime",
+}
+
 // PingTaskAttributes returns the Recovery Ping task's attributes: the original task's attributes
-// plus the disconnected* fields the ping workflow routes on and the reconnect step reads back. The
-// original map is not modified. Fields whose value is unknown are left out.
+// without any recovery field they carried, plus the disconnected* fields the ping workflow routes
+// on and the ping's marker (see MarkerAttribute). The original map is not modified. Fields whose
+// value is unknown are left out.
 func PingTaskAttributes(original map[string]any, spec v1alpha1.ConferenceRecoverySpec, st v1alpha1.ConferenceRecoveryStatus) map[string]any {
 	attrs := copyMap(original)
+	for _, k := range recoveryFields {
+		delete(attrs, k)
+	}
 	set := func(key, value string) {
 		if value != "" {
 			attrs[key] = value
@@ -97,6 +112,7 @@ func PingTaskAttributes(original map[string]any, spec v1alpha1.ConferenceRecover
 	set("disconnectedTaskSid", spec.TaskSID)
 	set("disconnectedTaskWorkflowSid", spec.WorkflowSID)
 	set("disconnectedConferenceSid", spec.ConferenceSID)
+	marker := Marker{Role: TaskRolePing, ConferenceSID: spec.ConferenceSID}
 	if d := st.Disconnect; d != nil {
 		set("disconnectedWorkerSid", d.WorkerSID)
 		set("disconnectedWorkerName", d.WorkerName)
@@ -105,20 +121,25 @@ func PingTaskAttributes(original map[string]any, spec v1alpha1.ConferenceRecover
 		if !d.At.IsZero() {
 			attrs["disconnectedTime"] = d.At.UTC().Format(time.RFC3339)
 		}
+		marker.DisconnectedCallSID = d.CallSID
 	}
+	attrs[MarkerAttribute] = marker.Value()
 	return attrs
 }
 
 // ReconnectTaskAttributes returns the reconnect task's attributes from the ping task's (which carry
-// the original's): targetWorkerSid only when the agent answered the ping (not a fallback),
-// isReconnect true, conference emptied so Flex fills it in for the new conference, and
+// the original's): the reconnect marker of the incident (which replaces the ping's), targetWorkerSid
+// only when the agent answered the ping (not a fallback), the seed's isReconnect true for the Flex
+// plugin, conference emptied so Flex fills it in for the new conference, and
 // conversations.conversation_id kept, or set to the original task SID so reporting links the two.
-func ReconnectTaskAttributes(pingAttrs map[string]any, originalTaskSID, targetWorkerSID string, fallback bool) map[string]any {
+func ReconnectTaskAttributes(pingAttrs map[string]any, incident Marker, originalTaskSID, targetWorkerSID string, fallback bool) map[string]any {
 	attrs := copyMap(pingAttrs)
 	delete(attrs, "targetWorkerSid")
 	if !fallback && targetWorkerSID != "" {
 		attrs["targetWorkerSid"] = targetWorkerSID
 	}
+	incident.Role = TaskRoleReconnect
+	attrs[MarkerAttribute] = incident.Value()
 	attrs["isReconnect"] = true
 	attrs["conference"] = map[string]any{}
 	conversations := map[string]any{}
@@ -142,16 +163,4 @@ func copyMap(m map[string]any) map[string]any {
 		out[k] = v
 	}
 	return out
-}
-
-func validSID(sid, prefix string) bool {
-	if len(sid) != 34 || !strings.HasPrefix(sid, prefix) {
-		return false
-	}
-	for _, c := range sid[2:] {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,12 +80,54 @@ func TestPingTaskAttributes(t *testing.T) {
 		"disconnectedTaskSid": taskSID, "disconnectedTaskWorkflowSid": workflowSID, "disconnectedConferenceSid": confSID,
 		"disconnectedWorkerSid": workerSID, "disconnectedWorkerName": "Ann", "disconnectedCallSid": agentLeg,
 		"disconnectedReservationSid": resSID, "disconnectedTime": t0.Add(10 * time.Second).Format(time.RFC3339),
+		MarkerAttribute: map[string]any{"role": "ping", "conferenceSid": confSID, "disconnectedCallSid": agentLeg},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	if len(original) != 2 {
 		t.Error("original modified")
+	}
+}
+
+// TestSecondRecoveryInheritsNothing builds the tasks of a call that drops twice: the second ping
+// is built from the first reconnect task (the original task of the new conference). Nothing of the
+// first incident may make the second ping look like a reconnect task, target the first agent, or
+// point at the first conference.
+func TestSecondRecoveryInheritsNothing(t *testing.T) {
+	first := v1alpha1.ConferenceRecoverySpec{ConferenceSID: confSID, TaskSID: taskSID, WorkflowSID: workflowSID}
+	firstSt := v1alpha1.ConferenceRecoveryStatus{Disconnect: &v1alpha1.DisconnectStatus{WorkerSID: workerSID, CallSID: agentLeg,
+		ReservationSID: resSID, At: *mt(10)}}
+	ping1 := PingTaskAttributes(map[string]any{"from": "+15550001"}, first, firstSt)
+	reconnect1 := ReconnectTaskAttributes(ping1, IncidentMarker(TaskRoleReconnect, first, firstSt), taskSID, workerSID, false)
+
+	secondConf, secondTask, secondLeg := "CF"+strings.Repeat("2", 32), "WT"+strings.Repeat("2", 32), "CA"+strings.Repeat("2", 32)
+	second := v1alpha1.ConferenceRecoverySpec{ConferenceSID: secondConf, TaskSID: secondTask, WorkflowSID: workflowSID}
+	secondSt := v1alpha1.ConferenceRecoveryStatus{Disconnect: &v1alpha1.DisconnectStatus{CallSID: secondLeg, At: *mt(90)}}
+	ping2 := PingTaskAttributes(UnmarkedAttributes(reconnect1, ""), second, secondSt)
+
+	got := AttributesOf(ping2)
+	if want := (Marker{Role: TaskRolePing, ConferenceSID: secondConf, DisconnectedCallSID: secondLeg}); got.Marker != want {
+		t.Errorf("second ping marker = %+v, want %+v", got.Marker, want)
+	}
+	for _, k := range []string{"isReconnect", "targetWorkerSid", "disconnectedReservationSid", "disconnectedWorkerSid"} {
+		if v, ok := ping2[k]; ok {
+			t.Errorf("second ping inherited %s = %v", k, v)
+		}
+	}
+	if ping2["disconnectedConferenceSid"] != secondConf || ping2["disconnectedTaskSid"] != secondTask {
+		t.Errorf("second ping points at %v / %v", ping2["disconnectedConferenceSid"], ping2["disconnectedTaskSid"])
+	}
+	reconnect2 := ReconnectTaskAttributes(ping2, IncidentMarker(TaskRoleReconnect, second, secondSt), secondTask, "", true)
+	if m := AttributesOf(reconnect2).Marker; m.Role != TaskRoleReconnect || m.ConferenceSID != secondConf || m.DisconnectedCallSID != secondLeg {
+		t.Errorf("second reconnect marker = %+v", m)
+	}
+	if _, ok := reconnect2["targetWorkerSid"]; ok {
+		t.Error("a fallback reconnect targets a worker")
+	}
+	// The lookups of the second incident do not find the first incident's tasks.
+	if IncidentMarker(TaskRolePing, second, secondSt).Matches(confSID, agentLeg) {
+		t.Error("the second incident's marker matches the first")
 	}
 }
 
@@ -100,15 +143,17 @@ func TestReconnectTaskAttributes(t *testing.T) {
 		name: "to the same agent, conversation id from the original task",
 		ping: ping,
 		want: map[string]any{"disconnectedTaskSid": taskSID, "targetWorkerSid": workerSID, "isReconnect": true, "conference": map[string]any{},
+			MarkerAttribute: map[string]any{"role": "reconnect", "conferenceSid": confSID, "disconnectedCallSid": agentLeg},
 			"conversations": map[string]any{"followed_by": "Reconnect Agent", "conversation_id": taskSID}},
 	}, {
 		name: "fallback has no target; existing conversation id kept",
 		ping: map[string]any{"conversations": map[string]any{"conversation_id": "KEEP"}}, fallback: true,
-		want: map[string]any{"isReconnect": true, "conference": map[string]any{}, "conversations": map[string]any{"conversation_id": "KEEP"}},
+		want: map[string]any{"isReconnect": true, "conference": map[string]any{}, "conversations": map[string]any{"conversation_id": "KEEP"},
+			MarkerAttribute: map[string]any{"role": "reconnect", "conferenceSid": confSID, "disconnectedCallSid": agentLeg}},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := ReconnectTaskAttributes(tt.ping, "", workerSID, tt.fallback)
+			got := ReconnectTaskAttributes(tt.ping, Marker{ConferenceSID: confSID, DisconnectedCallSID: agentLeg}, "", workerSID, tt.fallback)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
+	"github.com/flexoperator/flex-operator/internal/recovery"
 	"github.com/flexoperator/flex-operator/internal/twiliosim"
 )
 
@@ -220,15 +221,19 @@ func (c *Centre) Tasks(match func(twiliosim.TaskState) bool) []twiliosim.TaskSta
 	return out
 }
 
-// IsPingTask reports whether t is a Recovery Ping task.
+// IsPingTask reports whether t is a Recovery Ping task (by its recovery marker).
 func IsPingTask(t twiliosim.TaskState) bool {
-	_, ping := t.Attributes["disconnectedConferenceSid"]
-	return ping && t.Attributes["isReconnect"] != true
+	return recovery.AttributesOf(t.Attributes).Marker.Role == recovery.TaskRolePing
 }
 
-// IsReconnectTask reports whether t is a reconnect task.
+// IsReconnectTask reports whether t is a reconnect task (by its recovery marker).
 func IsReconnectTask(t twiliosim.TaskState) bool {
-	return t.Attributes["isReconnect"] == true
+	return recovery.AttributesOf(t.Attributes).Marker.Role == recovery.TaskRoleReconnect
+}
+
+// RecoversConference reports whether t is a ping or reconnect task of the conference.
+func RecoversConference(t twiliosim.TaskState, conferenceSID string) bool {
+	return recovery.AttributesOf(t.Attributes).Marker.ConferenceSID == conferenceSID
 }
 
 // Recovery reads the ConferenceRecovery of a conference.

@@ -133,6 +133,7 @@ type deliverer struct {
 	faults  Faults
 	changed chan struct{}
 	tests   map[string]bool
+	held    []queued
 	log     []DeliveryRecord
 	closed  bool
 }
@@ -197,6 +198,16 @@ func (d *deliverer) enqueue(key string, dest destination, it item) {
 		go d.run(q)
 	}
 	q.stats.URL = dest.url
+	if it.form != nil && d.faults.DropCallbacks != nil && d.faults.DropCallbacks(it.form) {
+		q.stats.Dropped++
+		d.notify()
+		return
+	}
+	if it.form != nil && d.faults.HoldCallbacks != nil && d.faults.HoldCallbacks(it.form) {
+		d.held = append(d.held, queued{item: it, dest: dest})
+		d.notify()
+		return
+	}
 	q.items = append(q.items, queued{item: it, dest: dest})
 	q.stats.Pending = len(q.items) + q.inflight
 	select {
@@ -215,6 +226,36 @@ func (d *deliverer) drop(key string) {
 		q.items = nil
 		q.stats.Pending = q.inflight
 		d.notify()
+	}
+}
+
+// releaseHeld queues the held callbacks again, in the order they were held,
+// behind whatever their destinations have queued meanwhile.
+func (d *deliverer) releaseHeld() int {
+	d.mu.Lock()
+	held := d.held
+	d.held = nil
+	d.mu.Unlock()
+	for _, h := range held {
+		d.enqueueAfterHold(h)
+	}
+	return len(held)
+}
+
+func (d *deliverer) enqueueAfterHold(h queued) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, q := range d.queues {
+		if q.stats.URL == h.dest.url {
+			q.items = append(q.items, h)
+			q.stats.Pending = len(q.items) + q.inflight
+			select {
+			case q.wake <- struct{}{}:
+			default:
+			}
+			d.notify()
+			return
+		}
 	}
 }
 
@@ -471,6 +512,10 @@ func (d *deliverer) testDelivered(id string) bool {
 
 // Deliveries reports webhook delivery counts so tests can wait on them.
 func (s *Sim) Deliveries() DeliveryStats { return s.deliver.stats() }
+
+// ReleaseHeldCallbacks delivers the callbacks the HoldCallbacks fault held
+// back, after what was sent meanwhile, and reports how many there were.
+func (s *Sim) ReleaseHeldCallbacks() int { return s.deliver.releaseHeld() }
 
 // DeliveryLog returns the most recent webhook requests (up to 500).
 func (s *Sim) DeliveryLog() []DeliveryRecord { return s.deliver.records() }

@@ -314,13 +314,15 @@ func (s *Sim) rateLimit() error {
 	if lim == nil {
 		return nil
 	}
-	res := lim.Reserve()
+	// The bucket fills on the simulator's clock, like every other timer here: a test advances it
+	// rather than depending on how fast the machine sends the burst.
+	res := lim.ReserveN(s.now(), 1)
 	if !res.OK() {
 		s.countThrottled()
 		return &apiError{status: 429, code: 20429, message: "Too Many Requests", retryAfter: 1}
 	}
-	if d := res.Delay(); d > 0 {
-		res.Cancel()
+	if d := res.DelayFrom(s.now()); d > 0 {
+		res.CancelAt(s.now())
 		s.countThrottled()
 		return &apiError{status: 429, code: 20429, message: "Too Many Requests", retryAfter: int(math.Ceil(d.Seconds()))}
 	}
@@ -358,6 +360,14 @@ type Faults struct {
 	// ReorderDeliveries sends webhooks of one destination out of order:
 	// batches reversed, single webhooks swapped pairwise.
 	ReorderDeliveries bool
+	// HoldCallbacks holds back every form webhook (conference status or
+	// legacy callback) it returns true for, in the order they come, until
+	// ReleaseHeldCallbacks: a callback delayed behind later ones, as a
+	// retry or another replica's slower answer makes it.
+	HoldCallbacks func(form url.Values) bool
+	// DropCallbacks loses every form webhook it returns true for, as
+	// Twilio loses a conference callback it never retries.
+	DropCallbacks func(form url.Values) bool
 }
 
 // SetFaults replaces the injected faults.

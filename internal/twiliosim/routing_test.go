@@ -391,6 +391,20 @@ func TestRateLimitBurstCompletes(t *testing.T) {
 			errs <- err
 		}()
 	}
+	// The simulator's clock is frozen, so the bucket cannot refill while the burst is sent: past
+	// the burst every request is throttled whatever the machine's speed. Once some are, a second
+	// of simulated time lets the client's retries through.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, throttled := s.RequestStats(); throttled > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no request of the burst was throttled")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.Advance(10 * time.Second)
 	wg.Wait()
 	close(errs)
 	for err := range errs {

@@ -9,6 +9,7 @@ package deploy
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -96,18 +97,23 @@ func decodeAll(t *testing.T, stream string) []*unstructured.Unstructured {
 	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(stream), 4096)
 	var objs []*unstructured.Unstructured
 	for {
-		var m map[string]any
-		err := dec.Decode(&m)
+		var raw json.RawMessage
+		err := dec.Decode(&raw)
 		if errors.Is(err, io.EOF) {
 			return objs
 		}
 		if err != nil {
 			t.Fatalf("decode rendered YAML: %v", err)
 		}
-		if len(m) == 0 {
+		if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
 			continue
 		}
-		objs = append(objs, &unstructured.Unstructured{Object: m})
+		// Unstructured's own decoding keeps integers as int64, as the API machinery does.
+		obj := &unstructured.Unstructured{}
+		if err := obj.UnmarshalJSON(raw); err != nil {
+			t.Fatalf("decode rendered object: %v\n%s", err, raw)
+		}
+		objs = append(objs, obj)
 	}
 }
 

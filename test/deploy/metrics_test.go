@@ -115,8 +115,11 @@ func TestAlertsUseExportedMetrics(t *testing.T) {
 		Groups []struct {
 			Name  string `json:"name"`
 			Rules []struct {
-				Alert string `json:"alert"`
-				Expr  string `json:"expr"`
+				Alert       string            `json:"alert"`
+				Expr        string            `json:"expr"`
+				For         string            `json:"for"`
+				Labels      map[string]string `json:"labels"`
+				Annotations map[string]string `json:"annotations"`
 			} `json:"rules"`
 		} `json:"groups"`
 	}

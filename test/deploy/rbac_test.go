@@ -1,3 +1,5 @@
+//go:build rbace2e
+
 package deploy
 
 import (
@@ -73,7 +75,7 @@ func TestOperatorRunsWithChartRBAC(t *testing.T) {
 			operatorAs.user = "system:serviceaccount:" + mode.namespace + ":" + sa
 			operatorAs.groups = []string{"system:serviceaccounts", "system:serviceaccounts:" + mode.namespace, "system:authenticated"}
 			operatorAs.options = func(o *app.Options) {
-				o.LeaderElection, o.LeaderElectionNS = true, mode.namespace
+				o.LeaderElection, o.LeaderElectionNS, o.LeaderElectionID = true, mode.namespace, "flex-operator.contactcenter.flexoperator.io"
 				o.MetricsAddress, o.MetricsSecure = metricsAddr, true
 				if mode.namespaced {
 					o.WatchNamespaces = []string{mode.watched}

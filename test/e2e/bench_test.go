@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"runtime"
 	"sort"
@@ -14,11 +17,13 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/scenario"
+	"github.com/flexoperator/flex-operator/internal/twilio"
 	"github.com/flexoperator/flex-operator/internal/twiliosim"
 )
 
@@ -59,6 +64,46 @@ func (s *sideEffects) record(r *http.Request) {
 	s.paths[kind] = append(s.paths[kind], r.URL.Path)
 	s.mu.Unlock()
 }
+
+// callbackTimer is the simulator's webhook client, which records when a conference callback the
+// benchmarks time leaves for the operator ("reset-sent": Flex's endConferenceOnExit=true on an
+// agent leg; "leave-sent": an agent leg's participant-leave), so that latencies can be measured
+// from the operator's receipt rather than from the simulated action.
+func callbackTimer(s *sideEffects) *http.Client {
+	return &http.Client{
+		Timeout:       5 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport: roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if req.Body != nil && strings.HasPrefix(req.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+				body, err := io.ReadAll(req.Body)
+				if err != nil {
+					return nil, err
+				}
+				req.Body = io.NopCloser(bytes.NewReader(body))
+				form, _ := url.ParseQuery(string(body))
+				agent := strings.HasPrefix(form.Get("ParticipantLabel"), "worker")
+				kind := ""
+				switch ev := form.Get("StatusCallbackEvent"); {
+				case agent && (ev == "participant-join" || ev == "participant-modify") && form.Get("EndConferenceOnExit") == "true":
+					kind = "reset-sent"
+				case agent && ev == "participant-leave":
+					kind = "leave-sent"
+				}
+				if kind != "" {
+					s.mu.Lock()
+					s.times[kind] = append(s.times[kind], time.Now())
+					s.paths[kind] = append(s.paths[kind], form.Get("ConferenceSid"))
+					s.mu.Unlock()
+				}
+			}
+			return http.DefaultTransport.RoundTrip(req)
+		}),
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // waitNext waits until a side effect of kind has happened more than n times and returns the time
 // of the (n+1)th.
@@ -113,6 +158,11 @@ func percentile(d []time.Duration, p float64) time.Duration {
 // BenchmarkReaction measures, per call, on the wall clock: Flex's endConferenceOnExit reset (the
 // agent accepting, which makes Flex set the flag) → the operator's correction request reaching
 // Twilio; and the agent's page refresh (the leave callback) → the Recovery Ping task created.
+// Each is reported end to end (from the simulated action) and operator-side (from the moment the
+// simulator sends the callback to the operator; every reset here is the conference's first agent
+// event, so the task fetch that decides protection is included). The baselines of the same run are
+// one status write of a ConferenceRecovery (a merge patch, straight to the API server) and one
+// Twilio call (a task fetch from the simulator through the real client).
 // Run: make envtest && KUBEBUILDER_ASSETS=… go test ./test/e2e -run '^$' -bench Reaction -benchtime 40x
 func BenchmarkReaction(b *testing.B) {
 	ctx := context.Background()
@@ -123,7 +173,7 @@ func BenchmarkReaction(b *testing.B) {
 	if _, err := c.WaitPolicyReady(ctx); err != nil {
 		b.Fatal(err)
 	}
-	var corrections, pings []time.Duration
+	var corrections, pings, correctionsOp, pingsOp []time.Duration
 	requestsBefore, _ := env.Sim.RequestStats()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -137,7 +187,7 @@ func BenchmarkReaction(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		n := effects.count("correction")
+		n, sent := effects.count("correction"), effects.count("reset-sent")
 		start := time.Now()
 		if err := env.Sim.Accept(r.SID); err != nil {
 			b.Fatal(err)
@@ -146,9 +196,14 @@ func BenchmarkReaction(b *testing.B) {
 		if err != nil {
 			b.Fatal("no correction:", err)
 		}
+		received, err := effects.waitNext("reset-sent", sent)
+		if err != nil {
+			b.Fatal("no reset callback:", err)
+		}
 		corrections = append(corrections, at.Sub(start))
+		correctionsOp = append(correctionsOp, at.Sub(received))
 
-		n = effects.count("ping")
+		n, sent = effects.count("ping"), effects.count("leave-sent")
 		start = time.Now()
 		if err := env.Sim.RefreshPage(c.Worker("alice")); err != nil {
 			b.Fatal(err)
@@ -157,7 +212,12 @@ func BenchmarkReaction(b *testing.B) {
 		if err != nil {
 			b.Fatal("no ping:", err)
 		}
+		received, err = effects.waitNext("leave-sent", sent)
+		if err != nil {
+			b.Fatal("no leave callback:", err)
+		}
 		pings = append(pings, at.Sub(start))
+		pingsOp = append(pingsOp, at.Sub(received))
 
 		// End the call: the customer hangs up, the ping is answered by nobody.
 		if err := env.Sim.CustomerHangup(placed.CallSID); err != nil {
@@ -186,11 +246,51 @@ func BenchmarkReaction(b *testing.B) {
 	}
 	b.StopTimer()
 	requestsAfter, _ := env.Sim.RequestStats()
-	b.ReportMetric(float64(percentile(corrections, 0.5).Microseconds())/1000, "correction-p50-ms")
-	b.ReportMetric(float64(percentile(corrections, 0.99).Microseconds())/1000, "correction-p99-ms")
-	b.ReportMetric(float64(percentile(pings, 0.5).Microseconds())/1000, "leave-to-ping-p50-ms")
-	b.ReportMetric(float64(percentile(pings, 0.99).Microseconds())/1000, "leave-to-ping-p99-ms")
+	writes, calls := baselines(b, c)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(percentile(corrections, 0.5)), "correction-p50-ms")
+	b.ReportMetric(ms(percentile(corrections, 0.99)), "correction-p99-ms")
+	b.ReportMetric(ms(percentile(correctionsOp, 0.5)), "correction-operator-p50-ms")
+	b.ReportMetric(ms(percentile(correctionsOp, 0.99)), "correction-operator-p99-ms")
+	b.ReportMetric(ms(percentile(pings, 0.5)), "leave-to-ping-p50-ms")
+	b.ReportMetric(ms(percentile(pings, 0.99)), "leave-to-ping-p99-ms")
+	b.ReportMetric(ms(percentile(pingsOp, 0.5)), "leave-to-ping-operator-p50-ms")
+	b.ReportMetric(ms(percentile(pingsOp, 0.99)), "leave-to-ping-operator-p99-ms")
+	b.ReportMetric(ms(percentile(writes, 0.5)), "baseline-status-write-p50-ms")
+	b.ReportMetric(ms(percentile(calls, 0.5)), "baseline-twilio-call-p50-ms")
+	b.ReportMetric(ms(percentile(writes, 0.99)), "baseline-status-write-p99-ms")
+	b.ReportMetric(ms(percentile(calls, 0.99)), "baseline-twilio-call-p99-ms")
 	b.ReportMetric(float64(requestsAfter-requestsBefore)/float64(b.N), "twilio-requests/call")
+	b.ReportMetric(0, "ns/op")
+}
+
+// baselines times, in the same run, 40 status writes of one of the centre's recoveries and 40
+// Twilio calls (a task fetch through the real client from the simulator).
+func baselines(b *testing.B, c *scenario.Centre) (writes, calls []time.Duration) {
+	ctx := context.Background()
+	var list v1alpha1.ConferenceRecoveryList
+	if err := env.Client.List(ctx, &list, client.InNamespace(c.Namespace)); err != nil || len(list.Items) == 0 {
+		b.Fatalf("no recovery to write: %v", err)
+	}
+	rec := &list.Items[0]
+	tc, err := twilio.New(twilio.Config{AccountSID: env.Sim.AccountSID(), AuthToken: env.Sim.AuthToken(), BaseURL: env.Sim.URL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < 40; i++ {
+		start := time.Now()
+		patch := fmt.Sprintf(`{"status":{"lastSequenceNumber":%d}}`, 1_000_000+i)
+		if err := env.Client.Status().Patch(ctx, rec, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
+			b.Fatal(err)
+		}
+		writes = append(writes, time.Since(start))
+		start = time.Now()
+		if _, err := tc.FetchTask(ctx, c.CC.WorkspaceSID, rec.Spec.TaskSID); err != nil {
+			b.Fatal(err)
+		}
+		calls = append(calls, time.Since(start))
+	}
+	return writes, calls
 }
 
 // BenchmarkAPICallsPerRecovery counts the Twilio REST requests the operator makes for one full

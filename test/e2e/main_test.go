@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
+	"github.com/flexoperator/flex-operator/internal/app"
 	"github.com/flexoperator/flex-operator/internal/scenario"
 	"github.com/flexoperator/flex-operator/internal/twiliosim"
 )
@@ -35,7 +36,10 @@ func TestMain(m *testing.M) {
 		// The clock stands still unless a test advances it; webhooks that fail (the operator being
 		// restarted) are retried long enough to outlast a restart.
 		Sim: twiliosim.Options{DeliveryMaxAttempts: 400, DeliveryMaxBackoff: 100 * time.Millisecond,
-			RequestHook: effects.record},
+			RequestHook: effects.record, HTTPClient: callbackTimer(effects)},
+		// Recoveries that do not move are read from Twilio after 2 s instead of a minute, so that
+		// the tests of lost callbacks do not wait long.
+		Manager: func(o *app.Options) { o.RecoveryResyncAfter, o.RecoveryResyncRate = 2*time.Second, 50 },
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start:", err)

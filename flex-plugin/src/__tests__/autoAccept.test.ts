@@ -9,8 +9,20 @@ const reservation = (sid: string, attributes: any, status = 'pending'): Reservat
   task: { sid: `WT${sid.slice(2)}`, attributes, taskChannelUniqueName: 'default' },
 });
 
-const PING = { disconnectedConferenceSid: CONFERENCE, disconnectedWorkerSid: 'WK1', disconnectedTaskSid: 'WT1' };
-const RECONNECT = { ...PING, isReconnect: true, targetWorkerSid: 'WK1', conference: {} };
+const LEG = 'CA' + 'b'.repeat(32);
+const PING = {
+  disconnectedConferenceSid: CONFERENCE,
+  disconnectedWorkerSid: 'WK1',
+  disconnectedTaskSid: 'WT1',
+  flexOperatorRecovery: { role: 'ping', conferenceSid: CONFERENCE, disconnectedCallSid: LEG },
+};
+const RECONNECT = {
+  ...PING,
+  isReconnect: true,
+  targetWorkerSid: 'WK1',
+  conference: {},
+  flexOperatorRecovery: { role: 'reconnect', conferenceSid: CONFERENCE, disconnectedCallSid: LEG },
+};
 
 // Settles the promise chains started by an event (the accept and its notice).
 const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -55,6 +67,12 @@ describe('auto-accept of recovery tasks', () => {
     go();
     manager.workerClient.emit('reservationCreated', reservation('WR05', { from: '+15550001111' }));
     manager.workerClient.emit('reservationCreated', reservation('WR06', { disconnectedConferenceSid: '' }));
+    // A customer's task whose attributes were copied from a reconnect task (a transfer) carries the
+    // seed's flags but no marker of its own: it is not auto-accepted.
+    manager.workerClient.emit(
+      'reservationCreated',
+      reservation('WR07', { disconnectedConferenceSid: CONFERENCE, isReconnect: true, targetWorkerSid: 'WK1' }),
+    );
     await settle();
     expect(flex.Actions.invoked).toEqual([]);
   });
