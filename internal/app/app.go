@@ -13,12 +13,14 @@ import (
 	"strings"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -196,6 +198,16 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 		mopts.Cache.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range o.WatchNamespaces {
 			mopts.Cache.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	// The only Lease the operator reads through its cache is the leader's webhook address, in its
+	// own namespace: a cluster-wide Lease informer would need RBAC on every namespace's Leases.
+	if ns := o.LeaderElectionNS; ns != "" || activity.OperatorNamespace() != "" {
+		if ns == "" {
+			ns = activity.OperatorNamespace()
+		}
+		mopts.Cache.ByObject = map[client.Object]cache.ByObject{
+			&coordinationv1.Lease{}: {Namespaces: map[string]cache.Config{ns: {}}},
 		}
 	}
 	mgr, err := ctrl.NewManager(cfg, mopts)

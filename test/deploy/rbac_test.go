@@ -1,5 +1,3 @@
-//go:build rbace2e
-
 package deploy
 
 import (
@@ -45,8 +43,8 @@ func TestOperatorRunsWithChartRBAC(t *testing.T) {
 		watched    string
 		namespaced bool
 	}{
-		{name: "cluster-wide", release: "flex-cluster", namespace: "flex-cluster-system", watched: "centre-cluster"},
-		{name: "namespaced", release: "flex-ns", namespace: "flex-ns-system", watched: "centre-ns", namespaced: true},
+		{name: "cluster-wide", release: "flex-operator-cw", namespace: "flex-cw-system", watched: "centre-cluster"},
+		{name: "namespaced", release: "flex-operator-ns", namespace: "flex-ns-system", watched: "centre-ns", namespaced: true},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			e := environment(t)
@@ -56,7 +54,7 @@ func TestOperatorRunsWithChartRBAC(t *testing.T) {
 				set = append(set, "watchNamespaces={"+mode.watched+"}")
 			}
 			objs := templateAs(t, mode.release, mode.namespace, set...)
-			sa := mode.release // the chart names the ServiceAccount after the release
+			sa := mode.release // a release name containing the chart name is the full name
 			for _, ns := range []string{mode.namespace, mode.watched} {
 				must(t, ignoreExists(e.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})))
 			}
