@@ -16,25 +16,26 @@ import (
 )
 
 // ActivityEngine takes the TaskRouter events of a WorkerActivityPolicy; *activity.Engine is the
-// production one. Deliver returns an error when the events could not be taken (on a replica
-// that does not run the engine: activity.ErrNotLeader); they are then answered 503 and Event
-// Streams delivers them again.
+// production one. Deliver returns an error when the events could not be taken; on a replica
+// that does not run the engine (activity.ErrNotLeader) the delivery is forwarded to the leader,
+// otherwise answered 503 so that Event Streams delivers it again.
 type ActivityEngine interface {
 	Deliver(policy types.NamespacedName, evs []events.TaskRouterEvent) error
 }
 
-// outcomeNotLeader: the events reached a replica that does not run the activity engine and were
-// answered 503 so that Event Streams delivers them again.
+// outcomeNotLeader: the events reached a replica that does not run the activity engine and could
+// not be forwarded (a forwarded request, or no leader locator); answered 503 so that Event
+// Streams delivers them again.
 const outcomeNotLeader = "not_leader"
 
 // handleActivityEvents takes an Event Streams delivery for a WorkerActivityPolicy:
 // POST /twilio/{namespace}/activity/{policy}/events, signed with the policy's auth token.
 //
 // Multi-replica: every replica serves this route, but the engine's state lives on the leader. A
-// replica that is not the leader checks the signature and answers 503 with Retry-After, without
-// marking the events seen: Event Streams retries the batch, and the Service spreads the retries
-// until one reaches the leader. No event is acknowledged by a replica that would drop it. (The
-// operator's Deployment can also route the activity path to the leader alone; see the README.)
+// replica that is not the leader checks the signature and forwards the delivery to the leader,
+// answering Twilio with the leader's answer (activity_forward.go); when the leader cannot be
+// reached it answers 503 with Retry-After without marking the events seen, and Event Streams
+// delivers the batch again. No event is acknowledged by a replica that would drop it.
 //
 // The answer is otherwise as for the recovery route: 200 once every decodable event is with the
 // engine (duplicates dropped), 400 when nothing could be decoded.
@@ -121,17 +122,20 @@ func (r *Routes) handleActivityEvents(w http.ResponseWriter, req *http.Request) 
 			}
 			outcome := outcomeFailed
 			if errors.Is(err, activity.ErrNotLeader) {
-				outcome = outcomeNotLeader
+				// Not the leader: the leader takes the delivery (activity_forward.go).
+				outcome = r.forwardActivity(w, req, body, key.String())
+			} else {
+				unavailable(w, err.Error())
 			}
 			for _, ev := range fresh {
 				eventsTotal.WithLabelValues(routeActivityEvents, eventTypeLabel(ev), outcome).Inc()
 			}
-			unavailable(w, err.Error())
 			return
 		}
 		for _, ev := range fresh {
 			eventsTotal.WithLabelValues(routeActivityEvents, eventTypeLabel(ev), outcomeStored).Inc()
 		}
 	}
+	markAccepted(w, req)
 	w.WriteHeader(http.StatusOK)
 }

@@ -102,6 +102,11 @@ type RoutesOptions struct {
 	// Activity, when set, receives the TaskRouter events of every WorkerActivityPolicy
 	// (PatternActivityEvents is registered only then).
 	Activity ActivityEngine
+	// ActivityLeader, when set, finds the leader's webhook address: a replica that is not the
+	// leader forwards activity deliveries there (activity_forward.go) instead of answering 503.
+	ActivityLeader LeaderLocator
+	// ForwardTimeout bounds one forward to the leader; zero means DefaultForwardTimeout.
+	ForwardTimeout time.Duration
 }
 
 // Routes serves Twilio's callbacks and the Flex companion's API for every ConferenceRecoveryPolicy,
@@ -117,6 +122,8 @@ type Routes struct {
 	sinks  *sinkValidator
 	// failures are the per-client budgets of failed authentications.
 	failures *budgets
+	// forward is the HTTP client of forwards to the activity leader.
+	forward *http.Client
 }
 
 // NewRoutes builds the routes; register them with Register.
@@ -148,6 +155,9 @@ func NewRoutes(o RoutesOptions) (*Routes, error) {
 		o.AuthFailureRate = DefaultAuthFailureRate
 	}
 	o.AuthFailureBurst = cmp.Or(max(o.AuthFailureBurst, 0), DefaultAuthFailureBurst)
+	if o.ForwardTimeout <= 0 {
+		o.ForwardTimeout = DefaultForwardTimeout
+	}
 	log := ctrl.Log.WithName("webhookserver")
 	return &Routes{
 		opts:  o,
@@ -159,6 +169,7 @@ func NewRoutes(o RoutesOptions) (*Routes, error) {
 		tokens:   newTokenCache(o.TokenCacheSize, o.Now, o.FlexTokenRate, o.FlexTokenBurst),
 		sinks:    newSinkValidator(log),
 		failures: newBudgets(o.AuthFailureRate, o.AuthFailureBurst),
+		forward:  newForwardClient(o.ForwardTimeout),
 	}, nil
 }
 

@@ -258,7 +258,9 @@ func (e *Engine) Deliver(policy types.NamespacedName, evs []events.TaskRouterEve
 		eventsTotal.WithLabelValues("no_policy").Add(float64(len(evs)))
 		return nil
 	}
-	r.deliver(evs, time.Now())
+	if evs = r.ofWorkspace(evs); len(evs) > 0 {
+		r.deliver(evs, time.Now())
+	}
 	return nil
 }
 
@@ -554,6 +556,22 @@ func (r *run) deliver(evs []events.TaskRouterEvent, at time.Time) {
 	}
 }
 
+// ofWorkspace keeps the events of the run's workspace. Event Streams subscriptions are
+// account-wide: a policy's sink receives every workspace's TaskRouter events, and those of other
+// workspaces are expected, not bad input.
+func (r *run) ofWorkspace(evs []events.TaskRouterEvent) []events.TaskRouterEvent {
+	out := evs[:0:0]
+	for _, ev := range evs {
+		if ev.WorkspaceSID == "" || ev.WorkspaceSID == r.sid {
+			out = append(out, ev)
+		}
+	}
+	if n := len(evs) - len(out); n > 0 {
+		eventsTotal.WithLabelValues("other_workspace").Add(float64(n))
+	}
+	return out
+}
+
 func (r *run) applyLocked(ev events.TaskRouterEvent, at time.Time) {
 	out, err := r.ws.Apply(ev, r.e.opts.Now())
 	if err != nil {
@@ -696,14 +714,15 @@ func (r *run) decide(sid string) bool {
 		}
 	}
 	since, hasSince := r.since[sid]
-	r.mu.Unlock()
 	if u.ActivitySID == nil && u.Attributes == nil {
+		r.mu.Unlock()
 		return true
 	}
+	r.ws.Writing(sid, d)
+	r.mu.Unlock()
 	decisionsTotal.WithLabelValues(d.Rule, mode).Inc()
 	got, err := r.tw.UpdateWorker(r.ctx, r.sid, sid, u)
-	switch {
-	case err == nil:
+	if err == nil {
 		writesTotal.WithLabelValues("ok").Inc()
 		c.enforcements.Add(1)
 		if hasSince {
@@ -715,6 +734,11 @@ func (r *run) decide(sid string) bool {
 		r.mu.Unlock()
 		r.log().V(1).Info("Set the worker's activity", "worker", sid, "change", describe(d), "rule", d.Rule)
 		return true
+	}
+	r.mu.Lock()
+	r.ws.WriteFailed(sid)
+	r.mu.Unlock()
+	switch {
 	case twilio.IsVersionConflict(err):
 		// The worker changed under us: read it again and decide again.
 		writesTotal.WithLabelValues("conflict").Inc()

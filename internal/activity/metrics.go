@@ -10,7 +10,7 @@ import (
 var (
 	eventsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "flexoperator_activity_events_total",
-		Help: "TaskRouter events handed to the activity engine, by outcome (applied, ignored, buffered, unknown_worker, bad, no_policy).",
+		Help: "TaskRouter events handed to the activity engine, by outcome (applied, ignored, buffered, unknown_worker, bad, no_policy, other_workspace).",
 	}, []string{"outcome"})
 
 	decisionsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{

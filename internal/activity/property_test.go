@@ -160,23 +160,28 @@ func (h *harness) engine() {
 		h.t.Fatalf("second write without any new input: %+v\n%v", d, h.history)
 	}
 	h.lastWriteInput = h.inputs
-	if d.ActivitySID != "" {
-		h.m.activity = d.ActivitySID
-	}
+	h.ws.Writing("WKtest", d)
+	h.writes++
+	// As TaskRouter does for an update of both: the attributes first (an event still showing the
+	// old activity), then the activity, each with its own version.
 	if d.SetPending {
 		attrs, err := SetStringAttribute(h.m.attrs, h.cfg.PendingAttribute, d.Pending, d.Pending == "")
 		if err != nil {
 			h.t.Fatal(err)
 		}
 		h.m.attrs = attrs
-	}
-	h.m.version++
-	h.writes++
-	h.log("write %s pending(%v,%q) → v%d", h.cfg.name(d.ActivitySID), d.SetPending, d.Pending, h.m.version)
-	if d.ActivitySID != "" {
-		h.m.emit("worker.activity.update", "")
-	} else {
+		h.m.version++
 		h.m.emit("worker.attributes.update", "")
+	}
+	if d.ActivitySID != "" {
+		h.m.activity = d.ActivitySID
+		h.m.version++
+		h.m.emit("worker.activity.update", "")
+	}
+	h.log("write %s pending(%v,%q) → v%d", h.cfg.name(d.ActivitySID), d.SetPending, d.Pending, h.m.version)
+	if h.rng.Intn(2) == 0 {
+		// The echo of the write can arrive before the answer to it.
+		h.deliver(len(h.queue) + len(h.m.events))
 	}
 	h.ws.Written("WKtest", d, h.m.activity, strconv.FormatInt(h.m.version, 10), h.m.attrs)
 }

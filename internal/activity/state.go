@@ -85,6 +85,11 @@ type Worker struct {
 	// requests counts the person's changes seen, so that a write clears only the request it
 	// was decided with.
 	requests uint64
+	// writing is set while the engine's own update of the worker is on its way, with the
+	// activity it sets: an event showing that activity before the answer arrives is the engine's
+	// own change, not a person's.
+	writing         bool
+	writingActivity string
 	// Allowed is set when a person's change while busy stands (mode Allow) until the work changes.
 	Allowed bool
 	// Reservations by SID; ended ones stay as tombstones so that a late event cannot revive them.

@@ -406,7 +406,8 @@ func (ws *Workspace) observe(w *Worker, ev events.TaskRouterEvent) bool {
 		ws.govern(w)
 		changed = true
 	}
-	if activityChanged {
+	own := w.writing && w.writingActivity != "" && ev.WorkerActivitySID == w.writingActivity
+	if activityChanged && !own {
 		if p := ws.governor[w.SID]; p != nil && p.Config != nil {
 			w.PersonChanged(p.Config)
 		}
@@ -433,6 +434,22 @@ func (ws *Workspace) Decide(workerSID string) (*Policy, Decision) {
 	return p, Decide(p.Config, w)
 }
 
+// Writing records that the engine is sending d to TaskRouter: until Written or WriteFailed, an
+// event showing d's activity is recognised as the engine's own (its echo can arrive before the
+// answer to the request).
+func (ws *Workspace) Writing(workerSID string, d Decision) {
+	if w := ws.workers[workerSID]; w != nil {
+		w.writing, w.writingActivity = true, d.ActivitySID
+	}
+}
+
+// WriteFailed records that the write of a worker did not happen.
+func (ws *Workspace) WriteFailed(workerSID string) {
+	if w := ws.workers[workerSID]; w != nil {
+		w.writing, w.writingActivity = false, ""
+	}
+}
+
 // Written records a successful write of d: the worker as TaskRouter returned it. A response older
 // than what events already told is not taken over them.
 func (ws *Workspace) Written(workerSID string, d Decision, activitySID, etag, attributes string) {
@@ -440,6 +457,7 @@ func (ws *Workspace) Written(workerSID string, d Decision, activitySID, etag, at
 	if w == nil {
 		return
 	}
+	w.writing, w.writingActivity = false, ""
 	// The request written is done with; one a person made while the write was on its way stays.
 	if w.requests == d.requests {
 		w.Requested = nil

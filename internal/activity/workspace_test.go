@@ -106,3 +106,38 @@ func TestApplyBadInput(t *testing.T) {
 		t.Fatal("tombstones of an ended task not pruned")
 	}
 }
+
+// TestOwnEchoBeforeAnswer: the events of the engine's own update (attributes first, then the
+// activity) arrive before the answer to the request; they are not a person's change, and nothing
+// more is written.
+func TestOwnEchoBeforeAnswer(t *testing.T) {
+	cfg := testConfig()
+	ws := NewWorkspace("WStest", []*Policy{{Key: types.NamespacedName{Name: "p"}, Workers: expr.MustParse("1==1"), Config: cfg}})
+	ws.PutWorker("WK1", "alice", sidAvailable, "1", `{}`)
+	now := time.Now()
+	apply := func(ev events.TaskRouterEvent) {
+		t.Helper()
+		ev.WorkspaceSID, ev.WorkerSID = "WStest", "WK1"
+		if _, err := ws.Apply(ev, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(events.TaskRouterEvent{ID: "1", Type: "reservation.created", ReservationSID: "WR1", TaskSID: "WT1", TaskChannel: "voice",
+		WorkerVersion: 1, WorkerActivitySID: sidAvailable, WorkerAttributes: `{}`})
+	// Offline while only offered: not busy, so it stands.
+	apply(events.TaskRouterEvent{ID: "2", Type: "worker.activity.update", WorkerVersion: 2, WorkerActivitySID: sidOffline, WorkerAttributes: `{}`})
+	apply(events.TaskRouterEvent{ID: "3", Type: "reservation.accepted", ReservationSID: "WR1", TaskSID: "WT1", TaskChannel: "voice",
+		WorkerVersion: 2, WorkerActivitySID: sidOffline, WorkerAttributes: `{}`})
+	_, d := ws.Decide("WK1")
+	if d.ActivitySID != sidOnATaskNo || !d.SetPending || d.Pending != "Offline" {
+		t.Fatalf("decision %+v", d)
+	}
+	ws.Writing("WK1", d)
+	attrs := `{"pendingActivity":"Offline"}`
+	apply(events.TaskRouterEvent{ID: "4", Type: "worker.attributes.update", WorkerVersion: 3, WorkerActivitySID: sidOffline, WorkerAttributes: attrs})
+	apply(events.TaskRouterEvent{ID: "5", Type: "worker.activity.update", WorkerVersion: 4, WorkerActivitySID: sidOnATaskNo, WorkerAttributes: attrs})
+	ws.Written("WK1", d, sidOnATaskNo, "4", attrs)
+	if _, again := ws.Decide("WK1"); again.Changes() {
+		t.Fatalf("the engine's own echo led to another write: %+v", again)
+	}
+}

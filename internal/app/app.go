@@ -40,6 +40,10 @@ type Options struct {
 	TwilioBaseURL        string
 	WebhookMaxBodyBytes  int64
 	GracefulShutdownTime time.Duration
+	// WebhookAdvertiseAddress is this replica's webhook base URL inside the cluster
+	// (http://<pod IP>:<port>); the leader advertises it so followers forward activity
+	// deliveries to it. Empty: built from POD_IP and the webhook port when POD_IP is set.
+	WebhookAdvertiseAddress string
 	// RecoveryResyncAfter and RecoveryResyncRate tune the ConferenceRecovery controller's resync
 	// with Twilio's REST API (see controllers.ConferenceRecoveryReconciler).
 	RecoveryResyncAfter time.Duration
@@ -58,6 +62,9 @@ type Options struct {
 	// ActivityStats, when set, is what the WorkerActivityPolicy controller reads the activity
 	// engine's aggregates from, instead of the engine (controller tests give it fixed figures).
 	ActivityStats activity.StatsSource
+	// AdvertiseResync is how often the leader re-checks its webhook address Lease; zero means
+	// activity.DefaultAdvertiseResync (tests that overwrite the Lease lengthen it).
+	AdvertiseResync time.Duration
 	// Restartable lets a process build more than one manager (tests that stop and restart the
 	// operator in-process); controller-runtime otherwise refuses a second controller of a name.
 	Restartable bool
@@ -71,6 +78,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", "flex-operator.contactcenter.flexoperator.io", "Name of the leader election Lease.")
 	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the operator's own).")
 	fs.StringVar(&o.WebhookBindAddress, "webhook-bind-address", ":9443", "Address of the Twilio webhook server.")
+	fs.StringVar(&o.WebhookAdvertiseAddress, "webhook-advertise-address", "", "Base URL at which the other replicas reach this one's webhook server, e.g. http://10.0.3.7:9443; when it leads, followers forward WorkerActivityPolicy deliveries there. Default: http://$POD_IP:<webhook port> when POD_IP is set; without either, this replica never advertises and followers answer 503 (Event Streams retries).")
 	fs.StringVar(&o.WebhookPublicURL, "webhook-public-url", "", "Base URL at which Twilio reaches the webhook server, e.g. https://flex-operator.example.com; signatures are checked against it. A policy's spec.publicBaseUrl overrides it.")
 	fs.StringVar(&o.Namespace, "namespace", "", "Watch only this namespace (default: all namespaces).")
 	fs.StringVar(&o.TwilioBaseURL, "twilio-base-url", "", "Send every Twilio API request to this base URL instead of *.twilio.com (for the Twilio simulator).")
@@ -180,9 +188,13 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	if err != nil {
 		return nil, fmt.Errorf("webhook server: %w", err)
 	}
+	locator, err := advertiseLeader(mgr, o)
+	if err != nil {
+		return nil, err
+	}
 	routes, err := webhookserver.NewRoutes(webhookserver.RoutesOptions{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Credentials: provider,
-		Now: now, PublicURL: o.WebhookPublicURL, Activity: engine,
+		Now: now, PublicURL: o.WebhookPublicURL, Activity: engine, ActivityLeader: locator,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("webhook routes: %w", err)

@@ -25,6 +25,14 @@ import (
 	"github.com/flexoperator/flex-operator/internal/twiliosim"
 )
 
+// The operator runs without leader election (it is the only engine), but advertises its webhook
+// address as a leader does, under this leader-election ID and namespace: a second manager started
+// with leader election on the same ID, kept a follower, forwards activity deliveries to it.
+const (
+	LeaderElectionID = "flex-operator-e2e"
+	LeaderElectionNS = "default"
+)
+
 // Options configure an Env.
 type Options struct {
 	// CRDDir holds the CustomResourceDefinitions (config/crd/bases).
@@ -108,6 +116,8 @@ func (e *Env) StartOperator() error {
 		TwilioBaseURL: e.Sim.URL(), Now: e.Sim.Now, Restartable: true,
 		TwilioOptions:        []twilio.Option{twilio.WithRetry(6, 5*time.Millisecond, 100*time.Millisecond)},
 		GracefulShutdownTime: 10 * time.Second,
+		LeaderElectionID:     LeaderElectionID, LeaderElectionNS: LeaderElectionNS,
+		WebhookAdvertiseAddress: e.WebhookURL, AdvertiseResync: time.Hour,
 	}
 	o.Engine = func(en *activity.Engine) { e.Engine = en }
 	if e.opts.Manager != nil {
