@@ -2,6 +2,7 @@ package webhookserver_test
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flexoperator/flex-operator/api/v1alpha1"
+	"github.com/flexoperator/flex-operator/internal/recovery"
 	"github.com/flexoperator/flex-operator/webhookserver"
 )
 
@@ -34,6 +37,20 @@ type pluginContract struct {
 		Body     map[string]string `json:"body"`
 		OKStatus int               `json:"okStatus"`
 	} `json:"graceful"`
+	TaskMarkers struct {
+		Attribute string `json:"attribute"`
+		// Built are the SIDs of the incident the ping and reconnect examples come from.
+		Built struct {
+			ConferenceSID         string `json:"conferenceSid"`
+			DisconnectedCallSID   string `json:"disconnectedCallSid"`
+			OriginalTaskSID       string `json:"originalTaskSid"`
+			DisconnectedWorkerSID string `json:"disconnectedWorkerSid"`
+		} `json:"built"`
+		Examples []struct {
+			Role       string         `json:"role"`
+			Attributes map[string]any `json:"attributes"`
+		} `json:"examples"`
+	} `json:"taskMarkers"`
 }
 
 func readPluginContract(t *testing.T) pluginContract {
@@ -114,5 +131,40 @@ func TestPluginContractShapes(t *testing.T) {
 	var gr webhookserver.GracefulRequest
 	if err := dec.Decode(&gr); err != nil {
 		t.Errorf("the plugin's graceful body is not a GracefulRequest: %v", err)
+	}
+}
+
+// TestPluginContractTaskMarkers checks the task markers the plugin tells ping and reconnect tasks
+// by: the operator reads the contract's examples as the same roles, and the marker it writes on the
+// tasks it builds for the contract's incident is exactly the examples' (the Jest suite checks the
+// plugin reads the examples as these roles).
+func TestPluginContractTaskMarkers(t *testing.T) {
+	c := readPluginContract(t).TaskMarkers
+	if c.Attribute != recovery.MarkerAttribute {
+		t.Fatalf("contract marker attribute %q, the operator writes %q", c.Attribute, recovery.MarkerAttribute)
+	}
+	want := map[string]map[string]any{}
+	for _, ex := range c.Examples {
+		role := string(recovery.AttributesOf(ex.Attributes).Marker.Role)
+		if role == "" {
+			role = "customer"
+		}
+		if role != ex.Role {
+			t.Errorf("the operator reads %v as a %s task, the contract says %s", ex.Attributes, role, ex.Role)
+		}
+		if m, ok := ex.Attributes[c.Attribute].(map[string]any); ok {
+			want[ex.Role] = m
+		}
+	}
+	b := c.Built
+	ping := recovery.PingTaskAttributes(map[string]any{"from": "+15550001111"},
+		v1alpha1.ConferenceRecoverySpec{ConferenceSID: b.ConferenceSID, TaskSID: b.OriginalTaskSID},
+		v1alpha1.ConferenceRecoveryStatus{Disconnect: &v1alpha1.DisconnectStatus{CallSID: b.DisconnectedCallSID, WorkerSID: b.DisconnectedWorkerSID}})
+	reconnect := recovery.ReconnectTaskAttributes(ping, recovery.AttributesOf(ping).Marker, b.OriginalTaskSID, b.DisconnectedWorkerSID, false)
+	for role, attrs := range map[string]map[string]any{"ping": ping, "reconnect": reconnect} {
+		got, _ := attrs[recovery.MarkerAttribute].(map[string]any)
+		if !maps.Equal(got, want[role]) {
+			t.Errorf("the operator marks its %s task %v, the plugin's contract says %v", role, got, want[role])
+		}
 	}
 }

@@ -3,6 +3,7 @@
 import contract from '../../contract/operator-routes.json';
 import { readConfig } from '../config';
 import { conferenceCallbackUrl, CONFERENCE_CALLBACK_EVENTS } from '../routes';
+import { taskRole } from '../recovery/taskRoles';
 import { start } from '../start';
 import { AGENT_CALL, CONFERENCE, fakeFlex, recordingLogger, validCustomData, voiceTask } from '../testing/fakeFlex';
 
@@ -68,5 +69,18 @@ describe('contract with the operator routes', () => {
     expect(init.headers).toEqual(headers);
     const body = Object.fromEntries(Object.entries(contract.graceful.body).map(([k, v]) => [k, fill(v, values)]));
     expect(JSON.parse(String(init.body))).toEqual(body);
+  });
+});
+
+describe('contract: the markers of the operator recovery tasks', () => {
+  it.each(contract.taskMarkers.examples.map((ex) => [ex.role, ex] as const))('tells a %s task', (_, ex) => {
+    expect(taskRole(ex.attributes)).toBe(ex.role);
+  });
+
+  it('reads the marker attribute the contract names', () => {
+    const ping = contract.taskMarkers.examples.find((ex) => ex.role === 'ping')!;
+    const unmarked = { ...ping.attributes } as Record<string, unknown>;
+    delete unmarked[contract.taskMarkers.attribute];
+    expect(taskRole(unmarked)).toBe('customer');
   });
 });
