@@ -29,8 +29,9 @@ import (
 )
 
 // ErrNotLeader is what Deliver returns on a replica that does not run the engine. The webhook
-// answers 503 so that Event Streams delivers the events again (the Service may send the retry to
-// the leader); an event is never acknowledged by a replica that would drop it.
+// then forwards the delivery to the leader's advertised address (leader.go), or answers 503 so
+// that Event Streams delivers the events again; an event is never acknowledged by a replica that
+// would drop it.
 var ErrNotLeader = errors.New("the activity engine runs on the leader replica only")
 
 // CredentialsProvider gives a policy's Twilio client; *credentials.Provider is the production one.
