@@ -4,14 +4,30 @@
 CONTROLLER_TOOLS_VERSION ?= v0.21.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 ENVTEST_K8S_VERSION ?= 1.37.2
+# helm is built from hack/tools/helm/go.mod, which pins its version.
+HELM_VERSION := $(shell awk '$$1 == "require" && $$2 == "helm.sh/helm/v4" { print $$3 }' hack/tools/helm/go.mod)
 
 LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
-KUBECTL ?= $(ENVTEST_ASSETS)/kubectl
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 ENVTEST_ASSETS = $(or $(XDG_DATA_HOME),$(HOME)/.local/share)/kubebuilder-envtest/k8s/$(ENVTEST_K8S_VERSION)-linux-amd64
+# install/deploy use the kubectl on PATH; without one, the test control plane's (built once by
+# `make envtest`, about 25 minutes).
+KUBECTL ?= $(or $(shell command -v kubectl 2>/dev/null),$(ENVTEST_ASSETS)/kubectl)
+KUBECTL_DEP = $(if $(shell command -v kubectl 2>/dev/null),,envtest)
 
-IMG ?= ghcr.io/flexoperator/flex-operator:latest
+# The image: `make docker-build docker-push IMG=...` with a container daemon, `make image` without.
+IMG ?= ghcr.io/flexoperator/flex-operator:$(VERSION)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+GOARCH ?= $(shell go env GOARCH)
+PLATFORMS ?= linux/amd64,linux/arm64
+LDFLAGS = -s -w -X github.com/flexoperator/flex-operator/internal/version.Version=$(VERSION) -X github.com/flexoperator/flex-operator/internal/version.Revision=$(REVISION)
+IMAGE_TAR ?= $(LOCALBIN)/flex-operator-image-$(GOARCH).tar
+CONTAINER_TOOL ?= docker
+CHART_DIR = charts/flex-operator
+
 GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
 
 .PHONY: all
@@ -24,8 +40,11 @@ help: ## Show the targets.
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC from the kubebuilder markers.
+manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC from the kubebuilder markers, and copy them into the Helm chart.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd:allowDangerousTypes=false paths="./api/..." paths="./controllers/..." paths="./webhookserver/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	@# The chart installs the same CRDs and grants the same rules (test/chart checks they agree).
+	rm -f $(CHART_DIR)/crds/*.yaml && cp config/crd/bases/*.yaml $(CHART_DIR)/crds/
+	cp config/rbac/role.yaml $(CHART_DIR)/files/manager-role.yaml
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods.
@@ -48,8 +67,8 @@ envtest: ## Build the test control plane (etcd, kube-apiserver, kubectl) from so
 	@bash hack/setup-envtest.sh >/dev/null
 
 .PHONY: test
-test: manifests generate fmt vet envtest plugin ## Run the unit, envtest and end-to-end tests, and the Flex plugin's.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(GO_TEST_FLAGS) ./...
+test: manifests generate fmt vet envtest helm image plugin ## Run the unit, envtest, chart, image and end-to-end tests, and the Flex plugin's.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" HELM="$(HELM)" IMAGE_TAR="$(IMAGE_TAR)" go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: plugin
 plugin: ## Install, test and build the Flex companion plugin (flex-plugin/; needs Node and npm).
@@ -58,13 +77,38 @@ plugin: ## Install, test and build the Flex companion plugin (flex-plugin/; need
 
 .PHONY: check-generated
 check-generated: manifests generate ## Fail if generated files differ from what is committed.
-	@git diff --exit-code -- api config || (echo "generated files are stale: run make generate manifests and commit" && exit 1)
+	@git diff --exit-code -- api config charts || (echo "generated files are stale: run make generate manifests and commit" && exit 1)
 
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager binary.
-	go build -o bin/manager .
+build: ## Build the manager binary, version stamped.
+	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/manager .
+
+.PHONY: image
+image: ## Write the container image as a tarball (no container daemon needed): $(IMAGE_TAR).
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/manager-linux-$(GOARCH) .
+	go run ./hack/image -binary $(LOCALBIN)/manager-linux-$(GOARCH) -arch $(GOARCH) -out $(IMAGE_TAR) -tag $(IMG) -version $(VERSION) -revision $(REVISION)
+
+.PHONY: docker-build
+docker-build: ## Build the image with a container tool ($(CONTAINER_TOOL)).
+	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the image.
+	$(CONTAINER_TOOL) push $(IMG)
+
+.PHONY: docker-buildx
+docker-buildx: ## Build and push the image for $(PLATFORMS) with buildx.
+	- $(CONTAINER_TOOL) buildx create --name flex-operator-builder
+	$(CONTAINER_TOOL) buildx use flex-operator-builder
+	$(CONTAINER_TOOL) buildx build --push --platform=$(PLATFORMS) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMG) .
+	- $(CONTAINER_TOOL) buildx rm flex-operator-builder
+
+.PHONY: build-installer
+build-installer: manifests $(KUBECTL_DEP) ## Write dist/install.yaml: the CRDs and the operator (image $(IMG)), for kubectl apply.
+	@mkdir -p dist
+	$(KUBECTL) kustomize config/default | sed 's#controller:latest#$(IMG)#' > dist/install.yaml
 
 .PHONY: run
 run: manifests generate ## Run the manager against the current kubeconfig.
@@ -81,21 +125,23 @@ twiliosim: ## Run the Twilio simulator standalone.
 ##@ Deployment
 
 .PHONY: install
-install: manifests envtest ## Install the CRDs into the cluster of the current kubeconfig.
+install: $(KUBECTL_DEP) ## Install the CRDs into the cluster of the current kubeconfig.
 	$(KUBECTL) apply --server-side -k config/crd
 
 .PHONY: uninstall
-uninstall: envtest ## Remove the CRDs from the cluster.
+uninstall: $(KUBECTL_DEP) ## Remove the CRDs from the cluster.
 	$(KUBECTL) delete --ignore-not-found -k config/crd
 
 .PHONY: deploy
-deploy: manifests envtest ## Deploy the operator (image $(IMG)) with the default overlay.
-	cd config/manager && $(KUBECTL) kustomize . >/dev/null
+deploy: $(KUBECTL_DEP) ## Deploy the operator (image $(IMG)) with the default overlay.
 	$(KUBECTL) kustomize config/default | sed 's#controller:latest#$(IMG)#' | $(KUBECTL) apply --server-side -f -
 
 .PHONY: undeploy
-undeploy: envtest ## Remove the operator from the cluster.
+undeploy: $(KUBECTL_DEP) ## Remove the operator from the cluster.
 	$(KUBECTL) kustomize config/default | $(KUBECTL) delete --ignore-not-found -f -
+
+.PHONY: helm
+helm: $(HELM) ## Build helm into bin/ from its Go module.
 
 $(CONTROLLER_GEN):
 	@mkdir -p $(LOCALBIN)
@@ -106,3 +152,7 @@ $(GOLANGCI_LINT):
 	@mkdir -p $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(LOCALBIN)/golangci-lint $@
+
+$(HELM):
+	@mkdir -p $(LOCALBIN)
+	cd hack/tools/helm && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o $@ helm.sh/helm/v4/cmd/helm

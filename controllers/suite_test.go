@@ -74,7 +74,7 @@ func TestMain(m *testing.M) {
 	ctx, cancel := context.WithCancel(context.Background())
 	mgr, err := app.NewManager(ctx, cfg, app.Options{
 		MetricsAddress: "0", ProbeAddress: "0", WebhookBindAddress: webhookAddr,
-		WebhookPublicURL: webhookURL, TwilioBaseURL: sim.URL(), Now: sim.Now,
+		WebhookPublicURL: webhookURL, TwilioBaseURL: sim.URL(), UnsafeTwilioBaseURL: true, Now: sim.Now,
 		TwilioOptions:        []twilio.Option{twilio.WithRetry(4, time.Millisecond, 20*time.Millisecond)},
 		GracefulShutdownTime: 5 * time.Second,
 		ActivityStats:        engineStats,

@@ -28,6 +28,11 @@ const (
 	DefaultWriteTimeout      = 15 * time.Second
 	DefaultIdleTimeout       = 60 * time.Second
 	DefaultShutdownTimeout   = 10 * time.Second
+	// DefaultDrainDelay is how long a stopping server keeps answering after it stops being ready.
+	// Kubernetes removes a terminating Pod from the Service's endpoints at once, but kube-proxy and
+	// ingress controllers learn of it a few seconds later and keep routing to it until then; Twilio
+	// does not retry a refused conference status callback.
+	DefaultDrainDelay = 10 * time.Second
 )
 
 // Options configure the server.
@@ -41,7 +46,11 @@ type Options struct {
 	MaxBodyBytes int64
 	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout bound slow clients.
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
-	// ShutdownTimeout bounds the graceful drain on stop.
+	// DrainDelay is how long the server keeps answering once it is asked to stop, while Ready
+	// reports false, before it closes its listener: the time Services and ingress controllers take
+	// to stop routing to this replica. Zero closes at once (tests, and a server no one routes to).
+	DrainDelay time.Duration
+	// ShutdownTimeout bounds the wait for requests still in flight once the listener is closed.
 	ShutdownTimeout time.Duration
 }
 
@@ -92,6 +101,11 @@ type Server struct {
 	ready   atomic.Bool
 	waitFor func(ctx context.Context) bool
 	addr    atomic.Pointer[string]
+	// draining is set once the server was asked to stop: it still answers, but is not ready.
+	draining atomic.Bool
+	// after starts the drain timer (time.After; tests end the drain window themselves instead of
+	// sleeping through it).
+	after func(time.Duration) <-chan time.Time
 }
 
 var _ manager.Runnable = (*Server)(nil)
@@ -107,7 +121,7 @@ func New(opts Options, waitForCacheSync func(ctx context.Context) bool) (*Server
 		return nil, err
 	}
 	opts.PublicURL = pub
-	s := &Server{opts: opts, mux: http.NewServeMux(), waitFor: waitForCacheSync}
+	s := &Server{opts: opts, mux: http.NewServeMux(), waitFor: waitForCacheSync, after: time.After}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	return s, nil
 }
@@ -118,8 +132,13 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 // PublicURL is the configured public base URL ("" when none was given).
 func (s *Server) PublicURL() string { return s.opts.PublicURL }
 
-// Ready reports whether caches have synced and routes are served.
-func (s *Server) Ready() bool { return s.ready.Load() }
+// Ready reports whether the server wants traffic: caches have synced and it is not stopping. A
+// stopping server still answers every request during its drain window, but reports not ready so
+// that the readiness probe takes the replica out of the Service.
+func (s *Server) Ready() bool { return s.ready.Load() && !s.draining.Load() }
+
+// Draining reports whether the server was asked to stop and is answering its last requests.
+func (s *Server) Draining() bool { return s.draining.Load() }
 
 // Addr is the address the server listens on once started ("" before).
 func (s *Server) Addr() string {
@@ -140,12 +159,21 @@ func (s *Server) Handler() http.Handler {
 			http.Error(w, "flex-operator is starting: caches have not synced yet", http.StatusServiceUnavailable)
 			return
 		}
+		if s.draining.Load() {
+			// Answer, but have the client (an ingress controller's connection pool) open its next
+			// connection elsewhere. Idle connections are left alone: closing one under a client
+			// that is about to reuse it would lose a POST that no one retries.
+			w.Header().Set("Connection", "close")
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
 		s.mux.ServeHTTP(w, r)
 	})
 }
 
-// Start listens and serves until ctx ends, then drains for at most ShutdownTimeout.
+// Start listens and serves until ctx ends. It then drains: Ready turns false while the server
+// keeps answering for DrainDelay (so that requests routed to this replica before the endpoint
+// change reached every proxy are still served), then closes the listener and waits at most
+// ShutdownTimeout for the requests in flight.
 func (s *Server) Start(ctx context.Context) error {
 	log := ctrl.LoggerFrom(ctx).WithName("webhookserver")
 	ln, err := net.Listen("tcp", s.opts.BindAddress)
@@ -154,6 +182,10 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	addr := ln.Addr().String()
 	s.addr.Store(&addr)
+	// Requests keep their context through the drain: one canceled with ctx would fail to store the
+	// very callbacks the drain is there to take. It ends once the server has closed.
+	requestCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRequests()
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
@@ -161,7 +193,7 @@ func (s *Server) Start(ctx context.Context) error {
 		WriteTimeout:      s.opts.WriteTimeout,
 		IdleTimeout:       s.opts.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		BaseContext:       func(net.Listener) context.Context { return requestCtx },
 	}
 	go func() {
 		if s.waitFor == nil || s.waitFor(ctx) {
@@ -177,10 +209,25 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("webhook server: %w", err)
 	case <-ctx.Done():
 	}
+
+	s.draining.Store(true)
+	if s.opts.DrainDelay > 0 {
+		log.Info("Draining: not ready, still answering until proxies stop routing here", "for", s.opts.DrainDelay)
+		select {
+		case <-s.after(s.opts.DrainDelay):
+		case err := <-errCh:
+			return fmt.Errorf("webhook server: %w", err)
+		}
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.opts.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			log.Info("Requests still in flight after the shutdown timeout were cut", "timeout", s.opts.ShutdownTimeout)
+			return nil
+		}
 		return fmt.Errorf("webhook server shutdown: %w", err)
 	}
+	log.Info("Webhook server stopped")
 	return nil
 }

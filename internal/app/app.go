@@ -4,9 +4,13 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -17,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
@@ -29,15 +34,25 @@ import (
 
 // Options are the manager's settings, one flag each.
 type Options struct {
-	MetricsAddress       string
+	MetricsAddress string
+	// MetricsSecure serves /metrics over HTTPS and lets through only callers whose token the API
+	// server authenticates and who may `get` the /metrics non-resource URL.
+	MetricsSecure bool
+	// MetricsCertDir holds tls.crt and tls.key for the metrics endpoint; empty: a self-signed
+	// certificate made at start.
+	MetricsCertDir string
+	// EnableHTTP2 serves the metrics endpoint over HTTP/2 too (off: HTTP/2 stream-reset attacks).
+	EnableHTTP2          bool
 	ProbeAddress         string
 	LeaderElection       bool
 	LeaderElectionID     string
 	LeaderElectionNS     string
 	WebhookBindAddress   string
 	WebhookPublicURL     string
-	Namespace            string
+	WebhookDrainDelay    time.Duration
+	WatchNamespaces      []string
 	TwilioBaseURL        string
+	UnsafeTwilioBaseURL  bool
 	WebhookMaxBodyBytes  int64
 	GracefulShutdownTime time.Duration
 	// WebhookAdvertiseAddress is this replica's webhook base URL inside the cluster
@@ -72,21 +87,75 @@ type Options struct {
 
 // BindFlags registers the options on a flag set, with their defaults.
 func (o *Options) BindFlags(fs *flag.FlagSet) {
-	fs.StringVar(&o.MetricsAddress, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; \"0\" disables it.")
+	fs.StringVar(&o.MetricsAddress, "metrics-bind-address", ":8443", "Address of the Prometheus metrics endpoint; \"0\" disables it.")
+	fs.BoolVar(&o.MetricsSecure, "metrics-secure", true, "Serve metrics over HTTPS, only to callers the API server authenticates and authorises to get /metrics (the metrics-reader ClusterRole). Turn off only behind another authenticating proxy.")
+	fs.StringVar(&o.MetricsCertDir, "metrics-cert-dir", "", "Directory with tls.crt and tls.key for the metrics endpoint (default: a self-signed certificate made at start).")
+	fs.BoolVar(&o.EnableHTTP2, "enable-http2", false, "Serve the metrics endpoint over HTTP/2 as well (off by default: HTTP/2 stream-reset and rapid-reset attacks).")
 	fs.StringVar(&o.ProbeAddress, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
 	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "Elect a leader so that only one replica runs the controllers (the webhook server runs on all).")
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", "flex-operator.contactcenter.flexoperator.io", "Name of the leader election Lease.")
 	fs.StringVar(&o.LeaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election Lease (default: the operator's own).")
-	fs.StringVar(&o.WebhookBindAddress, "webhook-bind-address", ":9443", "Address of the Twilio webhook server.")
+	fs.StringVar(&o.WebhookBindAddress, "webhook-bind-address", ":9443", "Address of the Twilio webhook server (plain HTTP; TLS ends at the ingress).")
 	fs.StringVar(&o.WebhookAdvertiseAddress, "webhook-advertise-address", "", "Base URL at which the other replicas reach this one's webhook server, e.g. http://10.0.3.7:9443; when it leads, followers forward WorkerActivityPolicy deliveries there. Default: http://$POD_IP:<webhook port> when POD_IP is set; without either, this replica never advertises and followers answer 503 (Event Streams retries).")
 	fs.StringVar(&o.WebhookPublicURL, "webhook-public-url", "", "Base URL at which Twilio reaches the webhook server, e.g. https://flex-operator.example.com; signatures are checked against it. A policy's spec.publicBaseUrl overrides it.")
-	fs.StringVar(&o.Namespace, "namespace", "", "Watch only this namespace (default: all namespaces).")
-	fs.StringVar(&o.TwilioBaseURL, "twilio-base-url", "", "Send every Twilio API request to this base URL instead of *.twilio.com (for the Twilio simulator).")
+	fs.DurationVar(&o.WebhookDrainDelay, "webhook-drain-delay", webhookserver.DefaultDrainDelay, "On shutdown, how long the webhook server keeps answering while reporting not ready, so that Services and ingress controllers stop routing to this replica before it closes. Must be shorter than --graceful-shutdown-timeout.")
+	fs.Func("watch-namespaces", "Comma-separated namespaces to watch; the operator then reads and writes only there, and needs Roles only there (default: all namespaces).", func(v string) error {
+		o.WatchNamespaces = nil
+		for _, ns := range strings.Split(v, ",") {
+			if ns = strings.TrimSpace(ns); ns != "" {
+				o.WatchNamespaces = append(o.WatchNamespaces, ns)
+			}
+		}
+		return nil
+	})
+	fs.StringVar(&o.TwilioBaseURL, "twilio-base-url", "", "Send every Twilio API request, with the account's credentials, to this base URL instead of *.twilio.com. Only https://*.twilio.com is accepted unless --unsafe-twilio-base-url is set too.")
+	fs.BoolVar(&o.UnsafeTwilioBaseURL, "unsafe-twilio-base-url", false, "Development only: let --twilio-base-url name any host (the Twilio simulator). Never set it in production: the host receives the account's credentials.")
 	fs.Int64Var(&o.WebhookMaxBodyBytes, "webhook-max-body-bytes", webhookserver.DefaultMaxBodyBytes, "Largest webhook body accepted; larger ones get 413.")
 	fs.Float64Var(&o.TwilioRate, "twilio-rate", 0, "Sustained Twilio REST requests per second per account, shared by the whole operator (0: the default of 20; negative: no limit). Set it to what the account's TaskRouter limits allow.")
-	fs.DurationVar(&o.GracefulShutdownTime, "graceful-shutdown-timeout", 30*time.Second, "How long runnables get to stop.")
 	fs.DurationVar(&o.RecoveryResyncAfter, "recovery-resync-after", controllers.DefaultResyncAfter, "How long a ConferenceRecovery in progress may go unchanged before its call is read from Twilio's REST API, to repair callbacks Twilio lost (every one is also read once at start-up).")
 	fs.Float64Var(&o.RecoveryResyncRate, "recovery-resync-rate", controllers.DefaultResyncRate, "Most resyncs with Twilio's REST API per Twilio account and second.")
+	fs.DurationVar(&o.GracefulShutdownTime, "graceful-shutdown-timeout", 30*time.Second, "How long everything gets to stop, the webhook server's drain included.")
+}
+
+// Validate checks the options that can be wrong on their own.
+func (o *Options) Validate() error {
+	if err := checkTwilioBaseURL(o.TwilioBaseURL, o.UnsafeTwilioBaseURL); err != nil {
+		return err
+	}
+	if o.WebhookDrainDelay < 0 {
+		return errors.New("--webhook-drain-delay must not be negative")
+	}
+	if o.WebhookDrainDelay > 0 && o.GracefulShutdownTime > 0 && o.WebhookDrainDelay+webhookserver.DefaultShutdownTimeout > o.GracefulShutdownTime {
+		return fmt.Errorf("--graceful-shutdown-timeout (%s) must exceed --webhook-drain-delay (%s) plus the webhook server's %s for requests in flight",
+			o.GracefulShutdownTime, o.WebhookDrainDelay, webhookserver.DefaultShutdownTimeout)
+	}
+	for _, ns := range o.WatchNamespaces {
+		if ns == "" || strings.ContainsAny(ns, " /") {
+			return fmt.Errorf("--watch-namespaces: %q is not a namespace name", ns)
+		}
+	}
+	return nil
+}
+
+// checkTwilioBaseURL refuses a base URL that would send the account's credentials anywhere but
+// Twilio, unless the caller said it is a development setup.
+func checkTwilioBaseURL(raw string, unsafe bool) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("--twilio-base-url %q must be an absolute http(s) URL", raw)
+	}
+	if unsafe {
+		return nil
+	}
+	host := strings.ToLower(u.Hostname())
+	if u.Scheme != "https" || (host != "twilio.com" && !strings.HasSuffix(host, ".twilio.com")) {
+		return fmt.Errorf("--twilio-base-url %q is not an https://*.twilio.com URL: every Twilio request carries the account's credentials; "+
+			"set --unsafe-twilio-base-url as well only to reach a Twilio simulator in development", raw)
+	}
+	return nil
 }
 
 // Scheme is the scheme of every object the operator reads or writes.
@@ -99,9 +168,12 @@ func Scheme() *runtime.Scheme {
 
 // NewManager builds the manager with its controllers and the webhook server.
 func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manager, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
 	mopts := ctrl.Options{
 		Scheme:                  Scheme(),
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddress},
+		Metrics:                 metricsOptions(o),
 		HealthProbeBindAddress:  o.ProbeAddress,
 		LeaderElection:          o.LeaderElection,
 		LeaderElectionID:        o.LeaderElectionID,
@@ -118,8 +190,13 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 		skip := true
 		mopts.Controller.SkipNameValidation = &skip
 	}
-	if o.Namespace != "" {
-		mopts.Cache.DefaultNamespaces = map[string]cache.Config{o.Namespace: {}}
+	if len(o.WatchNamespaces) > 0 {
+		// Every cached kind (policies, recoveries, Secrets' metadata) is then listed and watched
+		// per namespace, so Roles in those namespaces are enough.
+		mopts.Cache.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range o.WatchNamespaces {
+			mopts.Cache.DefaultNamespaces[ns] = cache.Config{}
+		}
 	}
 	mgr, err := ctrl.NewManager(cfg, mopts)
 	if err != nil {
@@ -184,6 +261,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 		BindAddress:  o.WebhookBindAddress,
 		PublicURL:    o.WebhookPublicURL,
 		MaxBodyBytes: o.WebhookMaxBodyBytes,
+		DrainDelay:   o.WebhookDrainDelay,
 	}, mgr.GetCache().WaitForCacheSync)
 	if err != nil {
 		return nil, fmt.Errorf("webhook server: %w", err)
@@ -207,13 +285,29 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return nil, fmt.Errorf("add health check: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("caches", func(_ *http.Request) error {
-		if !ws.Ready() {
-			return fmt.Errorf("caches have not synced")
+	if err := mgr.AddReadyzCheck("webhook", func(_ *http.Request) error {
+		switch {
+		case ws.Draining():
+			return errors.New("stopping: draining webhook requests")
+		case !ws.Ready():
+			return errors.New("caches have not synced")
 		}
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("add ready check: %w", err)
 	}
 	return mgr, nil
+}
+
+// metricsOptions serves /metrics as kubebuilder's scaffold does: HTTPS with the API server deciding
+// who may read it, and HTTP/2 off unless asked for.
+func metricsOptions(o Options) metricsserver.Options {
+	m := metricsserver.Options{BindAddress: o.MetricsAddress, SecureServing: o.MetricsSecure, CertDir: o.MetricsCertDir}
+	if o.MetricsSecure {
+		m.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	if !o.EnableHTTP2 {
+		m.TLSOpts = []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
+	}
+	return m
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -25,6 +26,9 @@ const Wait = 30 * time.Second
 type CentreOptions struct {
 	// Name prefixes the namespace and names the workspace.
 	Name string
+	// Namespace, when set, is the namespace to use (created unless it exists) instead of a new
+	// one named after Name.
+	Namespace string
 	// Agents are the workers, by name, available to take voice calls.
 	Agents []string
 	// Offline are workers that exist but start Offline.
@@ -56,6 +60,9 @@ func (e *Env) NewCentre(ctx context.Context, o CentreOptions) (*Centre, error) {
 		o.Name = "centre"
 	}
 	ns := o.Name + "-" + rand.String(5)
+	if o.Namespace != "" {
+		ns = o.Namespace
+	}
 	spec := twiliosim.ContactCentreSpec{
 		Name:   ns,
 		Queues: []twiliosim.QueueSpec{{Name: "Everyone", TargetWorkers: "1==1"}},
@@ -105,6 +112,9 @@ func (e *Env) NewCentre(ctx context.Context, o CentreOptions) (*Centre, error) {
 	objs = append(objs, policy)
 	for _, obj := range objs {
 		if err := e.Client.Create(ctx, obj); err != nil {
+			if _, isNamespace := obj.(*corev1.Namespace); isNamespace && apierrors.IsAlreadyExists(err) {
+				continue
+			}
 			return nil, fmt.Errorf("create %T %s: %w", obj, obj.GetName(), err)
 		}
 	}

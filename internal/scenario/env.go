@@ -42,6 +42,13 @@ type Options struct {
 	// Manager adjusts the manager's options before each start (the addresses, the simulator's URL
 	// and clock are already filled in).
 	Manager func(*app.Options)
+	// OperatorConfig, when set, gives the REST config the operator runs with (for example one that
+	// impersonates the operator's ServiceAccount) from the control plane's admin config; the
+	// tests' own Client keeps the admin config.
+	OperatorConfig func(admin *rest.Config) *rest.Config
+	// Deferred leaves the operator stopped after Start; the test calls StartOperator once it has
+	// set up what the operator needs (RBAC, say).
+	Deferred bool
 }
 
 // Env is a running control plane, simulator and operator.
@@ -97,6 +104,9 @@ func Start(o Options) (*Env, error) {
 	e.webhookAddr = l.Addr().String()
 	_ = l.Close()
 	e.WebhookURL = "http://" + e.webhookAddr
+	if o.Deferred {
+		return e, nil
+	}
 	if err := e.StartOperator(); err != nil {
 		e.Stop()
 		return nil, err
@@ -113,7 +123,7 @@ func (e *Env) StartOperator() error {
 	o := app.Options{
 		MetricsAddress: "0", ProbeAddress: "0",
 		WebhookBindAddress: e.webhookAddr, WebhookPublicURL: e.WebhookURL,
-		TwilioBaseURL: e.Sim.URL(), Now: e.Sim.Now, Restartable: true,
+		TwilioBaseURL: e.Sim.URL(), UnsafeTwilioBaseURL: true, Now: e.Sim.Now, Restartable: true,
 		TwilioOptions:        []twilio.Option{twilio.WithRetry(6, 5*time.Millisecond, 100*time.Millisecond)},
 		GracefulShutdownTime: 10 * time.Second,
 		LeaderElectionID:     LeaderElectionID, LeaderElectionNS: LeaderElectionNS,
@@ -126,8 +136,12 @@ func (e *Env) StartOperator() error {
 	if e.Override != nil {
 		e.Override(&o)
 	}
+	cfg := e.Config
+	if e.opts.OperatorConfig != nil {
+		cfg = e.opts.OperatorConfig(rest.CopyConfig(e.Config))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := app.NewManager(ctx, e.Config, o)
+	mgr, err := app.NewManager(ctx, cfg, o)
 	if err != nil {
 		cancel()
 		return fmt.Errorf("build the operator: %w", err)

@@ -54,7 +54,7 @@ func startFollower(t testing.TB, ns, id string) *follower {
 		MetricsAddress: "0", ProbeAddress: "0", WebhookBindAddress: strings.TrimPrefix(f.addr, "http://"),
 		// Behind one Service, both replicas are reached at the same public URL.
 		WebhookPublicURL: env.WebhookURL, WebhookAdvertiseAddress: f.addr,
-		TwilioBaseURL: env.Sim.URL(), Now: env.Sim.Now,
+		TwilioBaseURL: env.Sim.URL(), UnsafeTwilioBaseURL: true, Now: env.Sim.Now,
 		LeaderElection: true, LeaderElectionID: id, LeaderElectionNS: ns,
 		Restartable: true, GracefulShutdownTime: 5 * time.Second,
 		Engine: func(e *activity.Engine) { f.engine = e },

@@ -1,0 +1,31 @@
+# Builds the operator image with a container tool (`make docker-build`, `make docker-buildx` for
+# several platforms). `make image` writes the same image without a daemon.
+FROM --platform=$BUILDPLATFORM golang:1.26 AS builder
+ARG TARGETOS
+ARG TARGETARCH
+ARG VERSION=devel
+ARG REVISION=unknown
+
+WORKDIR /workspace
+# Dependencies first, so that a source change does not download them again.
+COPY go.mod go.sum ./
+RUN go mod download
+
+COPY main.go main.go
+COPY api/ api/
+COPY controllers/ controllers/
+COPY internal/ internal/
+COPY webhookserver/ webhookserver/
+
+# Static: the runtime image has no libc.
+RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -trimpath \
+    -ldflags "-s -w -X github.com/flexoperator/flex-operator/internal/version.Version=${VERSION} -X github.com/flexoperator/flex-operator/internal/version.Revision=${REVISION}" \
+    -o manager .
+
+# distroless/static: CA certificates and a passwd entry for the non-root user, no shell.
+FROM gcr.io/distroless/static:nonroot
+WORKDIR /
+COPY --from=builder /workspace/manager .
+USER 65532:65532
+
+ENTRYPOINT ["/manager"]
