@@ -99,30 +99,28 @@ func (run *recoveryRun) announce(ctx context.Context, a recovery.Announce) error
 
 // holdCustomer puts the customer on hold, with the policy's music.
 func (run *recoveryRun) holdCustomer(ctx context.Context, a recovery.HoldCustomer) error {
-	name := a.ActionName()
-	if a.CallSID == "" {
-		run.skipped(name, "", "The customer's leg is not known.")
-		return nil
-	}
 	yes := true
 	u := twilio.ParticipantUpdate{Hold: &yes}
 	if a.MusicURL != "" {
 		u.HoldURL = &a.MusicURL
 	}
-	_, err := run.tc.UpdateParticipant(ctx, run.spec().ConferenceSID, a.CallSID, u)
-	return run.settleIdempotent(name, a.CallSID, err, "Put the customer on hold.", "The customer's leg is no longer in the conference.")
+	return run.updateCustomer(ctx, a.ActionName(), a.CallSID, u, "Put the customer on hold.")
 }
 
 // resumeCustomer takes the customer off hold: an agent is back in the call.
 func (run *recoveryRun) resumeCustomer(ctx context.Context, a recovery.ResumeCustomer) error {
-	name := a.ActionName()
-	if a.CallSID == "" {
+	no := false
+	return run.updateCustomer(ctx, a.ActionName(), a.CallSID, twilio.ParticipantUpdate{Hold: &no}, "Took the customer off hold: an agent is back.")
+}
+
+// updateCustomer changes the customer's leg in the conference, an idempotent step.
+func (run *recoveryRun) updateCustomer(ctx context.Context, name, callSID string, u twilio.ParticipantUpdate, doneNote string) error {
+	if callSID == "" {
 		run.skipped(name, "", "The customer's leg is not known.")
 		return nil
 	}
-	no := false
-	_, err := run.tc.UpdateParticipant(ctx, run.spec().ConferenceSID, a.CallSID, twilio.ParticipantUpdate{Hold: &no})
-	return run.settleIdempotent(name, a.CallSID, err, "Took the customer off hold: an agent is back.", "The customer's leg is no longer in the conference.")
+	_, err := run.tc.UpdateParticipant(ctx, run.spec().ConferenceSID, callSID, u)
+	return run.settleIdempotent(name, callSID, err, doneNote, "The customer's leg is no longer in the conference.")
 }
 
 // settleIdempotent records an idempotent step: Done, Skipped when what it acts on is gone, Failed on

@@ -124,6 +124,13 @@ type WorkerActivityPolicySpec struct {
 	// +optional
 	PendingActivityAttribute string `json:"pendingActivityAttribute,omitempty"`
 
+	// ExtendedWrapupAttribute is the task attribute that, set to true (by the Flex companion's
+	// "Extend wrap-up" action or any other tool), makes a wrapping task count as Extended Wrap Up.
+	// +kubebuilder:default="extendedWrapup"
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z_][a-zA-Z0-9_]{0,63}$`
+	// +optional
+	ExtendedWrapupAttribute string `json:"extendedWrapupAttribute,omitempty"`
+
 	// PublicBaseURL is the base URL at which Twilio reaches the operator's webhook server (for example
 	// https://flex-operator.example.com). It overrides the manager's --webhook-public-url. The sink
 	// delivers to {publicBaseUrl}/twilio/{namespace}/activity/{policy}/events and signatures are

@@ -46,13 +46,16 @@ func NewConfig(spec v1alpha1.WorkerActivityPolicySpec, resolved v1alpha1.Resolve
 		Channels:                map[string]bool{},
 		BusyChange:              spec.ActivityChangeWhileBusy,
 		PendingAttribute:        spec.PendingActivityAttribute,
-		ExtendedWrapupAttribute: DefaultExtendedWrapupAttribute,
+		ExtendedWrapupAttribute: spec.ExtendedWrapupAttribute,
 	}
 	if c.BusyChange == "" {
 		c.BusyChange = v1alpha1.BusyChangeDefer
 	}
 	if c.PendingAttribute == "" {
 		c.PendingAttribute = DefaultPendingActivityAttribute
+	}
+	if c.ExtendedWrapupAttribute == "" {
+		c.ExtendedWrapupAttribute = DefaultExtendedWrapupAttribute
 	}
 	for _, ch := range spec.Channels {
 		c.Channels[ch] = true

@@ -626,6 +626,7 @@ func (r *run) processNext() bool {
 func (r *run) reread(sid string) error {
 	r.mu.Lock()
 	since := r.ws.Seq()
+	attr := r.ws.extendedAttr(sid)
 	r.mu.Unlock()
 	w, err := r.tw.FetchWorker(r.ctx, r.sid, sid)
 	readsTotal.WithLabelValues("doubt").Inc()
@@ -658,7 +659,7 @@ func (r *run) reread(sid string) error {
 			return err
 		}
 		live[rv.SID] = Reservation{TaskSID: t.SID, Channel: t.TaskChannelUniqueName, Status: st,
-			Extended: HasTrue(t.Attributes, DefaultExtendedWrapupAttribute)}
+			Extended: HasTrue(t.Attributes, attr)}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

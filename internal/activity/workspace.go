@@ -72,19 +72,41 @@ func NewWorkspace(sid string, policies []*Policy) *Workspace {
 	}
 }
 
-// taskMark is a task's extended-wrap-up mark at a task version.
+// taskMark is what the newest event of a task said of its attributes, kept as the attributes
+// themselves: policies of one workspace may name different mark attributes, so whether the task is
+// marked is asked per worker (extended), not decided once for all.
 type taskMark struct {
-	extended bool
-	version  int64
+	// attributes are the task's attributes at version; events without a task version add to the
+	// list rather than replace it (nothing orders them), so a mark once seen is not lost to a
+	// reordered unversioned event. Bounded by maxUnversionedMarks.
+	attributes []string
+	version    int64
 }
 
-// mark records what an event says of its task's mark and returns the newest known.
-func (ws *Workspace) mark(ev events.TaskRouterEvent, attr string) taskMark {
+// maxUnversionedMarks bounds the attributes remembered for a task whose events carry no version.
+const maxUnversionedMarks = 4
+
+// extended reports whether the task carries the mark attr.
+func (m taskMark) extended(attr string) bool {
+	for _, a := range m.attributes {
+		if HasTrue(a, attr) {
+			return true
+		}
+	}
+	return false
+}
+
+// mark records what an event says of its task's attributes and returns the newest known.
+func (ws *Workspace) mark(ev events.TaskRouterEvent) taskMark {
 	m, ok := ws.marks[ev.TaskSID]
 	if ev.TaskAttributes != "" && (!ok || ev.TaskVersion > m.version || (ev.TaskVersion == 0 && m.version == 0)) {
-		next := taskMark{extended: HasTrue(ev.TaskAttributes, attr), version: ev.TaskVersion}
-		if ev.TaskVersion == 0 && m.extended {
-			next.extended = true
+		next := taskMark{attributes: []string{ev.TaskAttributes}, version: ev.TaskVersion}
+		if ev.TaskVersion == 0 {
+			keep := m.attributes
+			if len(keep) >= maxUnversionedMarks {
+				keep = keep[len(keep)-maxUnversionedMarks+1:]
+			}
+			next.attributes = append(append([]string(nil), keep...), ev.TaskAttributes)
 		}
 		m = next
 		ws.marks[ev.TaskSID] = m
@@ -293,10 +315,10 @@ func (ws *Workspace) Apply(ev events.TaskRouterEvent, now time.Time) (Outcome, e
 			return out, nil
 		}
 		ws.seq++
-		mk := ws.mark(ev, ws.extendedAttr(w.SID))
+		mk := ws.mark(ev)
 		changed := w.ApplyReservation(ev.ReservationSID, Reservation{
 			TaskSID: ev.TaskSID, Channel: ev.TaskChannel, Status: st,
-			Extended: mk.extended, TaskVersion: mk.version,
+			Extended: mk.extended(ws.extendedAttr(w.SID)), TaskVersion: mk.version,
 		})
 		w.Reservations[ev.ReservationSID].touched = ws.seq
 		ws.index(ev.TaskSID, w.SID)
@@ -322,7 +344,7 @@ func (ws *Workspace) Apply(ev events.TaskRouterEvent, now time.Time) (Outcome, e
 			out.Ignored = true
 			return out, nil
 		}
-		ws.mark(ev, DefaultExtendedWrapupAttribute)
+		mk := ws.mark(ev)
 		for wsid := range ws.tasks[ev.TaskSID] {
 			w := ws.workers[wsid]
 			if w == nil {
@@ -333,9 +355,8 @@ func (ws *Workspace) Apply(ev events.TaskRouterEvent, now time.Time) (Outcome, e
 				if r.TaskSID != ev.TaskSID {
 					continue
 				}
-				mk := ws.mark(ev, ws.extendedAttr(wsid))
 				upd := Reservation{TaskSID: r.TaskSID, Channel: r.Channel, Status: r.Status,
-					Extended: mk.extended, TaskVersion: mk.version}
+					Extended: mk.extended(ws.extendedAttr(wsid)), TaskVersion: mk.version}
 				switch {
 				case st == ResEnded:
 					upd.Status = ResEnded

@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/events"
 	"github.com/flexoperator/flex-operator/internal/expr"
 )
@@ -139,5 +140,51 @@ func TestOwnEchoBeforeAnswer(t *testing.T) {
 	ws.Written("WK1", d, sidOnATaskNo, "4", attrs)
 	if _, again := ws.Decide("WK1"); again.Changes() {
 		t.Fatalf("the engine's own echo led to another write: %+v", again)
+	}
+}
+
+// TestExtendedMarkPerPolicy: two policies of one workspace name different extended-wrap-up
+// attributes; a task carrying one policy's mark extends the wrap-up of that policy's worker only,
+// whichever worker's event the engine saw the attributes on first.
+func TestExtendedMarkPerPolicy(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	sales := &Policy{Key: types.NamespacedName{Name: "sales"}, Created: t0,
+		Workers: expr.MustParse(`team == "sales"`), Config: testConfig()}
+	care := &Policy{Key: types.NamespacedName{Name: "care"}, Created: t0.Add(time.Hour),
+		Workers: expr.MustParse(`team == "care"`), Config: testConfig(func(s *v1alpha1.WorkerActivityPolicySpec) {
+			s.ExtendedWrapupAttribute = "needsMoreTime"
+		})}
+	if sales.Config.ExtendedWrapupAttribute != DefaultExtendedWrapupAttribute || care.Config.ExtendedWrapupAttribute != "needsMoreTime" {
+		t.Fatalf("config marks: %q %q", sales.Config.ExtendedWrapupAttribute, care.Config.ExtendedWrapupAttribute)
+	}
+	ws := NewWorkspace("WStest", []*Policy{sales, care})
+	ws.PutWorker("WKsales", "sam", sidAvailable, "1", `{"team":"sales"}`)
+	ws.PutWorker("WKcare", "cat", sidAvailable, "1", `{"team":"care"}`)
+	for _, w := range []string{"WKsales", "WKcare"} {
+		for i, typ := range []string{"reservation.accepted", "reservation.wrapup"} {
+			if _, err := ws.Apply(events.TaskRouterEvent{ID: "EZ" + w + typ, Type: typ, WorkspaceSID: "WStest",
+				WorkerSID: w, ReservationSID: "WR" + w, TaskSID: "WTshared", TaskChannel: "voice",
+				TaskVersion: int64(i + 1), TaskAttributes: `{"needsMoreTime":true}`}, t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, d := ws.Decide("WKcare"); d.ActivitySID != sidExtended {
+		t.Errorf("care's worker: %s (%s), want Extended Wrap Up: her policy's mark is set", d.ActivityName, d.Rule)
+	}
+	if _, d := ws.Decide("WKsales"); d.ActivitySID != sidWrapup {
+		t.Errorf("sales' worker: %s (%s), want Wrap Up: her policy's mark (extendedWrapup) is not set", d.ActivityName, d.Rule)
+	}
+	// The default mark arriving later extends sales' worker too, and care's stays extended only
+	// while its own mark holds.
+	if _, err := ws.Apply(events.TaskRouterEvent{ID: "EZupd", Type: "task.updated", WorkspaceSID: "WStest",
+		TaskSID: "WTshared", TaskVersion: 3, TaskAttributes: `{"extendedWrapup":true}`}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, d := ws.Decide("WKsales"); d.ActivitySID != sidExtended {
+		t.Errorf("sales' worker after the default mark: %s (%s), want Extended Wrap Up", d.ActivityName, d.Rule)
+	}
+	if _, d := ws.Decide("WKcare"); d.ActivitySID != sidWrapup {
+		t.Errorf("care's worker after her mark was removed: %s (%s), want Wrap Up", d.ActivityName, d.Rule)
 	}
 }
