@@ -3,7 +3,6 @@ package webhookserver
 import (
 	"errors"
 	"net/http"
-	"slices"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -74,18 +73,10 @@ func (r *Routes) handleActivityEvents(w http.ResponseWriter, req *http.Request) 
 	if !ok {
 		return
 	}
-	evs, err := events.ParseEventStreams(body)
-	if err != nil {
-		bad := countEventErrors(err)
-		eventsTotal.WithLabelValues(routeActivityEvents, "other", outcomeMalformed).Add(float64(bad))
-		r.log.Info("Dropped undecodable Event Streams events", "policy", key.String(),
-			"malformed", bad, "decoded", len(evs), "error", err.Error())
-		if len(evs) == 0 {
-			http.Error(w, "no decodable CloudEvent in the body", http.StatusBadRequest)
-			return
-		}
+	evs, ok := r.decodeDelivery(w, routeActivityEvents, key.String(), body)
+	if !ok {
+		return
 	}
-	slices.SortStableFunc(evs, func(a, b events.TaskRouterEvent) int { return a.Time.Compare(b.Time) })
 	var fresh []events.TaskRouterEvent
 	var keys []string
 	for _, ev := range evs {

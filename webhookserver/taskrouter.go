@@ -34,23 +34,34 @@ func (r *Routes) handleEvents(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
-	evs, err := events.ParseEventStreams(tr.body)
-	if err != nil {
-		bad := countEventErrors(err)
-		eventsTotal.WithLabelValues(routeEvents, "other", outcomeMalformed).Add(float64(bad))
-		r.log.Info("Dropped undecodable Event Streams events", "policy", tr.policyKey(),
-			"malformed", bad, "decoded", len(evs), "error", err.Error())
-		if len(evs) == 0 {
-			http.Error(w, "no decodable CloudEvent in the body", http.StatusBadRequest)
-			return
-		}
+	evs, ok := r.decodeDelivery(w, routeEvents, tr.policyKey(), tr.body)
+	if !ok {
+		return
 	}
-	slices.SortStableFunc(evs, func(a, b events.TaskRouterEvent) int { return a.Time.Compare(b.Time) })
 	if !r.processTaskRouterEvents(req.Context(), routeEvents, tr, evs) {
 		unavailable(w, "could not store every event")
 		return
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// decodeDelivery decodes an Event Streams delivery (one CloudEvent or a batch) sorted by event
+// time. Undecodable events are counted and logged; when none decodes the answer is 400 and ok is
+// false, otherwise the decodable ones go on.
+func (r *Routes) decodeDelivery(w http.ResponseWriter, route, policyKey string, body []byte) ([]events.TaskRouterEvent, bool) {
+	evs, err := events.ParseEventStreams(body)
+	if err != nil {
+		bad := countEventErrors(err)
+		eventsTotal.WithLabelValues(route, "other", outcomeMalformed).Add(float64(bad))
+		r.log.Info("Dropped undecodable Event Streams events", "policy", policyKey,
+			"malformed", bad, "decoded", len(evs), "error", err.Error())
+		if len(evs) == 0 {
+			http.Error(w, "no decodable CloudEvent in the body", http.StatusBadRequest)
+			return nil, false
+		}
+	}
+	slices.SortStableFunc(evs, func(a, b events.TaskRouterEvent) int { return a.Time.Compare(b.Time) })
+	return evs, true
 }
 
 // countEventErrors counts the events a ParseEventStreams error reports (at least one).
