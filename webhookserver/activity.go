@@ -7,7 +7,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/activity"
@@ -50,7 +49,7 @@ func (r *Routes) handleActivityEvents(w http.ResponseWriter, req *http.Request) 
 		http.Error(w, "invalid or missing X-Twilio-Signature", http.StatusForbidden)
 	}
 	ns, name := req.PathValue("namespace"), req.PathValue("policy")
-	if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
+	if !r.knownPolicyPath(ns, name) {
 		unknown()
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,6 +106,10 @@ type RoutesOptions struct {
 	// ActivityLeader, when set, finds the leader's webhook address: a replica that is not the
 	// leader forwards activity deliveries there (activity_forward.go) instead of answering 503.
 	ActivityLeader LeaderLocator
+	// Namespaces are the namespaces the operator watches (--watch-namespaces); empty means all. A
+	// request naming another namespace is answered as for a policy that does not exist: the
+	// operator's cache cannot read it, and Twilio must not be told to retry what can never land.
+	Namespaces []string
 	// ForwardTimeout bounds one forward to the leader; zero means DefaultForwardTimeout.
 	ForwardTimeout time.Duration
 }
@@ -197,7 +202,7 @@ func (r *Routes) Register(s *Server) {
 // policies exist), 503 when the cache cannot answer.
 func (r *Routes) policy(req *http.Request) (*v1alpha1.ConferenceRecoveryPolicy, int, error) {
 	ns, name := req.PathValue("namespace"), req.PathValue("policy")
-	if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
+	if !r.knownPolicyPath(ns, name) {
 		return nil, http.StatusNotFound, errors.New("no such ConferenceRecoveryPolicy")
 	}
 	var policy v1alpha1.ConferenceRecoveryPolicy
@@ -208,6 +213,15 @@ func (r *Routes) policy(req *http.Request) (*v1alpha1.ConferenceRecoveryPolicy, 
 		return nil, http.StatusServiceUnavailable, fmt.Errorf("read ConferenceRecoveryPolicy %s/%s: %w", ns, name, err)
 	}
 	return &policy, 0, nil
+}
+
+// knownPolicyPath reports whether a request's namespace and policy name can name a policy the
+// operator reads: well-formed names, in a watched namespace.
+func (r *Routes) knownPolicyPath(ns, name string) bool {
+	if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(name)) > 0 {
+		return false
+	}
+	return len(r.opts.Namespaces) == 0 || slices.Contains(r.opts.Namespaces, ns)
 }
 
 // publicURL is the base URL Twilio calls for the policy, without a trailing slash.

@@ -285,6 +285,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	routes, err := webhookserver.NewRoutes(webhookserver.RoutesOptions{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Credentials: provider,
 		Now: now, PublicURL: o.WebhookPublicURL, Activity: engine, ActivityLeader: locator,
+		Namespaces: o.WatchNamespaces,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("webhook routes: %w", err)

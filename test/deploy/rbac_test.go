@@ -104,6 +104,7 @@ func TestOperatorRunsWithChartRBAC(t *testing.T) {
 			checkMetricsAccess(t, e, mode.release, mode.namespace, metricsAddr)
 			if mode.namespaced {
 				checkConfined(t, e, operatorAs.user, mode.watched)
+				checkUnwatchedNamespaceUnknown(t, e)
 			}
 			stop()
 			if refused := forbidden.take(); len(refused) > 0 {
@@ -263,4 +264,19 @@ func freeAddr(t *testing.T) string {
 	}
 	defer func() { _ = l.Close() }()
 	return l.Addr().String()
+}
+
+// checkUnwatchedNamespaceUnknown: in namespaced mode a request naming a namespace the operator does
+// not watch is answered as for a policy that does not exist (403, as a bad signature), not with a
+// 503 that would have Event Streams retry what can never land.
+func checkUnwatchedNamespaceUnknown(t *testing.T, e *scenario.Env) {
+	t.Helper()
+	for _, path := range []string{"/twilio/kube-system/voice/conference", "/twilio/kube-system/activity/agents/events"} {
+		res, err := http.Post(e.WebhookURL+path, "application/x-www-form-urlencoded", strings.NewReader("StatusCallbackEvent=participant-join"))
+		must(t, err)
+		_ = res.Body.Close()
+		if res.StatusCode != http.StatusForbidden {
+			t.Errorf("POST %s (namespace not watched): %d, want 403 as for an unknown policy", path, res.StatusCode)
+		}
+	}
 }
