@@ -57,14 +57,14 @@ func TestImageConfig(t *testing.T) {
 	}
 }
 
-// files reads the image's flattened file system.
-func files(t *testing.T, img v1.Image) map[string]*tar.Header {
+// walk calls fn for every entry of every layer of the image, in order, with the entry's clean
+// absolute path and a reader of its content.
+func walk(t *testing.T, img v1.Image, fn func(name string, h *tar.Header, content io.Reader)) {
 	t.Helper()
 	layers, err := img.Layers()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]*tar.Header{}
 	for _, l := range layers {
 		rc, err := l.Uncompressed()
 		if err != nil {
@@ -79,10 +79,17 @@ func files(t *testing.T, img v1.Image) map[string]*tar.Header {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out["/"+strings.TrimSuffix(strings.TrimPrefix(path.Clean("/"+h.Name), "/"), "/")] = h
+			fn(path.Clean("/"+h.Name), h, tr)
 		}
 		_ = rc.Close()
 	}
+}
+
+// files reads the image's flattened file system.
+func files(t *testing.T, img v1.Image) map[string]*tar.Header {
+	t.Helper()
+	out := map[string]*tar.Header{}
+	walk(t, img, func(name string, h *tar.Header, _ io.Reader) { out[name] = h })
 	return out
 }
 
@@ -109,33 +116,16 @@ func TestImageHasNoShell(t *testing.T) {
 // image has no dynamic loader or libc.
 func TestImageBinaryRuns(t *testing.T) {
 	img := openImage(t)
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var binary []byte
-	for _, l := range layers {
-		rc, err := l.Uncompressed()
-		if err != nil {
+	walk(t, img, func(name string, _ *tar.Header, content io.Reader) {
+		if name != "/manager" {
+			return
+		}
+		var err error
+		if binary, err = io.ReadAll(content); err != nil {
 			t.Fatal(err)
 		}
-		tr := tar.NewReader(rc)
-		for {
-			h, err := tr.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if path.Clean("/"+h.Name) == "/manager" {
-				if binary, err = io.ReadAll(tr); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		_ = rc.Close()
-	}
+	})
 	if binary == nil {
 		t.Fatal("no /manager in the image")
 	}
