@@ -11,16 +11,14 @@ WORKDIR /workspace
 COPY go.mod go.sum ./
 RUN go mod download
 
-COPY main.go main.go
+COPY cmd/ cmd/
 COPY api/ api/
-COPY controllers/ controllers/
 COPY internal/ internal/
-COPY webhookserver/ webhookserver/
 
 # Static: the runtime image has no libc.
 RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -trimpath \
     -ldflags "-s -w -X github.com/flexoperator/flex-operator/internal/version.Version=${VERSION} -X github.com/flexoperator/flex-operator/internal/version.Revision=${REVISION}" \
-    -o manager .
+    -o manager ./cmd
 
 # distroless/static: CA certificates and a passwd entry for the non-root user, no shell.
 FROM gcr.io/distroless/static:nonroot

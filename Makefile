@@ -41,7 +41,7 @@ help: ## Show the targets.
 
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC from the kubebuilder markers, and copy them into the Helm chart.
-	$(CONTROLLER_GEN) rbac:roleName=manager-role crd:allowDangerousTypes=false paths="./api/..." paths="./controllers/..." paths="./webhookserver/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd:allowDangerousTypes=false paths="./api/..." paths="./internal/controller/..." paths="./internal/webhookserver/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	@# The chart installs the same CRDs and grants the same rules (test/chart checks they agree).
 	rm -f $(CHART_DIR)/crds/*.yaml && cp config/crd/bases/*.yaml $(CHART_DIR)/crds/
 	cp config/rbac/role.yaml $(CHART_DIR)/files/manager-role.yaml
@@ -83,11 +83,11 @@ check-generated: manifests generate ## Fail if generated files differ from what 
 
 .PHONY: build
 build: ## Build the manager binary, version stamped.
-	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/manager .
+	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/manager ./cmd
 
 .PHONY: image
 image: ## Write the container image as a tarball (no container daemon needed): $(IMAGE_TAR).
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/manager-linux-$(GOARCH) .
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/manager-linux-$(GOARCH) ./cmd
 	go run ./hack/image -binary $(LOCALBIN)/manager-linux-$(GOARCH) -arch $(GOARCH) -out $(IMAGE_TAR) -tag $(IMG) -version $(VERSION) -revision $(REVISION)
 
 .PHONY: docker-build
@@ -112,7 +112,7 @@ build-installer: manifests $(KUBECTL_DEP) ## Write dist/install.yaml: the CRDs a
 
 .PHONY: run
 run: manifests generate ## Run the manager against the current kubeconfig.
-	go run . --webhook-bind-address=:9443
+	go run ./cmd --webhook-bind-address=:9443
 
 .PHONY: demo
 demo: envtest ## Play a call whose agent's page refreshes, and watch the operator recover it.

@@ -11,8 +11,12 @@ import (
 )
 
 var (
-	// GroupVersion is the group and version of every kind in this package.
-	GroupVersion = schema.GroupVersion{Group: "contactcenter.flexoperator.io", Version: "v1alpha1"}
+	// SchemeGroupVersion is the group and version of every kind in this package (the name
+	// kubebuilder's scaffold and controller-gen's apply configurations use).
+	SchemeGroupVersion = schema.GroupVersion{Group: "contactcenter.flexoperator.io", Version: "v1alpha1"}
+
+	// GroupVersion is SchemeGroupVersion under the name controller-runtime projects use.
+	GroupVersion = SchemeGroupVersion
 
 	// SchemeBuilder registers the kinds of this package with a scheme.
 	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
