@@ -18,8 +18,8 @@ var repoRoot = filepath.Join("..", "..")
 
 // projectFile is the part of kubebuilder's PROJECT file the layout depends on.
 type projectFile struct {
-	Layout    []string `json:"layout"`
-	Repo      string   `json:"repo"`
+	Layout    []string          `json:"layout"`
+	Repo      string            `json:"repo"`
 	Resources []projectResource `json:"resources"`
 }
 
