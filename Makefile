@@ -89,7 +89,7 @@ build: ## Build the manager binary, version stamped.
 	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/manager ./cmd
 
 .PHONY: image
-image: ## Write the container image as a tarball (no container daemon needed): $(IMAGE_TAR).
+image: ## Write the container image as an OCI image layout tarball (no container daemon needed): $(IMAGE_TAR).
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/manager-linux-$(GOARCH) ./cmd
 	go run ./hack/image -binary $(LOCALBIN)/manager-linux-$(GOARCH) -arch $(GOARCH) -out $(IMAGE_TAR) -tag $(IMG) -version $(VERSION) -revision $(REVISION)
 
