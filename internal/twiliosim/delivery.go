@@ -42,6 +42,9 @@ type destination struct {
 	batch bool
 	// retry says whether 429, 5xx and connection errors are retried.
 	retry bool
+	// conference marks a conference status callback: Twilio sends it once, so it is retried only
+	// under the RetryConferenceCallbacks fault.
+	conference bool
 }
 
 type item struct {
@@ -386,7 +389,8 @@ func (d *deliverer) send(q *dqueue, batch []queued, faults Faults) bool {
 			return true
 		}
 		retryable := err != nil || status == http.StatusTooManyRequests || status >= 500
-		if !dest.retry || !retryable || attempt >= d.maxAttempts {
+		retry := dest.retry || dest.conference && faults.RetryConferenceCallbacks
+		if !retry || !retryable || attempt >= d.maxAttempts {
 			return false
 		}
 		wait := d.minBackoff << min(attempt-1, 20)
