@@ -68,8 +68,8 @@ type dqueue struct {
 }
 
 // DestinationStats counts the webhooks of one destination. Delivered,
-// Dropped and Pending count events (or callbacks); Attempts, Retries and
-// Duplicates count HTTP requests.
+// Dropped, Refused and Pending count events (or callbacks); Attempts, Retries
+// and Duplicates count HTTP requests.
 type DestinationStats struct {
 	// Key names the destination: "sink:DG…", "callback:<url>" or
 	// "legacy:<url>".
@@ -80,7 +80,11 @@ type DestinationStats struct {
 	Duplicates int
 	Delivered  int
 	Dropped    int
-	Pending    int
+	// Refused counts the dropped webhooks whose last attempt the receiver
+	// refused (an answer other than 2xx) or could not be reached for, as
+	// opposed to those a fault or a deleted sink discarded unsent.
+	Refused int
+	Pending int
 	// LastStatus is the HTTP status of the last attempt (0 for a
 	// connection error, whose text is LastError).
 	LastStatus int
@@ -94,6 +98,7 @@ type DeliveryStats struct {
 	Duplicates   int
 	Delivered    int
 	Dropped      int
+	Refused      int
 	Pending      int
 	Destinations []DestinationStats
 }
@@ -364,6 +369,9 @@ func (d *deliverer) run(q *dqueue) {
 			}
 		} else {
 			q.stats.Dropped += len(batch)
+			if d.ctx.Err() == nil {
+				q.stats.Refused += len(batch)
+			}
 		}
 		q.stats.Pending = len(q.items)
 		d.notify()
@@ -497,6 +505,7 @@ func (d *deliverer) stats() DeliveryStats {
 		out.Duplicates += st.Duplicates
 		out.Delivered += st.Delivered
 		out.Dropped += st.Dropped
+		out.Refused += st.Refused
 		out.Pending += st.Pending
 	}
 	return out

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,13 +34,17 @@ func TestMain(m *testing.M) {
 	var err error
 	env, err = scenario.Start(scenario.Options{
 		CRDDir: filepath.Join("..", "..", "config", "crd", "bases"),
-		// The clock stands still unless a test advances it; webhooks that fail (the operator being
-		// restarted) are retried long enough to outlast a restart.
+		// The clock stands still unless a test advances it; Event Streams deliveries that fail (the
+		// operator being restarted) are retried long enough to outlast a restart. Conference
+		// callbacks are sent once, as Twilio sends them.
 		Sim: twiliosim.Options{DeliveryMaxAttempts: 400, DeliveryMaxBackoff: 100 * time.Millisecond,
 			RequestHook: effects.record, HTTPClient: callbackTimer(effects)},
 		// Recoveries that do not move are read from Twilio after 2 s instead of a minute, so that
 		// the tests of lost callbacks do not wait long.
 		Manager: func(o *app.Options) { o.RecoveryResyncAfter, o.RecoveryResyncRate = 2*time.Second, 50 },
+		// The operator reaches the API server through operatorAPI, which refuses nothing until a
+		// test arms it.
+		OperatorConfig: operatorAPI.config,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start:", err)
@@ -61,8 +66,27 @@ func newCentre(t *testing.T, o scenario.CentreOptions) *scenario.Centre {
 	if _, err := c.WaitPolicyReady(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Twilio sends each conference callback once: one the operator refused (or could not be
+	// reached for) is a call it may recover late or never. No test may pass with one, unless it
+	// refuses callbacks on purpose (refusesCallbacks).
+	t.Cleanup(func() {
+		if _, onPurpose := refusing.Load(t.Name()); onPurpose {
+			return
+		}
+		if st := env.Sim.Deliveries().Destination("callback:" + c.ConferenceCallbackURL()); st.Refused > 0 {
+			t.Errorf("the operator refused %d conference callbacks (last answer %d %s), which Twilio never sends again",
+				st.Refused, st.LastStatus, st.LastError)
+		}
+	})
 	return c
 }
+
+// refusing holds the names of the tests that make the operator refuse conference callbacks on
+// purpose.
+var refusing sync.Map
+
+// refusesCallbacks exempts the test from newCentre's check that no conference callback was refused.
+func refusesCallbacks(t *testing.T) { refusing.Store(t.Name(), true) }
 
 // must fails the test on err.
 func must(t *testing.T, err error) {
