@@ -82,9 +82,12 @@ type DestinationStats struct {
 	Dropped    int
 	// Refused counts the dropped webhooks whose last attempt the receiver
 	// refused (an answer other than 2xx) or could not be reached for, as
-	// opposed to those a fault or a deleted sink discarded unsent.
-	Refused int
-	Pending int
+	// opposed to those a fault or a deleted sink discarded unsent;
+	// Unreachable counts those of them that got no answer at all
+	// (connection refused or reset, timeout).
+	Refused     int
+	Unreachable int
+	Pending     int
 	// LastStatus is the HTTP status of the last attempt (0 for a
 	// connection error, whose text is LastError).
 	LastStatus int
@@ -99,6 +102,7 @@ type DeliveryStats struct {
 	Delivered    int
 	Dropped      int
 	Refused      int
+	Unreachable  int
 	Pending      int
 	Destinations []DestinationStats
 }
@@ -356,7 +360,7 @@ func (d *deliverer) run(q *dqueue) {
 		faults := d.faults
 		d.mu.Unlock()
 
-		delivered := d.send(q, batch, faults)
+		delivered, answered := d.send(q, batch, faults)
 
 		d.mu.Lock()
 		q.inflight = 0
@@ -371,6 +375,9 @@ func (d *deliverer) run(q *dqueue) {
 			q.stats.Dropped += len(batch)
 			if d.ctx.Err() == nil {
 				q.stats.Refused += len(batch)
+				if !answered {
+					q.stats.Unreachable += len(batch)
+				}
 			}
 		}
 		q.stats.Pending = len(q.items)
@@ -380,8 +387,8 @@ func (d *deliverer) run(q *dqueue) {
 }
 
 // send posts one batch, retrying as Twilio does; it reports whether the
-// receiver accepted it.
-func (d *deliverer) send(q *dqueue, batch []queued, faults Faults) bool {
+// receiver accepted it, and whether the last attempt got an answer at all.
+func (d *deliverer) send(q *dqueue, batch []queued, faults Faults) (delivered, answered bool) {
 	dest := batch[0].dest
 	for attempt := 1; ; attempt++ {
 		status, retryAfter, err := d.post(dest, batch)
@@ -394,12 +401,12 @@ func (d *deliverer) send(q *dqueue, batch []queued, faults Faults) bool {
 				d.mu.Unlock()
 				d.record(q, dest, len(batch), attempt, st, err)
 			}
-			return true
+			return true, true
 		}
 		retryable := err != nil || status == http.StatusTooManyRequests || status >= 500
 		retry := dest.retry || dest.conference && faults.RetryConferenceCallbacks
 		if !retry || !retryable || attempt >= d.maxAttempts {
-			return false
+			return false, err == nil
 		}
 		wait := d.minBackoff << min(attempt-1, 20)
 		if retryAfter > wait {
@@ -412,7 +419,7 @@ func (d *deliverer) send(q *dqueue, batch []queued, faults Faults) bool {
 		select {
 		case <-time.After(wait):
 		case <-d.ctx.Done():
-			return false
+			return false, err == nil
 		}
 	}
 }
@@ -506,6 +513,7 @@ func (d *deliverer) stats() DeliveryStats {
 		out.Delivered += st.Delivered
 		out.Dropped += st.Dropped
 		out.Refused += st.Refused
+		out.Unreachable += st.Unreachable
 		out.Pending += st.Pending
 	}
 	return out

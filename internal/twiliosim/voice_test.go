@@ -441,12 +441,12 @@ func TestConferenceCallbacksAreSentOnce(t *testing.T) {
 		answer       func(hit int) int
 		closed       bool // the receiver is gone: every connection fails
 		wantReceived []string
-		wantStats    twiliosim.DestinationStats // Attempts, Retries, Delivered, Dropped, Refused
+		wantStats    twiliosim.DestinationStats // Attempts, Retries, Delivered, Dropped, Refused, Unreachable
 	}{
 		{name: "503: lost", answer: refuseFirst, wantReceived: acceptCallbacks[1:],
 			wantStats: twiliosim.DestinationStats{Attempts: 4, Delivered: 3, Dropped: 1, Refused: 1}},
 		{name: "connection refused: lost", closed: true,
-			wantStats: twiliosim.DestinationStats{Attempts: 4, Dropped: 4, Refused: 4}},
+			wantStats: twiliosim.DestinationStats{Attempts: 4, Dropped: 4, Refused: 4, Unreachable: 4}},
 		{name: "503 with the retry fault: sent again", retry: true, answer: refuseFirst, wantReceived: acceptCallbacks,
 			wantStats: twiliosim.DestinationStats{Attempts: 5, Retries: 1, Delivered: 4}},
 	}
@@ -475,7 +475,7 @@ func TestConferenceCallbacksAreSentOnce(t *testing.T) {
 			}
 			st := s.Deliveries().Destination("callback:" + callbackURL)
 			got := twiliosim.DestinationStats{Attempts: st.Attempts, Retries: st.Retries, Delivered: st.Delivered, Dropped: st.Dropped,
-				Refused: st.Refused}
+				Refused: st.Refused, Unreachable: st.Unreachable}
 			if got != tc.wantStats {
 				t.Errorf("delivery stats %+v, want %+v", got, tc.wantStats)
 			}

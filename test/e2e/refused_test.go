@@ -23,7 +23,7 @@ import (
 // from Twilio's REST API once the recovery has stood still for --recovery-resync-after, finds the
 // agent gone and recovers the call.
 func TestRefusedLeaveRecoveredByTheResync(t *testing.T) {
-	refusesCallbacks(t)
+	unreachableAtTimes(t)
 	c := newCentre(t, scenario.CentreOptions{Name: "cutleave", Agents: []string{"alice"}})
 	call := answerWhileAway(t, c, "alice")
 	aliceLeg, _ := c.AgentLeg(call.ConferenceSID, c.Worker("alice"))
@@ -52,8 +52,8 @@ func TestRefusedLeaveRecoveredByTheResync(t *testing.T) {
 	if n := cuts.Load(); n != 1 {
 		t.Errorf("the leave was sent %d times, want once", n)
 	}
-	if refused, retries := after.Refused-before.Refused, after.Retries-before.Retries; refused != 1 || retries != 0 {
-		t.Errorf("callbacks refused %d and retried %d during the recovery, want 1 and 0", refused, retries)
+	if lost, retries := after.Unreachable-before.Unreachable, after.Retries-before.Retries; lost != 1 || retries != 0 {
+		t.Errorf("callbacks lost %d and retried %d during the recovery, want 1 and 0", lost, retries)
 	}
 }
 
