@@ -4,6 +4,8 @@
 CONTROLLER_TOOLS_VERSION ?= v0.21.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 ENVTEST_K8S_VERSION ?= 1.37.2
+# kubebuilder: test/deploy checks that `kubebuilder create api` lands where the code is.
+KUBEBUILDER_VERSION ?= v4.16.0
 # helm is built from hack/tools/helm/go.mod, which pins its version.
 HELM_VERSION := $(shell awk '$$1 == "require" && $$2 == "helm.sh/helm/v4" { print $$3 }' hack/tools/helm/go.mod)
 
@@ -11,6 +13,7 @@ LOCALBIN ?= $(CURDIR)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+KUBEBUILDER ?= $(LOCALBIN)/kubebuilder-$(KUBEBUILDER_VERSION)
 ENVTEST_ASSETS = $(or $(XDG_DATA_HOME),$(HOME)/.local/share)/kubebuilder-envtest/k8s/$(ENVTEST_K8S_VERSION)-linux-amd64
 # install/deploy use the kubectl on PATH; without one, the test control plane's (built once by
 # `make envtest`, about 25 minutes).
@@ -67,8 +70,8 @@ envtest: ## Build the test control plane (etcd, kube-apiserver, kubectl) from so
 	@bash hack/setup-envtest.sh >/dev/null
 
 .PHONY: test
-test: manifests generate fmt vet envtest helm image plugin ## Run the unit, envtest, chart, image and end-to-end tests, and the Flex plugin's.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" HELM="$(HELM)" IMAGE_TAR="$(IMAGE_TAR)" go test $(GO_TEST_FLAGS) ./...
+test: manifests generate fmt vet envtest helm image kubebuilder plugin ## Run the unit, envtest, chart, image and end-to-end tests, and the Flex plugin's.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" HELM="$(HELM)" IMAGE_TAR="$(IMAGE_TAR)" KUBEBUILDER="$(KUBEBUILDER)" go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: plugin
 plugin: ## Install, test and build the Flex companion plugin (flex-plugin/; needs Node and npm).
@@ -86,7 +89,7 @@ build: ## Build the manager binary, version stamped.
 	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/manager ./cmd
 
 .PHONY: image
-image: ## Write the container image as a tarball (no container daemon needed): $(IMAGE_TAR).
+image: ## Write the container image as an OCI image layout tarball (no container daemon needed): $(IMAGE_TAR).
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/manager-linux-$(GOARCH) ./cmd
 	go run ./hack/image -binary $(LOCALBIN)/manager-linux-$(GOARCH) -arch $(GOARCH) -out $(IMAGE_TAR) -tag $(IMG) -version $(VERSION) -revision $(REVISION)
 
@@ -143,10 +146,18 @@ undeploy: $(KUBECTL_DEP) ## Remove the operator from the cluster.
 .PHONY: helm
 helm: $(HELM) ## Build helm into bin/ from its Go module.
 
+.PHONY: kubebuilder
+kubebuilder: $(KUBEBUILDER) ## Build kubebuilder into bin/ from its Go module.
+
 $(CONTROLLER_GEN):
 	@mkdir -p $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 	mv $(LOCALBIN)/controller-gen $@
+
+$(KUBEBUILDER):
+	@mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install sigs.k8s.io/kubebuilder/v4@$(KUBEBUILDER_VERSION)
+	mv $(LOCALBIN)/kubebuilder $@
 
 $(GOLANGCI_LINT):
 	@mkdir -p $(LOCALBIN)

@@ -1,22 +1,31 @@
 // Command image writes the operator's container image as a tarball without a container daemon
 // (`make image`): one layer holding the static manager binary and the passwd/group entries of the
-// non-root user it runs as, nothing else (no shell, no package manager). The tarball is in the
-// `docker save` format: `docker load`, `podman load`, `kind load image-archive` and `crane push`
-// take it. go-containerregistry builds the image; archive/tar builds the layer's file system.
+// non-root user it runs as, nothing else (no shell, no package manager).
+//
+// The tarball is an OCI image layout (oci-layout, index.json, blobs/sha256/…), the format of
+// `docker buildx build --output type=oci`: `podman load`, `skopeo copy oci-archive:…`,
+// `kind load image-archive` (containerd's import) and `docker load` (Docker 25 and later) take it.
+// It also carries a manifest.json naming the same blobs, which is what older `docker load` reads.
+// go-containerregistry builds the image and writes the layout; archive/tar builds the layer's
+// file system and packs the layout directory.
 package main
 
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -47,7 +56,7 @@ func main() {
 }
 
 func write(binary, out, tag, arch, version, revision string) error {
-	ref, err := name.ParseReference(tag)
+	ref, err := name.NewTag(tag)
 	if err != nil {
 		return fmt.Errorf("tag %q: %w", tag, err)
 	}
@@ -95,8 +104,101 @@ func write(binary, out, tag, arch, version, revision string) error {
 	if err != nil {
 		return err
 	}
-	return tarball.WriteToFile(out, ref, img)
+	return writeArchive(out, ref, img, arch)
 }
+
+// writeArchive writes img as an OCI image layout tarball at out, named ref.
+func writeArchive(out string, ref name.Tag, img v1.Image, arch string) error {
+	dir, err := os.MkdirTemp("", "flex-operator-image-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return fmt.Errorf("layout: %w", err)
+	}
+	// containerd (kind, nerdctl) names the image from io.containerd.image.name; the OCI spec's
+	// ref.name holds the tag alone.
+	if err := p.AppendImage(img,
+		layout.WithPlatform(v1.Platform{OS: "linux", Architecture: arch}),
+		layout.WithAnnotations(map[string]string{
+			"io.containerd.image.name":          ref.Name(),
+			"org.opencontainers.image.ref.name": ref.TagStr(),
+		})); err != nil {
+		return fmt.Errorf("layout: %w", err)
+	}
+	// Docker before 25 loads only what manifest.json names: the same blobs, by path.
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return err
+	}
+	legacy := tarball.Descriptor{Config: blobPath(cfgName), RepoTags: []string{ref.Name()}}
+	layers, err := img.Layers()
+	if err != nil {
+		return err
+	}
+	for _, l := range layers {
+		d, err := l.Digest()
+		if err != nil {
+			return err
+		}
+		legacy.Layers = append(legacy.Layers, blobPath(d))
+	}
+	m, err := json.Marshal(tarball.Manifest{legacy})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "manifest.json"), m, 0o644); err != nil {
+		return err
+	}
+
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	if err := pack(f, dir); err != nil {
+		f.Close()
+		return fmt.Errorf("archive: %w", err)
+	}
+	return f.Close()
+}
+
+// pack writes the directory as a tar stream with the same owner, modes and time on every entry,
+// so the tarball depends on the image alone.
+func pack(w io.Writer, dir string) error {
+	tw := tar.NewWriter(w)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		h := &tar.Header{Name: filepath.ToSlash(rel), ModTime: time.Unix(0, 0), Format: tar.FormatPAX}
+		if d.IsDir() {
+			h.Typeflag, h.Name, h.Mode = tar.TypeDir, h.Name+"/", 0o755
+			return tw.WriteHeader(h)
+		}
+		body, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		h.Typeflag, h.Mode, h.Size = tar.TypeReg, 0o644, int64(len(body))
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		_, err = tw.Write(body)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+func blobPath(h v1.Hash) string { return "blobs/" + h.Algorithm + "/" + h.Hex }
 
 // rootFS is the layer's file system: the binary, and /etc/passwd and /etc/group naming the
 // non-root user so that tools showing the user have a name for it. Times are zero so the layer's

@@ -39,7 +39,7 @@ func TestChartLint(t *testing.T) {
 
 // TestChartRefusesUnsafeValues: a chart that renders without the public URL would install an
 // operator that refuses every callback; one whose shutdown is shorter than the drain would be killed
-// mid-drain.
+// mid-drain; a misspelt or mistyped value (values.schema.json) would be ignored or break the Pod.
 func TestChartRefusesUnsafeValues(t *testing.T) {
 	for name, c := range map[string]struct {
 		set  []string
@@ -48,6 +48,18 @@ func TestChartRefusesUnsafeValues(t *testing.T) {
 		"no public URL":        {nil, "webhook.publicURL is required"},
 		"shutdown below drain": {[]string{"webhook.publicURL=" + publicURL, "webhook.drainDelaySeconds=25", "gracefulShutdownSeconds=30"}, "gracefulShutdownSeconds must exceed"},
 		"ingress without host": {[]string{"webhook.publicURL=" + publicURL, "ingress.enabled=true"}, "ingress.host is required"},
+		// values.schema.json: a mistake is refused, never silently ignored.
+		"misspelt value":            {[]string{"webhook.publicURL=" + publicURL, "replicas=3"}, "additional properties 'replicas' not allowed"},
+		"misspelt nested value":     {[]string{"webhook.publicURL=" + publicURL, "ingress.tls.issuer=letsencrypt"}, "additional properties 'issuer' not allowed"},
+		"public URL with a path":    {[]string{"webhook.publicURL=" + publicURL + "/ops"}, "/webhook/publicURL"},
+		"public URL not a URL":      {[]string{"webhook.publicURL=flex-operator.example.com"}, "/webhook/publicURL"},
+		"replicas not a number":     {[]string{"webhook.publicURL=" + publicURL, "replicaCount=two"}, "/replicaCount"},
+		"no replicas":               {[]string{"webhook.publicURL=" + publicURL, "replicaCount=0"}, "/replicaCount"},
+		"unknown log level":         {[]string{"webhook.publicURL=" + publicURL, "logLevel=verbose"}, "/logLevel"},
+		"bad namespace name":        {[]string{"webhook.publicURL=" + publicURL, "watchNamespaces={Team_A}"}, "/watchNamespaces/0"},
+		"unknown anti-affinity":     {[]string{"webhook.publicURL=" + publicURL, "podAntiAffinity=always"}, "/podAntiAffinity"},
+		"extra arg not a flag":      {[]string{"webhook.publicURL=" + publicURL, "extraArgs={twilio-rate=5}"}, "/extraArgs/0"},
+		"metrics port out of range": {[]string{"webhook.publicURL=" + publicURL, "metrics.port=70000"}, "/metrics/port"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := templateErr(t, c.set...)
