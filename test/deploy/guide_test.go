@@ -497,6 +497,11 @@ func checkKustomizeDeploy(t *testing.T, g *guideCluster, img string) {
 	if got := dep.Spec.Template.Spec.Containers[0].Image; got != img {
 		t.Errorf("make deploy IMG=%s: the Deployment runs %q", img, got)
 	}
+	// The guide has the user set --webhook-public-url in config/manager/manager.yaml: it is there
+	// to be set.
+	if !slices.ContainsFunc(dep.Spec.Template.Spec.Containers[0].Args, func(a string) bool { return strings.HasPrefix(a, "--webhook-public-url=") }) {
+		t.Errorf("the kustomize Deployment has no --webhook-public-url for the user to set: %v", dep.Spec.Template.Spec.Containers[0].Args)
+	}
 	var svc corev1.Service
 	must(t, g.client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: "flex-operator-webhook"}, &svc))
 	if !slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == "http" }) {
