@@ -118,6 +118,7 @@ func TestRollingRestartDrainsWebhooks(t *testing.T) {
 		t.Fatalf("a callback on a kept-alive connection before the stop: %+v %v", a, err)
 	}
 
+	oldLogAtStop := len(old.log())
 	stopAt := old.terminate(t)
 	// Not ready soon after SIGTERM, the probe server still up (a readiness check failing, not a
 	// closed port).
@@ -168,6 +169,10 @@ func TestRollingRestartDrainsWebhooks(t *testing.T) {
 		t.Errorf("the old replica exited with %v, want 0", old.exitErr)
 	}
 
+	if errs := old.errorsSince(oldLogAtStop); len(errs) > 0 {
+		t.Errorf("the old replica logged errors while stopping:\n%s", strings.Join(errs, "\n"))
+	}
+
 	// Callbacks keep flowing to the new replica, which takes over the controllers.
 	servedAtExit := lb.connections(newer)
 	answered := tr.answeredCount()
@@ -196,6 +201,7 @@ func TestRollingRestartDrainsWebhooks(t *testing.T) {
 		t.Error("no callback through the balancer was answered with Connection: close: the traffic never reached the draining replica")
 	}
 
+	newerLogAtStop := len(newer.log())
 	newer.terminate(t)
 	select {
 	case <-newer.exited:
@@ -204,6 +210,9 @@ func TestRollingRestartDrainsWebhooks(t *testing.T) {
 	}
 	if newer.exitErr != nil {
 		t.Errorf("the new replica exited with %v, want 0", newer.exitErr)
+	}
+	if errs := newer.errorsSince(newerLogAtStop); len(errs) > 0 {
+		t.Errorf("the new replica logged errors while stopping:\n%s", strings.Join(errs, "\n"))
 	}
 }
 
