@@ -2,7 +2,8 @@
 # Builds the envtest control plane (etcd, kube-apiserver, kubectl) from pinned Go module sources
 # into the directory setup-envtest would use, so that `make test` and `make demo` work on machines
 # that cannot download prebuilt binaries. Prints the asset directory on stdout; progress on stderr.
-# A binary that is already present is not rebuilt.
+# A binary that is already present is not rebuilt. Arguments name the binaries to build (etcd,
+# kube-apiserver, kubectl); none means all three. `make install`/`deploy` build only kubectl.
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-1.37.2}"
@@ -44,7 +45,18 @@ build() { # build <name> <tools module dir> <package> [command printing the vers
   say "built $name in $((SECONDS - start))s"
 }
 
-build etcd etcd go.etcd.io/etcd/server/v3
-build kube-apiserver envtest k8s.io/kubernetes/cmd/kube-apiserver --version
-build kubectl envtest k8s.io/kubernetes/cmd/kubectl "version --client"
+wanted() { # wanted <name>: asked for on the command line, or nothing was
+  [ ${#want[@]} -eq 0 ] || [[ " ${want[*]} " == *" $1 "* ]]
+}
+want=("$@")
+for name in "${want[@]}"; do
+  case $name in
+    etcd|kube-apiserver|kubectl) ;;
+    *) echo "setup-envtest: unknown binary $name (etcd, kube-apiserver or kubectl)" >&2; exit 2 ;;
+  esac
+done
+
+if wanted etcd; then build etcd etcd go.etcd.io/etcd/server/v3; fi
+if wanted kube-apiserver; then build kube-apiserver envtest k8s.io/kubernetes/cmd/kube-apiserver --version; fi
+if wanted kubectl; then build kubectl envtest k8s.io/kubernetes/cmd/kubectl "version --client"; fi
 echo "$assets"

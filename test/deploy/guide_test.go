@@ -102,11 +102,15 @@ func TestReadmeDeployWorksAsWritten(t *testing.T) {
 		img := strings.TrimPrefix(deploy[2], "IMG=")
 		undeploy := g.words(t, guide.inline(t, "make undeploy"))
 
-		// No kubectl on PATH: make builds (here: finds built) the test control plane's and uses it.
+		// No kubectl on PATH: make builds (here: finds built) the test control plane's kubectl,
+		// and nothing else of it, and uses it.
 		noKubectl := toolsPath(t, "make", "sh", "bash", "awk", "sed", "git", "go", "mkdir", "dirname", "cat", "rm", "mv", "env")
 		out := g.run(t, "make", deploy[1:], []string{"PATH=" + noKubectl})
-		if !strings.Contains(out, filepath.Join(assets, "kubectl")+" kustomize") || !strings.Contains(out, "setup-envtest") {
+		if !strings.Contains(out, filepath.Join(assets, "kubectl")+" kustomize") || !strings.Contains(out, "setup-envtest: kubectl") {
 			t.Errorf("make deploy without a kubectl on PATH did not use the test control plane's (%s):\n%s", assets, out)
+		}
+		if strings.Contains(out, "etcd") || strings.Contains(out, "kube-apiserver") {
+			t.Errorf("make deploy without a kubectl on PATH went for the whole test control plane, not only kubectl:\n%s", out)
 		}
 		checkKustomizeDeploy(t, g, img)
 
@@ -496,6 +500,11 @@ func checkKustomizeDeploy(t *testing.T, g *guideCluster, img string) {
 	must(t, g.client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: "flex-operator-controller-manager"}, &dep))
 	if got := dep.Spec.Template.Spec.Containers[0].Image; got != img {
 		t.Errorf("make deploy IMG=%s: the Deployment runs %q", img, got)
+	}
+	// The guide has the user set --webhook-public-url in config/manager/manager.yaml: it is there
+	// to be set.
+	if !slices.ContainsFunc(dep.Spec.Template.Spec.Containers[0].Args, func(a string) bool { return strings.HasPrefix(a, "--webhook-public-url=") }) {
+		t.Errorf("the kustomize Deployment has no --webhook-public-url for the user to set: %v", dep.Spec.Template.Spec.Containers[0].Args)
 	}
 	var svc corev1.Service
 	must(t, g.client.Get(ctx, types.NamespacedName{Namespace: namespace, Name: "flex-operator-webhook"}, &svc))

@@ -161,6 +161,21 @@ func (p *operatorProcess) tail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// errorsSince returns the error-level log lines written after the first offset bytes of output.
+func (p *operatorProcess) errorsSince(offset int) []string {
+	out := p.log()
+	if offset > len(out) {
+		offset = len(out)
+	}
+	var errs []string
+	for _, line := range strings.Split(out[offset:], "\n") {
+		if strings.Contains(line, `"level":"error"`) {
+			errs = append(errs, line)
+		}
+	}
+	return errs
+}
+
 // log returns the process's whole output.
 func (p *operatorProcess) log() string {
 	b, _ := os.ReadFile(p.logPath)

@@ -22,10 +22,10 @@ import (
 // The rolling restart's settings: the drain is short to keep the test quick, and longer than the
 // time the balancer takes to stop routing to a replica that stopped being ready.
 const (
-	rolloutDrainDelay = 3 * time.Second
+	rolloutDrainDelay = 4 * time.Second
 	// rolloutGrace is --graceful-shutdown-timeout: the drain plus the webhook server's 10s for
 	// requests in flight, and a little more for the rest of the manager.
-	rolloutGrace = 15 * time.Second
+	rolloutGrace = 16 * time.Second
 	// endpointLag is how long after a replica stops being ready the balancer still routes to it.
 	endpointLag      = time.Second
 	rolloutNamespace = "flex-rollout"
@@ -118,6 +118,7 @@ func TestRollingRestartDrainsWebhooks(t *testing.T) {
 		t.Fatalf("a callback on a kept-alive connection before the stop: %+v %v", a, err)
 	}
 
+	oldLogAtStop := len(old.log())
 	stopAt := old.terminate(t)
 	// Not ready soon after SIGTERM, the probe server still up (a readiness check failing, not a
 	// closed port).
@@ -126,6 +127,9 @@ func TestRollingRestartDrainsWebhooks(t *testing.T) {
 		return code != http.StatusOK && code != 0, nil
 	}))
 	notReadyAfter := time.Since(stopAt)
+	// A callback that will still be arriving when the listener closes: its headers and half its
+	// body now, the rest once the port refuses new connections.
+	inFlight := startSlowCallback(t, cb, old.webhookAddr)
 	// Its webhook port still answers real callbacks, on new connections and on the kept-alive
 	// one, whose answer asks the client to close it (a client that does not ask for it itself).
 	if a, err := cb.send(fresh(), oldDirect); err != nil || a.code != http.StatusOK {
@@ -139,10 +143,7 @@ func TestRollingRestartDrainsWebhooks(t *testing.T) {
 	if !old.running() {
 		t.Fatalf("the old replica exited before its drain delay ended: %v", old.exitErr)
 	}
-
-	// A callback still arriving when the listener closes: its headers and half its body now, the
-	// rest once the port refuses new connections.
-	inFlight := startSlowCallback(t, cb, old.webhookAddr)
+	// The rest of the slow callback's body once the listener has closed.
 	must(t, scenario.Poll(ctx, rolloutGrace, func() (bool, error) {
 		conn, err := net.DialTimeout("tcp", old.webhookAddr, time.Second)
 		if err != nil {
@@ -166,6 +167,10 @@ func TestRollingRestartDrainsWebhooks(t *testing.T) {
 	exitedAfter := time.Since(stopAt)
 	if old.exitErr != nil {
 		t.Errorf("the old replica exited with %v, want 0", old.exitErr)
+	}
+
+	if errs := old.errorsSince(oldLogAtStop); len(errs) > 0 {
+		t.Errorf("the old replica logged errors while stopping:\n%s", strings.Join(errs, "\n"))
 	}
 
 	// Callbacks keep flowing to the new replica, which takes over the controllers.
@@ -196,6 +201,7 @@ func TestRollingRestartDrainsWebhooks(t *testing.T) {
 		t.Error("no callback through the balancer was answered with Connection: close: the traffic never reached the draining replica")
 	}
 
+	newerLogAtStop := len(newer.log())
 	newer.terminate(t)
 	select {
 	case <-newer.exited:
@@ -204,6 +210,9 @@ func TestRollingRestartDrainsWebhooks(t *testing.T) {
 	}
 	if newer.exitErr != nil {
 		t.Errorf("the new replica exited with %v, want 0", newer.exitErr)
+	}
+	if errs := newer.errorsSince(newerLogAtStop); len(errs) > 0 {
+		t.Errorf("the new replica logged errors while stopping:\n%s", strings.Join(errs, "\n"))
 	}
 }
 
