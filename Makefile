@@ -15,10 +15,11 @@ GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 KUBEBUILDER ?= $(LOCALBIN)/kubebuilder-$(KUBEBUILDER_VERSION)
 ENVTEST_ASSETS = $(or $(XDG_DATA_HOME),$(HOME)/.local/share)/kubebuilder-envtest/k8s/$(ENVTEST_K8S_VERSION)-linux-amd64
-# install/deploy use the kubectl on PATH; without one, the test control plane's (built once by
-# `make envtest`, about 25 minutes).
+# install/deploy use the kubectl on PATH; without one, the test control plane's, of which only
+# kubectl is built (`make envtest-kubectl`) rather than the whole control plane (`make envtest`,
+# about 25 minutes).
 KUBECTL ?= $(or $(shell command -v kubectl 2>/dev/null),$(ENVTEST_ASSETS)/kubectl)
-KUBECTL_DEP = $(if $(shell command -v kubectl 2>/dev/null),,envtest)
+KUBECTL_DEP = $(if $(shell command -v kubectl 2>/dev/null),,envtest-kubectl)
 
 # The image: `make docker-build docker-push IMG=...` with a container daemon, `make image` without.
 IMG ?= ghcr.io/flexoperator/flex-operator:$(VERSION)
@@ -68,6 +69,10 @@ lint: $(GOLANGCI_LINT) ## golangci-lint.
 .PHONY: envtest
 envtest: ## Build the test control plane (etcd, kube-apiserver, kubectl) from source, once.
 	@bash hack/setup-envtest.sh >/dev/null
+
+.PHONY: envtest-kubectl
+envtest-kubectl: ## Build only the test control plane's kubectl from source, once (install/deploy without a kubectl on PATH).
+	@bash hack/setup-envtest.sh kubectl >/dev/null
 
 .PHONY: test
 test: manifests generate fmt vet envtest helm image kubebuilder plugin ## Run the unit, envtest, chart, image and end-to-end tests, and the Flex plugin's.

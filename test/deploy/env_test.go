@@ -39,6 +39,9 @@ func TestMain(m *testing.M) {
 	if env != nil {
 		env.Stop()
 	}
+	if binaryDir != "" {
+		_ = os.RemoveAll(binaryDir) // the operator binary the rolling-restart test built
+	}
 	os.Exit(code)
 }
 

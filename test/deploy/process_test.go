@@ -1,0 +1,183 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/flexoperator/flex-operator/internal/scenario"
+)
+
+var (
+	binaryOnce sync.Once
+	binaryPath string
+	binaryErr  error
+	binaryDir  string
+)
+
+// operatorBinary builds ./cmd once per test run, as `make image` does (static, -trimpath, so the
+// build cache `make image` filled is reused) but without the version stamp.
+func operatorBinary(t *testing.T) string {
+	t.Helper()
+	binaryOnce.Do(func() {
+		binaryDir, binaryErr = os.MkdirTemp("", "flex-operator-bin-")
+		if binaryErr != nil {
+			return
+		}
+		binaryPath = filepath.Join(binaryDir, "manager")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", binaryPath, "./cmd")
+		cmd.Dir = filepath.Join("..", "..")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binaryErr = fmt.Errorf("go build ./cmd: %v\n%s", err, out)
+		}
+	})
+	if binaryErr != nil {
+		t.Fatal(binaryErr)
+	}
+	return binaryPath
+}
+
+// operatorProcess is the operator's binary running as a process, as a Pod's container runs it.
+type operatorProcess struct {
+	name        string
+	cmd         *exec.Cmd
+	webhookAddr string
+	probeAddr   string
+	logPath     string
+	exited      chan struct{}
+	// exitErr is what Wait returned; read it only once exited is closed.
+	exitErr error
+}
+
+// startOperatorProcess runs the binary with the given flags plus its own webhook and probe
+// addresses, against the API server of kubeconfig. Its output goes to a file whose tail is logged
+// if the test fails. The process is killed at the end of the test if it is still running.
+func startOperatorProcess(t *testing.T, name, kubeconfig string, flags ...string) *operatorProcess {
+	t.Helper()
+	p := &operatorProcess{
+		name: name, webhookAddr: freeAddr(t), probeAddr: freeAddr(t),
+		logPath: filepath.Join(t.TempDir(), name+".log"), exited: make(chan struct{}),
+	}
+	logFile, err := os.Create(p.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{
+		"--webhook-bind-address=" + p.webhookAddr,
+		"--health-probe-bind-address=" + p.probeAddr,
+	}, flags...)
+	p.cmd = exec.Command(operatorBinary(t), args...)
+	// Nothing of the test's own environment that the operator reads (POD_IP, POD_NAMESPACE).
+	p.cmd.Env = []string{"KUBECONFIG=" + kubeconfig, "HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")}
+	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.exitErr = p.cmd.Wait()
+		_ = logFile.Close()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			t.Logf("%s's log (last lines):\n%s", name, p.tail(40))
+		}
+	})
+	return p
+}
+
+// readyz returns the status code of the process's /readyz (0 when it does not answer).
+func (p *operatorProcess) readyz() int {
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + p.probeAddr + "/readyz")
+	if err != nil {
+		return 0
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// waitReady waits until /readyz answers 200, failing early if the process exits.
+func (p *operatorProcess) waitReady(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	err := scenario.Poll(context.Background(), timeout, func() (bool, error) {
+		select {
+		case <-p.exited:
+			return false, fmt.Errorf("%s exited while starting: %v", p.name, p.exitErr)
+		default:
+		}
+		return p.readyz() == http.StatusOK, nil
+	})
+	if err != nil {
+		t.Fatalf("%s never became ready: %v", p.name, err)
+	}
+}
+
+// terminate sends SIGTERM, as the kubelet does to a Pod being replaced.
+func (p *operatorProcess) terminate(t *testing.T) time.Time {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM %s: %v", p.name, err)
+	}
+	return time.Now()
+}
+
+// running reports whether the process has not exited yet.
+func (p *operatorProcess) running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// tail returns the last n lines of the process's output.
+func (p *operatorProcess) tail(n int) string {
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// errorsSince returns the error-level log lines written after the first offset bytes of output.
+func (p *operatorProcess) errorsSince(offset int) []string {
+	out := p.log()
+	if offset > len(out) {
+		offset = len(out)
+	}
+	var errs []string
+	for _, line := range strings.Split(out[offset:], "\n") {
+		if strings.Contains(line, `"level":"error"`) {
+			errs = append(errs, line)
+		}
+	}
+	return errs
+}
+
+// log returns the process's whole output.
+func (p *operatorProcess) log() string {
+	b, _ := os.ReadFile(p.logPath)
+	return string(bytes.ToValidUTF8(b, nil))
+}
