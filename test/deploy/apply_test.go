@@ -13,7 +13,7 @@ import (
 )
 
 // monitoringKinds are the Prometheus Operator's; the test control plane does not have their
-// CRDs, so their objects are checked by checkMonitoring instead of the API server.
+// CRDs, so their objects are checked by checkMonitoring (monitoring_test.go) instead.
 var monitoringKinds = map[string]bool{"ServiceMonitor": true, "PrometheusRule": true}
 
 // dryRun creates every object with dryRun=All and strict field validation, so the API server
@@ -63,16 +63,29 @@ func dryRun(t *testing.T, objs []*unstructured.Unstructured) {
 
 // TestChartObjectsAreValid renders the chart under several value sets and dry-runs the result.
 func TestChartObjectsAreValid(t *testing.T) {
-	for name, set := range map[string][]string{
-		"defaults":   {"webhook.publicURL=" + publicURL},
-		"everything": everything,
-		"namespaced": {"webhook.publicURL=" + publicURL, "watchNamespaces={team-a,team-b}", "metrics.secure=false"},
-		"no metrics": {"webhook.publicURL=" + publicURL, "metrics.enabled=false", "podAntiAffinity=hard"},
+	ms := operatorMetrics(t)
+	for name, c := range map[string]struct {
+		set []string
+		// monitoring is how many Prometheus Operator objects the value set renders.
+		monitoring int
+	}{
+		"defaults":   {[]string{"webhook.publicURL=" + publicURL}, 0},
+		"everything": {everything, 2},
+		"namespaced": {[]string{"webhook.publicURL=" + publicURL, "watchNamespaces={team-a,team-b}", "metrics.secure=false",
+			"metrics.serviceMonitor.enabled=true"}, 1},
+		"no metrics": {[]string{"webhook.publicURL=" + publicURL, "metrics.enabled=false", "podAntiAffinity=hard",
+			"metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true"}, 0},
 	} {
 		t.Run(name, func(t *testing.T) {
-			objs := template(t, set...)
+			objs := template(t, c.set...)
 			dryRun(t, objs)
-			checkMonitoring(t, objs)
+			problems, checked := checkMonitoring(ms, objs)
+			for _, p := range problems {
+				t.Error(p)
+			}
+			if checked != c.monitoring {
+				t.Errorf("%d ServiceMonitors and PrometheusRules rendered, want %d", checked, c.monitoring)
+			}
 		})
 	}
 }
@@ -88,7 +101,20 @@ func TestKustomizeObjectsAreValid(t *testing.T) {
 		dryRun(t, objs)
 	})
 	t.Run("prometheus", func(t *testing.T) {
-		checkMonitoring(t, kustomize(t, filepath.Join(configDir, "prometheus")))
+		// config/default includes ../prometheus when uncommented, which puts the ServiceMonitor in
+		// the operator's namespace next to the metrics Service it selects.
+		def := kustomize(t, filepath.Join(configDir, "default"))
+		objs := kustomize(t, filepath.Join(configDir, "prometheus"))
+		for _, o := range objs {
+			o.SetNamespace(named(def, "Deployment", "flex-operator-controller-manager").GetNamespace())
+		}
+		problems, checked := checkMonitoring(operatorMetrics(t), objs, find(def, "Service")...)
+		for _, p := range problems {
+			t.Error(p)
+		}
+		if checked != 1 {
+			t.Errorf("config/prometheus holds %d ServiceMonitors, want 1", checked)
+		}
 	})
 	t.Run("samples", func(t *testing.T) {
 		objs := kustomize(t, filepath.Join(configDir, "samples"))
@@ -103,42 +129,4 @@ func TestKustomizeObjectsAreValid(t *testing.T) {
 		}
 		dryRun(t, objs)
 	})
-}
-
-// checkMonitoring checks the Prometheus Operator objects' shape: a ServiceMonitor selecting the
-// metrics Service's port, and alerting rules each with an expression, a severity and text.
-func checkMonitoring(t *testing.T, objs []*unstructured.Unstructured) {
-	t.Helper()
-	for _, o := range objs {
-		switch o.GetKind() {
-		case "ServiceMonitor":
-			eps, _, _ := unstructured.NestedSlice(o.Object, "spec", "endpoints")
-			sel, _, _ := unstructured.NestedStringMap(o.Object, "spec", "selector", "matchLabels")
-			if len(eps) != 1 || len(sel) == 0 {
-				t.Errorf("ServiceMonitor %s: endpoints %v, selector %v", o.GetName(), eps, sel)
-				continue
-			}
-			ep := eps[0].(map[string]any)
-			if ep["scheme"] == "https" && ep["bearerTokenFile"] == nil {
-				t.Errorf("ServiceMonitor %s scrapes HTTPS without a token: the metrics filter would refuse it", o.GetName())
-			}
-		case "PrometheusRule":
-			groups, _, _ := unstructured.NestedSlice(o.Object, "spec", "groups")
-			rules := 0
-			for _, g := range groups {
-				for _, r := range g.(map[string]any)["rules"].([]any) {
-					rule := r.(map[string]any)
-					rules++
-					labels, _ := rule["labels"].(map[string]any)
-					ann, _ := rule["annotations"].(map[string]any)
-					if rule["alert"] == nil || rule["expr"] == nil || labels["severity"] == nil || ann["summary"] == nil || ann["description"] == nil {
-						t.Errorf("PrometheusRule %s: incomplete rule %v", o.GetName(), rule)
-					}
-				}
-			}
-			if rules == 0 {
-				t.Errorf("PrometheusRule %s has no rules", o.GetName())
-			}
-		}
-	}
 }

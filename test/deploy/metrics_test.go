@@ -2,13 +2,21 @@ package deploy
 
 import (
 	"encoding/json"
+	"go/ast"
+	goparser "go/parser"
+	"go/token"
+	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
 
@@ -23,6 +31,7 @@ import (
 func registered(t *testing.T) map[string]map[string]bool {
 	t.Helper()
 	fqName := regexp.MustCompile(`fqName: "([^"]+)"`)
+	constLabels := regexp.MustCompile(`constLabels: \{([^}]*)\}`)
 	varLabels := regexp.MustCompile(`variableLabels: \{([^}]*)\}\}$`)
 	ch := make(chan *prometheus.Desc)
 	go func() {
@@ -42,6 +51,12 @@ func registered(t *testing.T) map[string]map[string]bool {
 				labels[strings.TrimSuffix(strings.TrimPrefix(name, "c("), ")")] = true
 			}
 		}
+		if l := constLabels.FindStringSubmatch(s); l != nil && l[1] != "" {
+			for _, pair := range strings.Split(l[1], ",") {
+				name, _, _ := strings.Cut(pair, "=")
+				labels[name] = true
+			}
+		}
 		out[m[1]] = labels
 	}
 	if len(out) < 10 {
@@ -50,60 +65,177 @@ func registered(t *testing.T) map[string]map[string]bool {
 	return out
 }
 
-// targetLabels are added by Prometheus to every series it scrapes (a ServiceMonitor's target).
-var targetLabels = map[string]bool{"namespace": true, "pod": true, "instance": true, "job": true, "service": true, "endpoint": true, "container": true}
-
-// selectorRE finds a metric name and its label matchers in PromQL; metricRE the names alone.
-var (
-	metricRE   = regexp.MustCompile(`\b((?:flexoperator|controller_runtime|workqueue|leader_election|rest_client)_[a-z0-9_]+)\b`)
-	selectorRE = regexp.MustCompile(`\b([a-z][a-z0-9_]*)\{([^}]*)\}`)
-	matcherRE  = regexp.MustCompile(`([a-z_][a-z0-9_]*)\s*(?:=~|!~|!=|=)`)
-)
-
-// lookup finds the registered metric a series name belongs to (a histogram's _bucket, _sum and
-// _count series belong to the histogram).
-func lookup(reg map[string]map[string]bool, series string) (string, bool) {
-	if _, ok := reg[series]; ok {
-		return series, true
+// operatorMetrics is what the alerts and the dashboard may use: the registered metrics, and for
+// the labels whose values the code fixes, those values, read from where the code defines them
+// (the CRD enums generated from api/v1alpha1, the webhook server's constants, net/http's codes).
+func operatorMetrics(t *testing.T) metricSet {
+	t.Helper()
+	phases := crdEnum(t, "contactcenter.flexoperator.io_conferencerecoveries.yaml", "status", "phase")
+	states := crdEnum(t, "contactcenter.flexoperator.io_conferencerecoveries.yaml", "status", "actions", "state")
+	routes := constValues(t, "webhookserver", "route")
+	outcomes := constValues(t, "webhookserver", "outcome")
+	codes := httpCodes()
+	ms := metricSet{
+		labels: registered(t),
+		values: map[string]map[string][]string{
+			"flexoperator_recovery_phase_transitions_total":        {"phase": phases},
+			"flexoperator_recovery_customer_without_agent_seconds": {"phase": phases},
+			"flexoperator_recovery_steps_total":                    {"state": states},
+			"flexoperator_webhook_requests_total":                  {"route": routes, "code": codes},
+			"flexoperator_webhook_events_total":                    {"route": routes, "outcome": outcomes},
+			"flexoperator_webhook_signature_failures_total":        {"route": routes},
+			"flexoperator_webhook_duplicates_total":                {"route": routes},
+			"flexoperator_webhook_handling_seconds":                {"route": routes},
+			// A status code, or "error" when no response came back.
+			"flexoperator_twilio_requests_total": {"status": append(slices.Clone(codes), "error")},
+		},
 	}
-	for _, suffix := range []string{"_bucket", "_sum", "_count"} {
-		if base, ok := strings.CutSuffix(series, suffix); ok {
-			if _, ok := reg[base]; ok {
-				return base, true
+	// A metric or label renamed in the code must not turn its value check off unnoticed.
+	for metric, byLabel := range ms.values {
+		for label := range byLabel {
+			if !ms.labels[metric][label] {
+				t.Fatalf("the value check of %s{%s} names a label the operator does not register", metric, label)
 			}
 		}
 	}
-	return "", false
+	return ms
 }
 
-// checkExpressions fails for any metric an expression uses that the operator does not register,
-// and for any label matcher naming a label the metric does not have.
-func checkExpressions(t *testing.T, where string, exprs []string) {
+// crdEnum reads the enum of a field of a CRD's schema in config/crd/bases (generated from the
+// kubebuilder markers of api/v1alpha1), descending through arrays' items.
+func crdEnum(t *testing.T, file string, path ...string) []string {
 	t.Helper()
-	reg := registered(t)
-	used := 0
-	for _, expr := range exprs {
-		for _, m := range metricRE.FindAllStringSubmatch(expr, -1) {
-			used++
-			if _, ok := lookup(reg, m[1]); !ok {
-				t.Errorf("%s uses %s, which the operator does not export:\n%s", where, m[1], expr)
-			}
+	b, err := os.ReadFile(filepath.Join(configDir, "crd", "bases", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.UnmarshalStrict(b, &crd); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	s := crd.Spec.Versions[0].Schema.OpenAPIV3Schema
+	for _, p := range path {
+		if s.Items != nil && s.Items.Schema != nil {
+			s = s.Items.Schema
 		}
-		for _, sel := range selectorRE.FindAllStringSubmatch(expr, -1) {
-			base, ok := lookup(reg, sel[1])
-			if !ok {
+		next, ok := s.Properties[p]
+		if !ok {
+			t.Fatalf("%s has no field %s", file, strings.Join(path, "."))
+		}
+		s = &next
+	}
+	var out []string
+	for _, v := range s.Enum {
+		var str string
+		if err := json.Unmarshal(v.Raw, &str); err != nil {
+			t.Fatalf("%s %s: enum value %s: %v", file, strings.Join(path, "."), v.Raw, err)
+		}
+		out = append(out, str)
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s %s has no enum", file, strings.Join(path, "."))
+	}
+	return out
+}
+
+// constValues reads the string constants of an internal package whose names start with prefix:
+// the webhook server names its label values routeX and outcomeX.
+func constValues(t *testing.T, pkg, prefix string) []string {
+	t.Helper()
+	dir := filepath.Join("..", "..", "internal", pkg)
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	fset := token.NewFileSet()
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		file, err := goparser.ParseFile(fset, f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, decl := range file.Decls {
+			gen, ok := decl.(*ast.GenDecl)
+			if !ok || gen.Tok != token.CONST {
 				continue
 			}
-			for _, lm := range matcherRE.FindAllStringSubmatch(sel[2], -1) {
-				if label := lm[1]; !reg[base][label] && !targetLabels[label] && label != "le" {
-					t.Errorf("%s matches label %q of %s, which has only %v:\n%s", where, label, base, reg[base], expr)
+			for _, spec := range gen.Specs {
+				vs := spec.(*ast.ValueSpec)
+				for i, name := range vs.Names {
+					if !strings.HasPrefix(name.Name, prefix) || i >= len(vs.Values) {
+						continue
+					}
+					if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+						v, err := strconv.Unquote(lit.Value)
+						if err != nil {
+							t.Fatal(err)
+						}
+						out = append(out, v)
+					}
 				}
 			}
 		}
 	}
-	if used == 0 {
-		t.Fatalf("%s uses no operator metric", where)
+	if len(out) == 0 {
+		t.Fatalf("internal/%s has no %s* string constants", pkg, prefix)
 	}
+	slices.Sort(out)
+	return out
+}
+
+// httpCodes are the status codes net/http knows, as strconv.Itoa writes them into the labels.
+func httpCodes() []string {
+	var out []string
+	for code := 100; code < 600; code++ {
+		if http.StatusText(code) != "" {
+			out = append(out, strconv.Itoa(code))
+		}
+	}
+	return out
+}
+
+// alertRules reads the PrometheusRule spec the chart ships.
+type alertRules struct {
+	Groups []struct {
+		Name  string `json:"name"`
+		Rules []struct {
+			Alert       string            `json:"alert"`
+			Expr        string            `json:"expr"`
+			For         string            `json:"for"`
+			Labels      map[string]string `json:"labels"`
+			Annotations map[string]string `json:"annotations"`
+		} `json:"rules"`
+	} `json:"groups"`
+}
+
+// labelRef finds $labels.name in alert templates.
+var labelRef = regexp.MustCompile(`\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)`)
+
+// checkAlerts parses every alert's expression and checks it, and that the labels its text
+// templates print are on the alert's series.
+func checkAlerts(ms metricSet, spec alertRules) (problems []string, alerts, selectors int) {
+	for _, g := range spec.Groups {
+		for _, r := range g.Rules {
+			alerts++
+			c := &checker{metrics: ms}
+			out := c.check(r.Expr)
+			for _, text := range append(slices.Collect(maps.Values(r.Annotations)), slices.Collect(maps.Values(r.Labels))...) {
+				for _, ref := range labelRef.FindAllStringSubmatch(text, -1) {
+					if !out.has(ref[1]) {
+						c.fail("prints $labels.%s, but the expression's series carry only %v", ref[1], out.names())
+					}
+				}
+			}
+			for _, p := range c.problems {
+				problems = append(problems, "alert "+r.Alert+": "+p+"\n"+r.Expr)
+			}
+			selectors += c.selectors
+		}
+	}
+	return problems, alerts, selectors
 }
 
 func TestAlertsUseExportedMetrics(t *testing.T) {
@@ -111,31 +243,18 @@ func TestAlertsUseExportedMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var spec struct {
-		Groups []struct {
-			Name  string `json:"name"`
-			Rules []struct {
-				Alert       string            `json:"alert"`
-				Expr        string            `json:"expr"`
-				For         string            `json:"for"`
-				Labels      map[string]string `json:"labels"`
-				Annotations map[string]string `json:"annotations"`
-			} `json:"rules"`
-		} `json:"groups"`
-	}
+	var spec alertRules
 	if err := yaml.UnmarshalStrict(b, &spec); err != nil {
 		t.Fatal(err)
 	}
-	var exprs []string
-	for _, g := range spec.Groups {
-		for _, r := range g.Rules {
-			exprs = append(exprs, r.Expr)
-		}
+	problems, alerts, selectors := checkAlerts(operatorMetrics(t), spec)
+	for _, p := range problems {
+		t.Error(p)
 	}
-	if len(exprs) < 8 {
-		t.Fatalf("%d alerts, want the recovery, signature, event flow, Twilio 429/5xx and reconcile ones", len(exprs))
+	if alerts < 8 {
+		t.Errorf("%d alerts, want the recovery, signature, event flow, Twilio 429/5xx and reconcile ones", alerts)
 	}
-	checkExpressions(t, "prometheus-rules.yaml", exprs)
+	t.Logf("%d alerts, %d series selectors checked", alerts, selectors)
 }
 
 func TestDashboardUsesExportedMetrics(t *testing.T) {
@@ -143,25 +262,127 @@ func TestDashboardUsesExportedMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dash struct {
-		Panels []struct {
-			Title   string `json:"title"`
-			Targets []struct {
-				Expr string `json:"expr"`
-			} `json:"targets"`
-		} `json:"panels"`
+	problems, queries, selectors := checkDashboard(operatorMetrics(t), b)
+	for _, p := range problems {
+		t.Error(p)
 	}
-	if err := json.Unmarshal(b, &dash); err != nil {
-		t.Fatal(err)
+	if queries < 10 {
+		t.Errorf("%d dashboard queries", queries)
 	}
-	var exprs []string
-	for _, p := range dash.Panels {
-		for _, tg := range p.Targets {
-			exprs = append(exprs, tg.Expr)
+	t.Logf("%d dashboard queries, %d series selectors checked", queries, selectors)
+}
+
+// TestMetricChecksCatchMistakes feeds the alert and dashboard checks the mistakes they exist for,
+// each next to its corrected form, so that a check that stopped finding anything fails here.
+func TestMetricChecksCatchMistakes(t *testing.T) {
+	ms := operatorMetrics(t)
+	for name, c := range map[string]struct{ bad, good, want string }{
+		"misspelt metric": {
+			`sum(rate(flexoperator_webhook_request_total[5m]))`,
+			`sum(rate(flexoperator_webhook_requests_total[5m]))`, "does not export"},
+		"bad label": {
+			`sum(rate(flexoperator_webhook_requests_total{rout="conference"}[5m]))`,
+			`sum(rate(flexoperator_webhook_requests_total{route="conference"}[5m]))`, `matches label "rout"`},
+		"value the code never writes": {
+			`sum(rate(flexoperator_recovery_phase_transitions_total{phase="Faild"}[5m]))`,
+			`sum(rate(flexoperator_recovery_phase_transitions_total{phase="Failed"}[5m]))`, `phase "Faild"`},
+		"one bad alternative": {
+			`sum(rate(flexoperator_webhook_events_total{outcome=~"failed|rejeted"}[5m]))`,
+			`sum(rate(flexoperator_webhook_events_total{outcome=~"failed|rejected"}[5m]))`, `outcome "rejeted"`},
+		"status regex matching no code": {
+			`sum(rate(flexoperator_twilio_requests_total{status=~"6.."}[5m]))`,
+			`sum(rate(flexoperator_twilio_requests_total{status=~"5.."}[5m]))`, `status "6.."`},
+		"bad PromQL": {
+			`sum(rate(flexoperator_webhook_requests_total[5m])`,
+			`sum(rate(flexoperator_webhook_requests_total[5m]))`, "does not parse"},
+		"grouping by a missing label": {
+			`sum by (step) (rate(flexoperator_webhook_requests_total[5m]))`,
+			`sum by (route) (rate(flexoperator_webhook_requests_total[5m]))`, `groups by "step"`},
+		"quantile of a counter": {
+			`histogram_quantile(0.9, rate(flexoperator_webhook_handling_seconds_count[5m]))`,
+			`histogram_quantile(0.9, rate(flexoperator_webhook_handling_seconds_bucket[5m]))`, "without le"},
+		"matching on a missing label": {
+			`rate(controller_runtime_reconcile_errors_total[5m]) and on (pod, route) flexoperator_build_info`,
+			`rate(controller_runtime_reconcile_errors_total[5m]) and on (pod, namespace) flexoperator_build_info`, `"route" is not on both sides`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			alerts := func(expr string) []string {
+				var spec alertRules
+				if err := yaml.Unmarshal([]byte("groups: [{name: g, rules: [{alert: A, expr: 'EXPR'}]}]"), &spec); err != nil {
+					t.Fatal(err)
+				}
+				spec.Groups[0].Rules[0].Expr = expr
+				p, _, _ := checkAlerts(ms, spec)
+				return p
+			}
+			dashboard := func(expr string) []string {
+				raw, err := json.Marshal(map[string]any{"panels": []any{map[string]any{"title": "P",
+					"targets": []any{map[string]any{"refId": "A", "expr": expr}}}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, _, _ := checkDashboard(ms, raw)
+				return p
+			}
+			for check, run := range map[string]func(string) []string{"alerts": alerts, "dashboard": dashboard} {
+				if p := run(c.good); len(p) != 0 {
+					t.Errorf("%s check refuses the corrected query: %v", check, p)
+				}
+				if p := run(c.bad); len(p) != 1 || !strings.Contains(p[0], c.want) {
+					t.Errorf("%s check says %q, want one problem containing %q", check, p, c.want)
+				}
+			}
+		})
+	}
+
+	t.Run("alert text printing a label the series lack", func(t *testing.T) {
+		var spec alertRules
+		if err := yaml.Unmarshal([]byte(`groups: [{name: g, rules: [{alert: A,
+  expr: 'sum by (route) (rate(flexoperator_webhook_requests_total[5m])) > 0',
+  annotations: {summary: 'product {{ $labels.product }} on {{ $labels.route }}'}}]}]`), &spec); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if len(exprs) < 10 {
-		t.Fatalf("%d dashboard queries", len(exprs))
-	}
-	checkExpressions(t, "dashboard.json", exprs)
+		if p, _, _ := checkAlerts(ms, spec); len(p) != 1 || !strings.Contains(p[0], "$labels.product") {
+			t.Errorf("got %q, want one problem about $labels.product", p)
+		}
+	})
+
+	t.Run("dashboard variables and legends", func(t *testing.T) {
+		dash := func(variableQuery, expr, legend string) []string {
+			raw, err := json.Marshal(map[string]any{
+				"templating": map[string]any{"list": []any{
+					map[string]any{"name": "datasource", "type": "datasource"},
+					map[string]any{"name": "namespace", "type": "query", "multi": true, "includeAll": true,
+						"query": map[string]any{"query": variableQuery}},
+				}},
+				"panels": []any{map[string]any{"type": "row", "title": "R", "panels": []any{map[string]any{"title": "P",
+					"datasource": map[string]any{"uid": "${datasource}"},
+					"targets":    []any{map[string]any{"refId": "A", "expr": expr, "legendFormat": legend}}}}}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, _, _ := checkDashboard(ms, raw)
+			return p
+		}
+		const (
+			variable = `label_values(flexoperator_build_info, namespace)`
+			expr     = `sum by (route) (rate(flexoperator_webhook_requests_total{namespace=~"$namespace"}[$__rate_interval]))`
+		)
+		if p := dash(variable, expr, "{{route}}"); len(p) != 0 {
+			t.Errorf("a correct dashboard is refused: %v", p)
+		}
+		for name, c := range map[string]struct{ variable, expr, legend, want string }{
+			"unknown variable":             {variable, strings.Replace(expr, "$namespace", "$nmespace", 1), "{{route}}", "$nmespace"},
+			"${} form":                     {variable, strings.Replace(expr, "$__rate_interval", "${__rate_intervall}", 1), "{{route}}", "$__rate_intervall"},
+			"legend label missing":         {variable, expr, "{{code}}", "{{code}}"},
+			"variable of a missing label":  {`label_values(flexoperator_build_info, namspace)`, expr, "{{route}}", `by "namspace"`},
+			"variable of a missing metric": {`label_values(flexoperator_buildinfo, namespace)`, expr, "{{route}}", "does not export"},
+			"unread variable query":        {`metrics(flexoperator_.*)`, expr, "{{route}}", "not one this check reads"},
+		} {
+			if p := dash(c.variable, c.expr, c.legend); len(p) != 1 || !strings.Contains(p[0], c.want) {
+				t.Errorf("%s: got %q, want one problem containing %q", name, p, c.want)
+			}
+		}
+	})
 }
