@@ -6,10 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
@@ -67,21 +69,27 @@ func rulesOf(t *testing.T, obj *unstructured.Unstructured) []permission {
 	return expand(role.Rules)
 }
 
-// configRules expands a Role or ClusterRole of config/rbac.
-func configRules(t *testing.T, file string) []permission {
+// configRole reads a Role or ClusterRole of config/rbac.
+func configRole(t *testing.T, file string) rbacv1.ClusterRole {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(configDir, "rbac", file))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var role rbacv1.ClusterRole
-	if err := yaml.Unmarshal(b, &role); err != nil {
+	if err := yaml.UnmarshalStrict(b, &role); err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
 	if len(role.Rules) == 0 {
 		t.Fatalf("%s has no rules", file)
 	}
-	return expand(role.Rules)
+	return role
+}
+
+// configRules expands a Role or ClusterRole of config/rbac.
+func configRules(t *testing.T, file string) []permission {
+	t.Helper()
+	return expand(configRole(t, file).Rules)
 }
 
 // TestChartRBACMatchesConfig: the chart grants what config/rbac grants — the operator's rules
@@ -124,6 +132,100 @@ func TestChartRBACMatchesConfig(t *testing.T) {
 				if diff := cmp.Diff(configRules(t, file), rulesOf(t, obj), cmp.AllowUnexported(permission{})); diff != "" {
 					t.Errorf("%s %s differs from config/rbac/%s (-config +chart):\n%s", obj.GetKind(), obj.GetName(), file, diff)
 				}
+			}
+		})
+	}
+}
+
+// userRoles are the roles for people kubebuilder's create api scaffolds for each kind, and the
+// built-in ClusterRole each is aggregated into.
+var userRoles = map[string]string{"admin": "admin", "editor": "edit", "viewer": "view"}
+
+// userRoleFiles names config/rbac's <kind>_<role>_role.yaml for every kind in config/crd/bases.
+func userRoleFiles(t *testing.T) []string {
+	t.Helper()
+	crds, err := filepath.Glob(filepath.Join(configDir, "crd", "bases", "*.yaml"))
+	if err != nil || len(crds) == 0 {
+		t.Fatalf("no CRDs in config/crd/bases: %v", err)
+	}
+	var files []string
+	for _, p := range crds {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := yaml.Unmarshal(b, &crd); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		for role := range userRoles {
+			files = append(files, crd.Spec.Names.Singular+"_"+role+"_role.yaml")
+		}
+	}
+	slices.Sort(files)
+	return files
+}
+
+// aggregation is the part of a role's labels that aggregates it into other ClusterRoles.
+func aggregation(labels map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range labels {
+		if strings.HasPrefix(k, "rbac.authorization.k8s.io/aggregate-to-") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// TestChartUserRolesMatchConfig: for every kind, config/rbac and the chart have the same admin,
+// editor and viewer ClusterRoles, with the same rules and, while rbac.aggregateClusterRoles is on
+// (the default), the same aggregation into the built-in admin, edit and view roles; off, the
+// chart's carry no aggregation label.
+func TestChartUserRolesMatchConfig(t *testing.T) {
+	files := userRoleFiles(t)
+	for _, aggregate := range []bool{true, false} {
+		t.Run(fmt.Sprintf("aggregateClusterRoles=%t", aggregate), func(t *testing.T) {
+			set := []string{"webhook.publicURL=" + publicURL}
+			if !aggregate {
+				set = append(set, "rbac.aggregateClusterRoles=false")
+			}
+			objs := template(t, set...)
+			for _, file := range files {
+				role := configRole(t, file)
+				if want := strings.ReplaceAll(strings.TrimSuffix(file, ".yaml"), "_", "-"); role.Name != want {
+					t.Errorf("config/rbac/%s names its role %s, want %s as kubebuilder does", file, role.Name, want)
+				}
+				base := strings.TrimSuffix(file, "_role.yaml")
+				roleName := base[strings.LastIndex(base, "_")+1:]
+				wantAgg := map[string]string{"rbac.authorization.k8s.io/aggregate-to-" + userRoles[roleName]: "true"}
+				if diff := cmp.Diff(wantAgg, aggregation(role.Labels)); diff != "" {
+					t.Errorf("config/rbac/%s aggregation (-want +got):\n%s", file, diff)
+				}
+				obj := named(objs, "ClusterRole", releaseName+"-"+role.Name)
+				if obj == nil {
+					t.Errorf("the chart has no counterpart of config/rbac/%s", file)
+					continue
+				}
+				if diff := cmp.Diff(expand(role.Rules), rulesOf(t, obj), cmp.AllowUnexported(permission{})); diff != "" {
+					t.Errorf("ClusterRole %s differs from config/rbac/%s (-config +chart):\n%s", obj.GetName(), file, diff)
+				}
+				if !aggregate {
+					wantAgg = map[string]string{}
+				}
+				if diff := cmp.Diff(wantAgg, aggregation(obj.GetLabels())); diff != "" {
+					t.Errorf("ClusterRole %s aggregation (-want +chart):\n%s", obj.GetName(), diff)
+				}
+			}
+			n := 0
+			for _, cr := range find(objs, "ClusterRole") {
+				for role := range userRoles {
+					if strings.HasSuffix(cr.GetName(), "-"+role+"-role") {
+						n++
+					}
+				}
+			}
+			if n != len(files) {
+				t.Errorf("the chart has %d admin, editor and viewer ClusterRoles, config/rbac %d", n, len(files))
 			}
 		})
 	}
