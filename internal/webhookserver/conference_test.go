@@ -523,6 +523,31 @@ func TestStoreFailuresOutlastedInProcess(t *testing.T) {
 	}
 }
 
+// TestSecretReadFailureOutlastedInProcess fails the first reads of the policy's Secret (the API
+// server not answering) as a call's callbacks arrive, each once: the request tries again within its
+// budget, so every callback is authenticated, answered 200 and applied.
+func TestSecretReadFailureOutlastedInProcess(t *testing.T) {
+	var failures atomic.Int32
+	failures.Store(2)
+	h := newHarness(t, harnessOptions{wrapSecrets: func(r client.Reader) client.Reader {
+		return failingReader{Reader: r, fail: func() bool { return failures.Add(-1) >= 0 }}
+	}})
+	placed, conferenceSID, _ := h.call("Voice")
+	stats := h.waitDelivered("callback:" + h.url("conference")) // fails the test on a dropped callback
+	if stats.Retries != 0 || stats.Attempts != stats.Delivered {
+		t.Errorf("the simulator delivered a callback more than once: %+v", stats)
+	}
+	if failures.Load() >= 0 {
+		t.Fatalf("the injected Secret read failures were not all used (%d left): the test proves nothing", failures.Load()+1)
+	}
+	h.waitRecovery(conferenceSID, func(rec *v1alpha1.ConferenceRecovery) error {
+		if _, ok := participant(rec, placed.CallSID); !ok {
+			return errors.New("customer leg missing")
+		}
+		return nil
+	})
+}
+
 // TestConcurrentCallbacksOfOneConference posts many callbacks of one conference at once while
 // another writer (standing in for the controller) keeps updating the same status: no update is
 // lost on either side, and the callbacks share status writes.
