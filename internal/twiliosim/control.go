@@ -541,6 +541,8 @@ type faultsJSON struct {
 	RetryAfterMS        int    `json:"retry_after_ms"`
 	DuplicateDeliveries bool   `json:"duplicate_deliveries"`
 	ReorderDeliveries   bool   `json:"reorder_deliveries"`
+	// RetryConferenceCallbacks is the opt-in redelivery of failed conference callbacks.
+	RetryConferenceCallbacks bool `json:"retry_conference_callbacks"`
 }
 
 func (s *Sim) controlMux() *http.ServeMux {
@@ -671,7 +673,8 @@ func (s *Sim) controlMux() *http.ServeMux {
 		f := s.CurrentFaults()
 		return faultsJSON{LatencyMS: int(f.Latency / time.Millisecond), FailNext: f.FailNext, FailStatus: f.FailStatus,
 			FailPathPrefix: f.FailPathPrefix, RetryAfterMS: int(f.RetryAfter / time.Millisecond),
-			DuplicateDeliveries: f.DuplicateDeliveries, ReorderDeliveries: f.ReorderDeliveries}, nil
+			DuplicateDeliveries: f.DuplicateDeliveries, ReorderDeliveries: f.ReorderDeliveries,
+			RetryConferenceCallbacks: f.RetryConferenceCallbacks}, nil
 	})
 	h("POST /sim/faults", func(r *http.Request) (any, error) {
 		var body faultsJSON
@@ -687,7 +690,8 @@ func (s *Sim) controlMux() *http.ServeMux {
 		s.SetFaults(Faults{Latency: time.Duration(body.LatencyMS) * time.Millisecond, FailNext: body.FailNext,
 			FailStatus: body.FailStatus, FailPathPrefix: body.FailPathPrefix,
 			RetryAfter:          time.Duration(body.RetryAfterMS) * time.Millisecond,
-			DuplicateDeliveries: body.DuplicateDeliveries, ReorderDeliveries: body.ReorderDeliveries})
+			DuplicateDeliveries: body.DuplicateDeliveries, ReorderDeliveries: body.ReorderDeliveries,
+			RetryConferenceCallbacks: body.RetryConferenceCallbacks})
 		return nil, nil
 	})
 	return m

@@ -42,6 +42,9 @@ type destination struct {
 	batch bool
 	// retry says whether 429, 5xx and connection errors are retried.
 	retry bool
+	// conference marks a conference status callback: Twilio sends it once, so it is retried only
+	// under the RetryConferenceCallbacks fault.
+	conference bool
 }
 
 type item struct {
@@ -65,8 +68,8 @@ type dqueue struct {
 }
 
 // DestinationStats counts the webhooks of one destination. Delivered,
-// Dropped and Pending count events (or callbacks); Attempts, Retries and
-// Duplicates count HTTP requests.
+// Dropped, Refused and Pending count events (or callbacks); Attempts, Retries
+// and Duplicates count HTTP requests.
 type DestinationStats struct {
 	// Key names the destination: "sink:DG…", "callback:<url>" or
 	// "legacy:<url>".
@@ -77,7 +80,14 @@ type DestinationStats struct {
 	Duplicates int
 	Delivered  int
 	Dropped    int
-	Pending    int
+	// Refused counts the dropped webhooks whose last attempt the receiver
+	// refused (an answer other than 2xx) or could not be reached for, as
+	// opposed to those a fault or a deleted sink discarded unsent;
+	// Unreachable counts those of them that got no answer at all
+	// (connection refused or reset, timeout).
+	Refused     int
+	Unreachable int
+	Pending     int
 	// LastStatus is the HTTP status of the last attempt (0 for a
 	// connection error, whose text is LastError).
 	LastStatus int
@@ -91,6 +101,8 @@ type DeliveryStats struct {
 	Duplicates   int
 	Delivered    int
 	Dropped      int
+	Refused      int
+	Unreachable  int
 	Pending      int
 	Destinations []DestinationStats
 }
@@ -348,7 +360,7 @@ func (d *deliverer) run(q *dqueue) {
 		faults := d.faults
 		d.mu.Unlock()
 
-		delivered := d.send(q, batch, faults)
+		delivered, answered := d.send(q, batch, faults)
 
 		d.mu.Lock()
 		q.inflight = 0
@@ -361,6 +373,12 @@ func (d *deliverer) run(q *dqueue) {
 			}
 		} else {
 			q.stats.Dropped += len(batch)
+			if d.ctx.Err() == nil {
+				q.stats.Refused += len(batch)
+				if !answered {
+					q.stats.Unreachable += len(batch)
+				}
+			}
 		}
 		q.stats.Pending = len(q.items)
 		d.notify()
@@ -369,8 +387,8 @@ func (d *deliverer) run(q *dqueue) {
 }
 
 // send posts one batch, retrying as Twilio does; it reports whether the
-// receiver accepted it.
-func (d *deliverer) send(q *dqueue, batch []queued, faults Faults) bool {
+// receiver accepted it, and whether the last attempt got an answer at all.
+func (d *deliverer) send(q *dqueue, batch []queued, faults Faults) (delivered, answered bool) {
 	dest := batch[0].dest
 	for attempt := 1; ; attempt++ {
 		status, retryAfter, err := d.post(dest, batch)
@@ -383,11 +401,12 @@ func (d *deliverer) send(q *dqueue, batch []queued, faults Faults) bool {
 				d.mu.Unlock()
 				d.record(q, dest, len(batch), attempt, st, err)
 			}
-			return true
+			return true, true
 		}
 		retryable := err != nil || status == http.StatusTooManyRequests || status >= 500
-		if !dest.retry || !retryable || attempt >= d.maxAttempts {
-			return false
+		retry := dest.retry || dest.conference && faults.RetryConferenceCallbacks
+		if !retry || !retryable || attempt >= d.maxAttempts {
+			return false, err == nil
 		}
 		wait := d.minBackoff << min(attempt-1, 20)
 		if retryAfter > wait {
@@ -400,7 +419,7 @@ func (d *deliverer) send(q *dqueue, batch []queued, faults Faults) bool {
 		select {
 		case <-time.After(wait):
 		case <-d.ctx.Done():
-			return false
+			return false, err == nil
 		}
 	}
 }
@@ -493,6 +512,8 @@ func (d *deliverer) stats() DeliveryStats {
 		out.Duplicates += st.Duplicates
 		out.Delivered += st.Delivered
 		out.Dropped += st.Dropped
+		out.Refused += st.Refused
+		out.Unreachable += st.Unreachable
 		out.Pending += st.Pending
 	}
 	return out

@@ -41,7 +41,11 @@
 //     endConferenceOnExit; create to dial out, delete to kick), signed
 //     conference status callbacks with SequenceNumber, Timestamp (RFC 2822),
 //     ParticipantLabel, Coaching, EndConferenceOnExit,
-//     ReasonParticipantLeft, ParticipantCallStatus, ReasonConferenceEnded.
+//     ReasonParticipantLeft, ParticipantCallStatus, ReasonConferenceEnded,
+//     each sent once, as Twilio sends it: a callback answered 429 or 5xx,
+//     or whose connection fails, is lost (counted as Dropped), so a test
+//     cannot pass on a second delivery Twilio never makes. Redelivery is
+//     the opt-in fault RetryConferenceCallbacks.
 //   - Flex and its agents (Go methods and /sim/ HTTP): Accept bridges the
 //     waiting caller and the agent in a conference named after the task and
 //     sets the task's conference attribute; whenever two or fewer
@@ -54,7 +58,8 @@
 //     DialThirdParty, CustomerHangup, SetWorkerActivity, PlaceCall.
 //   - IAM: Flex token validation for tokens made by IssueFlexToken.
 //   - Faults: latency, bursts of 429/5xx with Retry-After, duplicated and
-//     reordered webhook delivery; a rate limit; a state Snapshot and Dump.
+//     reordered webhook delivery, conference callbacks held back, dropped
+//     or (unlike Twilio) retried; a rate limit; a state Snapshot and Dump.
 //   - Time: an injectable Clock plus Advance, which fires reservation
 //     timeouts, task TTLs and workflow target timeouts in order. With the
 //     default frozen clock nothing times out unless a test advances it.
@@ -81,9 +86,10 @@
 //     no <Dial> to numbers, <Gather>, <Record> or <Redirect>. Announcements
 //     complete at once (announcement-end, never announcement-fail). Speaker
 //     events are never sent.
-//   - Conference status callbacks are retried on 429/5xx like Event Streams
-//     deliveries, which Twilio does not do (it only retries connection
-//     failures when asked to); tests that want one attempt can answer 2xx.
+//   - Webhook connection overrides (a #rc=…&rp=… fragment on a callback
+//     URL) are not read. Twilio's documented default allows one retry of a
+//     connection that cannot be made; the simulator makes none, the
+//     stricter assumption: what works with one attempt works with two.
 //   - Event Streams: only webhook sinks, always POSTed (a sink's GET method
 //     is accepted but ignored), no sink throttling, no 4-hour retry window
 //     (DeliveryMaxAttempts instead), Voice event types can be subscribed to

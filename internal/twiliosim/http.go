@@ -368,6 +368,13 @@ type Faults struct {
 	// DropCallbacks loses every form webhook it returns true for, as
 	// Twilio loses a conference callback it never retries.
 	DropCallbacks func(form url.Values) bool
+	// RetryConferenceCallbacks retries a conference status callback that
+	// failed with 429, 5xx or a connection error, with the backoff of
+	// Event Streams deliveries. Twilio never does this (it sends each
+	// conference callback once), so only a test about redeliveries (their
+	// deduplication, say) should turn it on: without it a refused callback
+	// is lost, as on Twilio.
+	RetryConferenceCallbacks bool
 }
 
 // SetFaults replaces the injected faults.

@@ -62,8 +62,10 @@ type Options struct {
 	// example behind a port forward); otherwise the listener's address.
 	PublicURL string
 	// DeliveryMinBackoff and DeliveryMaxBackoff bound the real-time wait
-	// between attempts to deliver a webhook that failed with 429, 5xx or a
-	// connection error. Zero means 10ms and 500ms.
+	// between attempts to deliver an Event Streams webhook that failed with
+	// 429, 5xx or a connection error (conference callbacks only under the
+	// RetryConferenceCallbacks fault; legacy callbacks never). Zero means
+	// 10ms and 500ms.
 	DeliveryMinBackoff time.Duration
 	DeliveryMaxBackoff time.Duration
 	// DeliveryMaxAttempts bounds the attempts per webhook before it is

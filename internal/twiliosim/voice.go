@@ -147,7 +147,9 @@ func (s *Sim) confEvent(conf *conference, event string, p *participant, extra ur
 	for k, v := range extra {
 		f[k] = v
 	}
-	s.deliver.enqueue("callback:"+conf.callbackURL, destination{url: conf.callbackURL, kind: kindForm, retry: true}, item{form: f})
+	// Sent once, as Twilio does: a refused or failed callback is lost unless a test opts in to the
+	// RetryConferenceCallbacks fault.
+	s.deliver.enqueue("callback:"+conf.callbackURL, destination{url: conf.callbackURL, kind: kindForm, conference: true}, item{form: f})
 }
 
 func (s *Sim) newCall(from, to, direction string) *call {

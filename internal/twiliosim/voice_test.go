@@ -425,3 +425,60 @@ func TestRedirectRejectsUnmodelledTwiML(t *testing.T) {
 		t.Errorf("a refused redirect changed the conference: %v", got)
 	}
 }
+
+// A conference status callback is sent once, as Twilio sends it: one answered 503, or whose
+// connection fails, is lost. Only the RetryConferenceCallbacks fault sends it again.
+func TestConferenceCallbacksAreSentOnce(t *testing.T) {
+	refuseFirst := func(hit int) int {
+		if hit == 1 {
+			return 503
+		}
+		return 200
+	}
+	cases := []struct {
+		name         string
+		retry        bool
+		answer       func(hit int) int
+		closed       bool // the receiver is gone: every connection fails
+		wantReceived []string
+		wantStats    twiliosim.DestinationStats // Attempts, Retries, Delivered, Dropped, Refused, Unreachable
+	}{
+		{name: "503: lost", answer: refuseFirst, wantReceived: acceptCallbacks[1:],
+			wantStats: twiliosim.DestinationStats{Attempts: 4, Delivered: 3, Dropped: 1, Refused: 1}},
+		{name: "connection refused: lost", closed: true,
+			wantStats: twiliosim.DestinationStats{Attempts: 4, Dropped: 4, Refused: 4, Unreachable: 4}},
+		{name: "503 with the retry fault: sent again", retry: true, answer: refuseFirst, wantReceived: acceptCallbacks,
+			wantStats: twiliosim.DestinationStats{Attempts: 5, Retries: 1, Delivered: 4}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, c := start(t, twiliosim.Options{DeliveryMaxAttempts: 5})
+			s.SetFaults(twiliosim.Faults{RetryConferenceCallbacks: tc.retry})
+			cc := build(t, s, voiceCentre(twiliosim.WorkerSpec{Name: "ann", Attributes: map[string]any{"contact_uri": "client:ann"}}))
+			rc := newReceiver(t, s.AuthToken(), tc.answer)
+			callbackURL := rc.url("/conference")
+			if tc.closed {
+				rc.srv.Close()
+			}
+			s.SetConferenceCallback(callbackURL)
+			call, err := s.PlaceCall("+15550001111", cc.Workflows["Voice"], nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Accept(onlyPending(t, c, cc.WorkspaceSID, call.TaskSID).SID); err != nil {
+				t.Fatal(err)
+			}
+			waitDelivered(t, s)
+			forms, _, _, _ := rc.snapshot()
+			if diff := cmp.Diff(tc.wantReceived, callbackSummary(forms)); diff != "" {
+				t.Errorf("callbacks received (-want +got):\n%s", diff)
+			}
+			st := s.Deliveries().Destination("callback:" + callbackURL)
+			got := twiliosim.DestinationStats{Attempts: st.Attempts, Retries: st.Retries, Delivered: st.Delivered, Dropped: st.Dropped,
+				Refused: st.Refused, Unreachable: st.Unreachable}
+			if got != tc.wantStats {
+				t.Errorf("delivery stats %+v, want %+v", got, tc.wantStats)
+			}
+		})
+	}
+}

@@ -69,7 +69,10 @@ func (r *Routes) handleConference(w http.ResponseWriter, req *http.Request) {
 	if res.err != nil {
 		r.dedup.Forget(dedupKey)
 		eventsTotal.WithLabelValues(routeConference, ev.Event, outcomeFailed).Inc()
-		r.log.Error(res.err, "Could not store a conference callback; answering 503 so it is retried",
+		// Twilio sends a conference callback once, whatever the answer: the store keeps trying a
+		// transient failure in-process after this answer (storeRetryWindow), and the controller's
+		// resync repairs from Twilio's REST API what is lost even so.
+		r.log.Error(res.err, "Could not store a conference callback in time; answering 503",
 			"policy", tr.policyKey(), "conference", ev.ConferenceSID, "sequence", ev.SequenceNumber)
 		unavailable(w, "could not store the event")
 		return

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -372,11 +373,13 @@ func failingWrites(fail func() bool) func(client.Client) client.Client {
 	}
 }
 
-// TestStoreFailureAnswers5xxAndTheRetryIsProcessed checks that an event that cannot be stored gets
-// 503 and is not then dropped as a duplicate when Twilio sends it again.
+// TestStoreFailureAnswers5xxAndTheRetryIsProcessed checks that an event that cannot be stored
+// within the request's budget gets 503 and is not then dropped as a duplicate when it comes again
+// (another delivery of the same callback).
 func TestStoreFailureAnswers5xxAndTheRetryIsProcessed(t *testing.T) {
 	var failing atomic.Bool
-	h := newHarness(t, harnessOptions{noConferenceCallbacks: true, wrapClient: failingWrites(failing.Load)})
+	h := newHarness(t, harnessOptions{noConferenceCallbacks: true, wrapClient: failingWrites(failing.Load), routes: shortBudget})
+	warmRecoveryCache(t)
 	placed, err := sim.PlaceCall("+15550005555", h.cc.Workflows["Voice"], nil)
 	if err != nil {
 		t.Fatal(err)
@@ -416,6 +419,20 @@ func TestStoreFailureAnswers5xxAndTheRetryIsProcessed(t *testing.T) {
 	}
 }
 
+// shortBudget makes a request wait 500ms for its event to be stored (instead of 4 s), for tests
+// that keep the store failing until the answer is 503. Such a test first reads a recovery through
+// the manager's cache (warmRecoveryCache), so that the budget is not spent starting its informer.
+func shortBudget(o *webhookserver.RoutesOptions) { o.HandlerTimeout = 500 * time.Millisecond }
+
+// warmRecoveryCache starts the manager cache's ConferenceRecovery informer, if no test has yet.
+func warmRecoveryCache(t *testing.T) {
+	t.Helper()
+	err := mgr.GetClient().Get(context.Background(), types.NamespacedName{Namespace: "default", Name: "warm-up"}, &v1alpha1.ConferenceRecovery{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+}
+
 // failingReader is a client.Reader whose reads fail while fail() says so.
 type failingReader struct {
 	client.Reader
@@ -443,8 +460,9 @@ func TestConflictThatCannotBeResolved(t *testing.T) {
 			},
 		})
 	}
-	h := newHarness(t, harnessOptions{noConferenceCallbacks: true, wrapClient: conflicting,
+	h := newHarness(t, harnessOptions{noConferenceCallbacks: true, wrapClient: conflicting, routes: shortBudget,
 		wrapReader: func(r client.Reader) client.Reader { return failingReader{Reader: r, fail: broken.Load} }})
+	warmRecoveryCache(t)
 	placed, err := sim.PlaceCall("+15550008888", h.cc.Workflows["Voice"], nil)
 	if err != nil {
 		t.Fatal(err)
@@ -471,16 +489,18 @@ func TestConflictThatCannotBeResolved(t *testing.T) {
 	}
 }
 
-// TestSimulatorRetriesAfterStoreFailure lets the first writes fail while the simulator delivers a
-// real call's callbacks: it retries the 503s and every callback ends up applied.
-func TestSimulatorRetriesAfterStoreFailure(t *testing.T) {
+// TestStoreFailuresOutlastedInProcess lets the first writes (the create among them) fail while the
+// simulator delivers a real call's callbacks, each once as Twilio does: the store tries them again
+// in-process, so every callback is answered 200 and applied without a redelivery.
+func TestStoreFailuresOutlastedInProcess(t *testing.T) {
 	var failures atomic.Int32
 	failures.Store(3)
+	retriesBefore := webhookserver.StoreRetriesTotal()
 	h := newHarness(t, harnessOptions{wrapClient: failingWrites(func() bool { return failures.Add(-1) >= 0 })})
 	placed, conferenceSID, agent := h.call("Voice")
-	stats := h.waitDelivered("callback:" + h.url("conference"))
-	if stats.Retries == 0 {
-		t.Errorf("the simulator retried nothing: %+v", stats)
+	stats := h.waitDelivered("callback:" + h.url("conference")) // fails the test on a dropped callback
+	if stats.Retries != 0 || stats.Attempts != stats.Delivered {
+		t.Errorf("the simulator delivered a callback more than once: %+v", stats)
 	}
 	rec := h.waitRecovery(conferenceSID, func(rec *v1alpha1.ConferenceRecovery) error {
 		if _, ok := participant(rec, placed.CallSID); !ok {
@@ -491,10 +511,41 @@ func TestSimulatorRetriesAfterStoreFailure(t *testing.T) {
 		}
 		return nil
 	})
+	if failures.Load() >= 0 {
+		t.Fatalf("the injected write failures were not all used (%d left): the test proves nothing", failures.Load()+1)
+	}
+	if got := webhookserver.StoreRetriesTotal() - retriesBefore; got < 3 {
+		t.Errorf("store retries counted %v, want at least one per injected failure (3)", got)
+	}
 	conf, _ := sim.Snapshot().Conference(conferenceSID)
 	if rec.Status.LastSequenceNumber != int64(conf.Sequence) {
 		t.Errorf("lastSequenceNumber %d, want %d", rec.Status.LastSequenceNumber, conf.Sequence)
 	}
+}
+
+// TestSecretReadFailureOutlastedInProcess fails the first reads of the policy's Secret (the API
+// server not answering) as a call's callbacks arrive, each once: the request tries again within its
+// budget, so every callback is authenticated, answered 200 and applied.
+func TestSecretReadFailureOutlastedInProcess(t *testing.T) {
+	var failures atomic.Int32
+	failures.Store(2)
+	h := newHarness(t, harnessOptions{wrapSecrets: func(r client.Reader) client.Reader {
+		return failingReader{Reader: r, fail: func() bool { return failures.Add(-1) >= 0 }}
+	}})
+	placed, conferenceSID, _ := h.call("Voice")
+	stats := h.waitDelivered("callback:" + h.url("conference")) // fails the test on a dropped callback
+	if stats.Retries != 0 || stats.Attempts != stats.Delivered {
+		t.Errorf("the simulator delivered a callback more than once: %+v", stats)
+	}
+	if failures.Load() >= 0 {
+		t.Fatalf("the injected Secret read failures were not all used (%d left): the test proves nothing", failures.Load()+1)
+	}
+	h.waitRecovery(conferenceSID, func(rec *v1alpha1.ConferenceRecovery) error {
+		if _, ok := participant(rec, placed.CallSID); !ok {
+			return errors.New("customer leg missing")
+		}
+		return nil
+	})
 }
 
 // TestConcurrentCallbacksOfOneConference posts many callbacks of one conference at once while

@@ -23,3 +23,6 @@ func EventsTotal(route, typ, outcome string) float64 {
 func RequestsTotal(route, code string) float64 {
 	return testutil.ToFloat64(requestsTotal.WithLabelValues(route, code))
 }
+
+// StoreRetriesTotal reads flexoperator_webhook_store_retries_total.
+func StoreRetriesTotal() float64 { return testutil.ToFloat64(storeRetriesTotal) }

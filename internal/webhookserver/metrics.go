@@ -64,6 +64,10 @@ var (
 		Name: "flexoperator_webhook_endconferenceonexit_corrections_total",
 		Help: "endConferenceOnExit corrections made by the webhook server on receipt of a callback, by outcome (stored: set at Twilio; ignored: the leg was gone; failed: left to the controller).",
 	}, []string{"outcome"})
+	storeRetriesTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "flexoperator_webhook_store_retries_total",
+		Help: "Events tried again in-process after the API server (or Twilio, for a conference's task) failed to store them.",
+	})
 	handlingSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "flexoperator_webhook_handling_seconds",
 		Help: "Time from receiving a webhook request to answering it, by route.",
@@ -73,7 +77,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(requestsTotal, signatureFailures, eventsTotal, duplicatesTotal, correctionsTotal, handlingSeconds)
+	metrics.Registry.MustRegister(requestsTotal, signatureFailures, eventsTotal, duplicatesTotal, correctionsTotal, storeRetriesTotal, handlingSeconds)
 }
 
 // instrument counts a route's answers by status code and times them.

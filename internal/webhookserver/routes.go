@@ -282,7 +282,7 @@ func (r *Routes) verifyTwilio(w http.ResponseWriter, req *http.Request, route, p
 	if !ok {
 		return nil, nil, false
 	}
-	creds, tw, err := r.opts.Credentials.For(req.Context(), namespace, spec)
+	creds, tw, err := r.credentialsFor(req.Context(), namespace, spec)
 	if err != nil {
 		var cerr *credentials.Error
 		if errors.As(err, &cerr) {
@@ -311,6 +311,30 @@ func (r *Routes) verifyTwilio(w http.ResponseWriter, req *http.Request, route, p
 		return nil, nil, false
 	}
 	return body, tw, true
+}
+
+// credentialsFor gives the credentials of a policy's twilio block. A transient failure (the API
+// server not answering the Secret's read, on a policy's first request or after the Secret
+// changed) is tried again within the request's budget: without the auth token the request cannot
+// even be authenticated, and Twilio sends a conference callback once. A *credentials.Error (the
+// Secret is unusable) is returned at once.
+func (r *Routes) credentialsFor(ctx context.Context, namespace string, spec v1alpha1.TwilioSpec) (credentials.Credentials, twilio.Client, error) {
+	ctx, cancel := r.handlingContext(ctx)
+	defer cancel()
+	for backoff := storeMinBackoff; ; backoff = min(2*backoff, storeMaxBackoff) {
+		creds, tw, err := r.opts.Credentials.For(ctx, namespace, spec)
+		var cerr *credentials.Error
+		if err == nil || errors.As(err, &cerr) {
+			return creds, tw, err
+		}
+		timer := time.NewTimer(backoff)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return creds, tw, err
+		}
+	}
 }
 
 // readBody reads the (capped) body; on failure it has answered 413 or 400.

@@ -1,6 +1,6 @@
 // Package webhookserver is the operator's Twilio-facing HTTP server: it receives conference status
 // callbacks, Event Streams deliveries and the Flex companion's calls. It runs inside the manager on
-// every replica (it is not leader-elected), answers 503 until the manager's caches have synced, and
+// every replica (it is not leader-elected), holds requests until the manager's caches have synced, and
 // records observations for the controllers to act on.
 package webhookserver
 
@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,9 @@ const (
 	// ingress controllers learn of it a few seconds later and keep routing to it until then; Twilio
 	// does not retry a refused conference status callback.
 	DefaultDrainDelay = 10 * time.Second
+	// DefaultSyncWait is how long a request that arrives before the caches have synced waits for
+	// them: under Event Streams' 5 s, and long enough for a replica's usual start.
+	DefaultSyncWait = 4 * time.Second
 )
 
 // Options configure the server.
@@ -52,6 +56,11 @@ type Options struct {
 	DrainDelay time.Duration
 	// ShutdownTimeout bounds the wait for requests still in flight once the listener is closed.
 	ShutdownTimeout time.Duration
+	// SyncWait is how long a request that arrives before the caches have synced waits for them
+	// before it is answered 503. Twilio sends a conference callback once, so one that reaches a
+	// replica still starting (a single replica restarted, a readiness probe not yet failing) is
+	// held for a moment rather than lost. Zero means DefaultSyncWait; negative answers at once.
+	SyncWait time.Duration
 }
 
 func (o *Options) defaults() {
@@ -72,6 +81,9 @@ func (o *Options) defaults() {
 	}
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if o.SyncWait == 0 {
+		o.SyncWait = DefaultSyncWait
 	}
 }
 
@@ -96,9 +108,14 @@ func ParsePublicURL(raw string) (string, error) {
 
 // Server is the webhook server, a manager.Runnable.
 type Server struct {
-	opts    Options
-	mux     *http.ServeMux
-	ready   atomic.Bool
+	opts  Options
+	mux   *http.ServeMux
+	ready atomic.Bool
+	// synced is closed once the caches have synced (when ready is first set).
+	synced     chan struct{}
+	syncedOnce sync.Once
+	// holding counts the requests waiting for the caches to sync.
+	holding atomic.Int32
 	waitFor func(ctx context.Context) bool
 	addr    atomic.Pointer[string]
 	// draining is set once the server was asked to stop: it still answers, but is not ready.
@@ -112,8 +129,9 @@ var _ manager.Runnable = (*Server)(nil)
 var _ manager.LeaderElectionRunnable = (*Server)(nil)
 
 // New builds the server. waitForCacheSync blocks until the manager's caches have synced (usually
-// mgr.GetCache().WaitForCacheSync) and reports success; until it returns true every route answers
-// 503, so Twilio retries instead of the operator acting on an empty cache.
+// mgr.GetCache().WaitForCacheSync) and reports success; until it returns true no route runs: a
+// request waits up to Options.SyncWait, then is answered 503, rather than the operator acting on
+// an empty cache.
 func New(opts Options, waitForCacheSync func(ctx context.Context) bool) (*Server, error) {
 	opts.defaults()
 	pub, err := ParsePublicURL(opts.PublicURL)
@@ -121,7 +139,7 @@ func New(opts Options, waitForCacheSync func(ctx context.Context) bool) (*Server
 		return nil, err
 	}
 	opts.PublicURL = pub
-	s := &Server{opts: opts, mux: http.NewServeMux(), waitFor: waitForCacheSync, after: time.After}
+	s := &Server{opts: opts, mux: http.NewServeMux(), synced: make(chan struct{}), waitFor: waitForCacheSync, after: time.After}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	return s, nil
 }
@@ -154,7 +172,7 @@ func (s *Server) NeedLeaderElection() bool { return false }
 // Handler is the server's full handler chain (exposed for tests).
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/healthz" && !s.ready.Load() {
+		if r.URL.Path != "/healthz" && !s.ready.Load() && !s.awaitSync(r.Context()) {
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, "flex-operator is starting: caches have not synced yet", http.StatusServiceUnavailable)
 			return
@@ -168,6 +186,24 @@ func (s *Server) Handler() http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
 		s.mux.ServeHTTP(w, r)
 	})
+}
+
+// awaitSync waits up to SyncWait for the caches to sync and reports whether they did.
+func (s *Server) awaitSync(ctx context.Context) bool {
+	if s.opts.SyncWait < 0 {
+		return false
+	}
+	s.holding.Add(1)
+	defer s.holding.Add(-1)
+	timer := time.NewTimer(s.opts.SyncWait)
+	defer timer.Stop()
+	select {
+	case <-s.synced:
+		return true
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 // Start listens and serves until ctx ends. It then drains: Ready turns false while the server
@@ -198,6 +234,7 @@ func (s *Server) Start(ctx context.Context) error {
 	go func() {
 		if s.waitFor == nil || s.waitFor(ctx) {
 			s.ready.Store(true)
+			s.syncedOnce.Do(func() { close(s.synced) })
 			log.Info("Caches synced; serving Twilio webhooks", "address", addr)
 		}
 	}()

@@ -12,10 +12,11 @@ import (
 )
 
 // TestServerGatesOnCacheSyncAndCapsBodies starts the server on loopback and checks the 503 before
-// caches sync, the route after, 413 past the body cap and a clean stop.
+// caches sync (once a request has waited SyncWait for them), the route after, 413 past the body
+// cap and a clean stop.
 func TestServerGatesOnCacheSyncAndCapsBodies(t *testing.T) {
 	synced := make(chan struct{})
-	s, err := New(Options{BindAddress: "127.0.0.1:0", PublicURL: "https://flex.example.com/", MaxBodyBytes: 16},
+	s, err := New(Options{BindAddress: "127.0.0.1:0", PublicURL: "https://flex.example.com/", MaxBodyBytes: 16, SyncWait: 50 * time.Millisecond},
 		func(ctx context.Context) bool {
 			select {
 			case <-synced:
@@ -63,6 +64,48 @@ func TestServerGatesOnCacheSyncAndCapsBodies(t *testing.T) {
 	}
 	if got := post(string(bytes.Repeat([]byte("x"), 17))); got != http.StatusRequestEntityTooLarge {
 		t.Errorf("oversized body: %d, want 413", got)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("stop: %v", err)
+	}
+}
+
+// TestRequestBeforeCacheSyncIsHeld sends a request while the caches are still syncing: it is held,
+// not refused, and served once they have synced (Twilio would not send a refused conference
+// callback again).
+func TestRequestBeforeCacheSyncIsHeld(t *testing.T) {
+	synced := make(chan struct{})
+	s, err := New(Options{BindAddress: "127.0.0.1:0", PublicURL: "https://flex.example.com"}, func(ctx context.Context) bool {
+		select {
+		case <-synced:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Handle("POST /callback", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Start(ctx) }()
+	waitUntil(t, func() bool { return s.Addr() != "" })
+	answer := make(chan int, 1)
+	go func() {
+		resp, err := http.Post("http://"+s.Addr()+"/callback", "application/x-www-form-urlencoded", strings.NewReader("a=b"))
+		if err != nil {
+			answer <- 0
+			return
+		}
+		_ = resp.Body.Close()
+		answer <- resp.StatusCode
+	}()
+	waitUntil(t, func() bool { return s.holding.Load() == 1 })
+	close(synced)
+	if got := <-answer; got != http.StatusOK {
+		t.Errorf("a request held through the cache sync got %d, want 200", got)
 	}
 	cancel()
 	if err := <-done; err != nil {

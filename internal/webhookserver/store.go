@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -28,6 +29,15 @@ const (
 	// taskRetryInterval is how long a conference whose task could not be read waits before the
 	// task is fetched again (its recovery exists, so events are still recorded meanwhile).
 	taskRetryInterval = 5 * time.Second
+	// storeRetryWindow is how long an op that could not be stored (the API server, or Twilio for
+	// the conference's task, failing) is tried again in-process. Twilio sends a conference callback
+	// once, whatever the answer, so a transient failure must be outlasted here, not left to a
+	// redelivery that never comes. The request that brought the op stops waiting after its own
+	// budget (RoutesOptions.HandlerTimeout) and answers 503; the op goes on being tried.
+	storeRetryWindow = 30 * time.Second
+	// storeMinBackoff and storeMaxBackoff bound the wait between two tries of a failed batch.
+	storeMinBackoff = 25 * time.Millisecond
+	storeMaxBackoff = time.Second
 )
 
 // errNoLeg and errForbidden are returned by a Flex companion mark that cannot be applied.
@@ -57,6 +67,8 @@ type recoveryStore struct {
 	log       logr.Logger
 	// timeout bounds one batch (reads, a task fetch, the write and its conflict retries).
 	timeout time.Duration
+	// retryWindow is how long an op that could not be stored is tried again (storeRetryWindow).
+	retryWindow time.Duration
 
 	mu    sync.Mutex
 	confs *lru[types.NamespacedName, *confState]
@@ -74,6 +86,9 @@ type confState struct {
 	mu      sync.Mutex
 	pending []*op
 	running bool
+	// wake cuts short the writer's wait before trying a failed batch again: a new op is a good
+	// moment to try (its request has a budget of its own to spend).
+	wake chan struct{}
 	// linked is set once the old recovery of a reconnect conference points at this conference.
 	linked bool
 	// seen is what the writer last published for handlers to read without waiting for it: the
@@ -95,7 +110,9 @@ type op struct {
 	// (nothing of it may have been applied); the rest of the batch is still written.
 	mutate func(rec *v1alpha1.ConferenceRecovery) (bool, error)
 
-	done chan opResult
+	// deadline ends the in-process retries of an op that could not be stored (storeRetryWindow).
+	deadline time.Time
+	done     chan opResult
 }
 
 // conferenceOp is a conference status callback with the policy it arrived for.
@@ -155,7 +172,7 @@ type opResult struct {
 }
 
 func newRecoveryStore(c client.Client, apiReader client.Reader, log logr.Logger, size int, timeout time.Duration) *recoveryStore {
-	return &recoveryStore{client: c, apiReader: apiReader, log: log, timeout: timeout,
+	return &recoveryStore{client: c, apiReader: apiReader, log: log, timeout: timeout, retryWindow: storeRetryWindow,
 		confs: newLRU[types.NamespacedName, *confState](size)}
 }
 
@@ -178,12 +195,13 @@ func lowerASCII(s string) string {
 // o.wait.
 func (s *recoveryStore) submit(key types.NamespacedName, o *op) *op {
 	o.done = make(chan opResult, 1)
+	o.deadline = time.Now().Add(s.retryWindow)
 	s.mu.Lock()
 	cs, ok := s.confs.get(key)
 	if !ok {
 		// Referenced before it is added, so that no eviction, however full the cache is of
 		// conferences in flight, can drop it and let a second writer start for the conference.
-		cs = &confState{key: key}
+		cs = &confState{key: key, wake: make(chan struct{}, 1)}
 		cs.refs++
 		s.confs.add(key, cs, func(c *confState) bool { return c.refs > 0 })
 	} else {
@@ -199,6 +217,10 @@ func (s *recoveryStore) submit(key types.NamespacedName, o *op) *op {
 	if start {
 		go s.run(cs) // takes over our reference
 		return o
+	}
+	select {
+	case cs.wake <- struct{}{}:
+	default:
 	}
 	s.release(cs)
 	return o
@@ -232,9 +254,12 @@ func (s *recoveryStore) markLinked(key types.NamespacedName) {
 	}
 }
 
-// run is the conference's writer: it commits batches until the queue is empty.
+// run is the conference's writer: it commits batches until the queue is empty. The ops of a batch
+// that could not be stored go back to the head of the queue and are tried again after a backoff,
+// together with whatever arrived meanwhile, until each one's deadline.
 func (s *recoveryStore) run(cs *confState) {
 	defer s.release(cs)
+	var backoff time.Duration
 	for {
 		cs.publish()
 		cs.mu.Lock()
@@ -247,6 +272,47 @@ func (s *recoveryStore) run(cs *confState) {
 		batch := slices.Clone(cs.pending[:n])
 		cs.pending = slices.Delete(cs.pending, 0, n)
 		cs.mu.Unlock()
-		s.commit(cs, batch)
+		again := s.commit(cs, batch)
+		if len(again) == 0 {
+			backoff = 0
+			continue
+		}
+		backoff = min(max(2*backoff, storeMinBackoff), storeMaxBackoff)
+		cs.mu.Lock()
+		cs.pending = append(again, cs.pending...)
+		cs.mu.Unlock()
+		storeRetriesTotal.Add(float64(len(again)))
+		timer := time.NewTimer(backoff)
+		select {
+		case <-timer.C:
+		case <-cs.wake:
+			timer.Stop()
+		}
 	}
+}
+
+// storeError is a failure to read or write the API server, or to read the conference's task from
+// Twilio, while storing a batch: it says nothing about the ops themselves, which are tried again.
+type storeError struct{ err error }
+
+func (e *storeError) Error() string { return e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
+
+// retryable marks err as a storeError unless retrying cannot help: the API server refused the
+// request as invalid or not allowed, or Twilio answered a 4xx other than 429.
+func retryable(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err), apierrors.IsForbidden(err),
+		apierrors.IsUnauthorized(err), apierrors.IsMethodNotSupported(err), twilio.IsTerminal(err):
+		return err
+	}
+	return &storeError{err: err}
+}
+
+// tryAgain reports whether an op that ended with err goes back to the queue.
+func (o *op) tryAgain(err error, now time.Time) bool {
+	var se *storeError
+	return errors.As(err, &se) && now.Before(o.deadline)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -13,18 +14,30 @@ import (
 )
 
 // commit applies one batch and writes the recovery's status at most once (plus conflict retries).
-func (s *recoveryStore) commit(cs *confState, batch []*op) {
+// It answers every op except those that could not be stored for a reason that may pass (a
+// storeError) and whose deadline has not come: it returns those, unanswered, to be tried again.
+func (s *recoveryStore) commit(cs *confState, batch []*op) (again []*op) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	log := s.log.WithValues("recovery", cs.key)
 	results := make([]opResult, len(batch))
 	defer func() {
+		now := time.Now()
+		var cause error
 		for i, o := range batch {
+			if o.tryAgain(results[i].err, now) {
+				again, cause = append(again, o), results[i].err
+				continue
+			}
 			o.done <- results[i]
 		}
+		if len(again) > 0 {
+			log.Info("Could not store events; trying again", "events", len(again), "error", cause.Error())
+		}
 	}()
-	// finish sets the result of every op still without one.
+	// finish sets the result of every op still without one; err, when set, is a failure to store.
 	finish := func(outcome string, err error) {
+		err = retryable(err)
 		for i := range results {
 			if results[i].outcome == "" && results[i].err == nil {
 				results[i].outcome, results[i].err = outcome, err
@@ -239,9 +252,10 @@ func (s *recoveryStore) commit(cs *confState, batch []*op) {
 			return
 		default:
 			cs.obj = nil
+			failed := retryable(fmt.Errorf("write ConferenceRecovery status: %w", err))
 			for _, i := range live {
 				if results[i].err == nil {
-					results[i] = opResult{err: fmt.Errorf("write ConferenceRecovery status: %w", err)}
+					results[i] = opResult{err: failed}
 				}
 			}
 			return
@@ -260,4 +274,5 @@ func (s *recoveryStore) commit(cs *confState, batch []*op) {
 			}
 		}
 	}
+	return again
 }

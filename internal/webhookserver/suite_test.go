@@ -152,6 +152,8 @@ type harnessOptions struct {
 	wrapClient func(client.Client) client.Client
 	// wrapReader wraps the routes' uncached reader.
 	wrapReader func(client.Reader) client.Reader
+	// wrapSecrets wraps the reader the credentials provider reads Secrets with.
+	wrapSecrets func(client.Reader) client.Reader
 	// legacyCallbacks points the workspace's EventCallbackUrl at the taskrouter route.
 	legacyCallbacks bool
 	// noConferenceCallbacks leaves the workspace's conference callbacks off.
@@ -192,6 +194,9 @@ func newHarness(t testing.TB, o harnessOptions) *harness {
 	}
 	provider := &credentials.Provider{Metadata: mgr.GetClient(), Data: mgr.GetAPIReader(), BaseURL: sim.URL(),
 		Options: []twilio.Option{twilio.WithRetry(2, time.Millisecond, 10*time.Millisecond)}}
+	if o.wrapSecrets != nil {
+		provider.Data = o.wrapSecrets(provider.Data)
+	}
 	if o.unlimitedTwilio {
 		provider.New = func(cfg twilio.Config, opts ...twilio.Option) (twilio.Client, error) {
 			cfg.Rate = -1

@@ -52,14 +52,17 @@ const (
 // (it starts with no CRDs, and the walk deletes what it installs): the Helm command of its sh block
 // and the commands it quotes inline, read from README.md (so the walk follows the README when it
 // changes) with the placeholders filled in, run with the helm and kubectl binaries and `make` as
-// a user runs them. Each step's objects are checked on the API server. No Pod runs (the test
-// control plane has no kubelet): objects are checked, not Pods.
+// a user runs them: the Helm install (cluster-wide, then confined to namespaces), its CRD upgrade
+// and uninstall; make deploy (without and with a kubectl on PATH) and undeploy; the namespace,
+// credentials Secret and samples of the policy steps. Each step's objects are checked on the API
+// server. No Pod runs (the test control plane has no kubelet): objects are checked, not Pods.
 func TestReadmeDeployWorksAsWritten(t *testing.T) {
 	helm := helmBin(t)
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
 	if assets == "" {
 		t.Fatal("KUBEBUILDER_ASSETS is not set: run the tests with `make test`")
 	}
+	kubectl := filepath.Join(assets, "kubectl")
 	guide := readGuide(t)
 	g := startGuideCluster(t)
 	ctx := context.Background()
@@ -79,7 +82,7 @@ func TestReadmeDeployWorksAsWritten(t *testing.T) {
 		checkHelmRelease(t, g, release, namespace, set)
 
 		// The CRD upgrade the guide gives, then the uninstall.
-		g.run(t, filepath.Join(assets, "kubectl"), g.words(t, guide.inline(t, "kubectl apply --server-side -f charts/"))[1:], nil)
+		g.run(t, kubectl, g.words(t, guide.inline(t, "kubectl apply --server-side -f charts/"))[1:], nil)
 		uninstall := g.words(t, guide.inline(t, "helm uninstall "))
 		g.run(t, helm, uninstall[1:], nil)
 		for _, list := range []client.ObjectList{&appsv1.DeploymentList{}, &corev1.ServiceList{}, &networkingv1.IngressList{}, &rbacv1.RoleBindingList{}, &corev1.ServiceAccountList{}} {
@@ -95,6 +98,45 @@ func TestReadmeDeployWorksAsWritten(t *testing.T) {
 		}
 		// Helm keeps CRDs, as the guide says.
 		checkCRDs(t, g, "after helm uninstall")
+	})
+
+	t.Run("helm namespaced", func(t *testing.T) {
+		// The guide's install with the option that confines the operator to some namespaces.
+		args := append(g.words(t, guide.block(t, "helm install ")), g.words(t, guide.inline(t, "--set 'watchNamespaces="))...)
+		release, namespace := args[2], flagValue(args, "-n", "--namespace")
+		watched := strings.Split(strings.Trim(strings.TrimPrefix(args[len(args)-1], "watchNamespaces="), "{}"), ",")
+		// The guide has the watched namespaces created first (Helm does not create them).
+		createNamespace := g.words(t, guide.inline(t, "kubectl create namespace "))
+		if !slices.Equal(watched, createNamespace[3:]) {
+			t.Errorf("the guide creates namespaces %v for a namespaced install watching %v", createNamespace[3:], watched)
+		}
+		g.run(t, kubectl, createNamespace[1:], nil)
+		g.run(t, helm, args[1:], nil)
+		mine := client.MatchingLabels{"app.kubernetes.io/instance": release}
+		var crbs rbacv1.ClusterRoleBindingList
+		must(t, g.client.List(ctx, &crbs, mine))
+		for _, b := range crbs.Items {
+			var role rbacv1.ClusterRole
+			must(t, g.client.Get(ctx, types.NamespacedName{Name: b.RoleRef.Name}, &role))
+			for _, r := range role.Rules {
+				if slices.Contains(r.Resources, "secrets") {
+					t.Errorf("namespaced install: ClusterRole %s (bound by %s) grants %v on secrets cluster-wide", role.Name, b.Name, r.Verbs)
+				}
+			}
+		}
+		for _, ns := range watched {
+			var rbs rbacv1.RoleBindingList
+			must(t, g.client.List(ctx, &rbs, client.InNamespace(ns), mine))
+			if len(rbs.Items) == 0 {
+				t.Errorf("namespaced install: no RoleBinding of the release in watched namespace %s", ns)
+			}
+		}
+		var deps appsv1.DeploymentList
+		must(t, g.client.List(ctx, &deps, client.InNamespace(namespace), mine))
+		if len(deps.Items) != 1 || !slices.Contains(deps.Items[0].Spec.Template.Spec.Containers[0].Args, "--watch-namespaces="+strings.Join(watched, ",")) {
+			t.Errorf("namespaced install: the Deployment does not watch %v only", watched)
+		}
+		g.run(t, helm, g.words(t, guide.inline(t, "helm uninstall "))[1:], nil)
 	})
 
 	t.Run("kustomize", func(t *testing.T) {
@@ -147,12 +189,14 @@ func TestReadmeDeployWorksAsWritten(t *testing.T) {
 	})
 
 	t.Run("credentials and samples", func(t *testing.T) {
-		kubectl := filepath.Join(assets, "kubectl")
 		// The CRDs first (make undeploy removed them): the Helm chart's, as the guide upgrades them.
 		g.run(t, kubectl, g.words(t, guide.inline(t, "kubectl apply --server-side -f charts/"))[1:], nil)
 		checkCRDs(t, g, "before the samples")
-		g.run(t, kubectl, g.words(t, guide.inline(t, "kubectl create namespace "))[1:], nil)
 		create := g.words(t, guide.inline(t, "kubectl create secret generic "))
+		// "if it is new": the namespaced install above made it already.
+		if err := g.client.Get(ctx, types.NamespacedName{Name: flagValue(create, "-n", "--namespace")}, &corev1.Namespace{}); apierrors.IsNotFound(err) {
+			g.run(t, kubectl, g.words(t, guide.inline(t, "kubectl create namespace "))[1:], nil)
+		}
 		g.run(t, kubectl, create[1:], nil)
 		namespace, secretName := flagValue(create, "-n", "--namespace"), create[4]
 		var secret corev1.Secret

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -35,6 +36,9 @@ type sideEffects struct {
 	paths map[string][]string
 	// hook, when set, sees every request first (a test playing a concurrent writer).
 	hook atomic.Pointer[func(*http.Request)]
+	// cut, when set, fails the conference callbacks it returns true for before they reach the
+	// operator, as a connection reset between Twilio and the operator does.
+	cut atomic.Pointer[func(url.Values) bool]
 }
 
 func (s *sideEffects) record(r *http.Request) {
@@ -68,7 +72,8 @@ func (s *sideEffects) record(r *http.Request) {
 // callbackTimer is the simulator's webhook client, which records when a conference callback the
 // benchmarks time leaves for the operator ("reset-sent": Flex's endConferenceOnExit=true on an
 // agent leg; "leave-sent": an agent leg's participant-leave), so that latencies can be measured
-// from the operator's receipt rather than from the simulated action.
+// from the operator's receipt rather than from the simulated action. It also cuts the callbacks a
+// test chose (sideEffects.cut) before they reach the operator.
 func callbackTimer(s *sideEffects) *http.Client {
 	return &http.Client{
 		Timeout:       5 * time.Second,
@@ -81,6 +86,9 @@ func callbackTimer(s *sideEffects) *http.Client {
 				}
 				req.Body = io.NopCloser(bytes.NewReader(body))
 				form, _ := url.ParseQuery(string(body))
+				if cut := s.cut.Load(); cut != nil && (*cut)(form) {
+					return nil, errConnectionCut
+				}
 				agent := strings.HasPrefix(form.Get("ParticipantLabel"), "worker")
 				kind := ""
 				switch ev := form.Get("StatusCallbackEvent"); {
@@ -100,6 +108,10 @@ func callbackTimer(s *sideEffects) *http.Client {
 		}),
 	}
 }
+
+// errConnectionCut is the simulator's failure to reach the operator for a callback sideEffects.cut
+// chose.
+var errConnectionCut = errors.New("connection reset by peer (cut by the test)")
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
 

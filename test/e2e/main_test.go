@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,13 +34,17 @@ func TestMain(m *testing.M) {
 	var err error
 	env, err = scenario.Start(scenario.Options{
 		CRDDir: filepath.Join("..", "..", "config", "crd", "bases"),
-		// The clock stands still unless a test advances it; webhooks that fail (the operator being
-		// restarted) are retried long enough to outlast a restart.
+		// The clock stands still unless a test advances it; Event Streams deliveries that fail (the
+		// operator being restarted) are retried long enough to outlast a restart. Conference
+		// callbacks are sent once, as Twilio sends them.
 		Sim: twiliosim.Options{DeliveryMaxAttempts: 400, DeliveryMaxBackoff: 100 * time.Millisecond,
 			RequestHook: effects.record, HTTPClient: callbackTimer(effects)},
 		// Recoveries that do not move are read from Twilio after 2 s instead of a minute, so that
 		// the tests of lost callbacks do not wait long.
 		Manager: func(o *app.Options) { o.RecoveryResyncAfter, o.RecoveryResyncRate = 2*time.Second, 50 },
+		// The operator reaches the API server through operatorAPI, which refuses nothing until a
+		// test arms it.
+		OperatorConfig: operatorAPI.config,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start:", err)
@@ -61,8 +66,30 @@ func newCentre(t *testing.T, o scenario.CentreOptions) *scenario.Centre {
 	if _, err := c.WaitPolicyReady(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Twilio sends each conference callback once: one the operator refused is a call it may
+	// recover late or never. No test may pass with one, and only a test that takes the operator
+	// out of reach on purpose (unreachableAtTimes) may lose those sent meanwhile.
+	t.Cleanup(func() {
+		st := env.Sim.Deliveries().Destination("callback:" + c.ConferenceCallbackURL())
+		if answered := st.Refused - st.Unreachable; answered > 0 {
+			t.Errorf("the operator refused %d conference callbacks (last answer %d %s), which Twilio never sends again",
+				answered, st.LastStatus, st.LastError)
+		}
+		if _, onPurpose := unreachable.Load(t.Name()); st.Unreachable > 0 && !onPurpose {
+			t.Errorf("%d conference callbacks could not reach the operator (%s), and Twilio never sends them again",
+				st.Unreachable, st.LastError)
+		}
+	})
 	return c
 }
+
+// unreachable holds the names of the tests that take the operator out of Twilio's reach on
+// purpose (stopped, or the connection cut).
+var unreachable sync.Map
+
+// unreachableAtTimes lets the test lose the conference callbacks sent while the operator cannot be
+// reached; newCentre's check of callbacks the operator answered with a refusal still applies.
+func unreachableAtTimes(t *testing.T) { unreachable.Store(t.Name(), true) }
 
 // must fails the test on err.
 func must(t *testing.T, err error) {

@@ -263,8 +263,11 @@ func TestDuplicatedAndReorderedEvents(t *testing.T) {
 	f.assertOnce(f.run())
 }
 
-// Scenario 7: the operator is stopped and restarted between every two steps of the flow.
+// Scenario 7: the operator is stopped and restarted between every two steps of the flow. The
+// callbacks of a step still on their way when it stops are lost, as they are with Twilio; the
+// resync every recovery gets at start-up reads the call from Twilio instead.
 func TestOperatorRestartAtEveryStep(t *testing.T) {
+	unreachableAtTimes(t)
 	c := newCentre(t, scenario.CentreOptions{Name: "restart", Agents: []string{"alice"}, Offline: []string{"sam"}})
 	restarts := 0
 	f := &flow{t: t, c: c, agent: "alice", parties: true, between: func(step string) {
