@@ -313,9 +313,8 @@ func (c *checker) binary(e *parser.BinaryExpr) labelSet {
 		return union(rhs, setOf(vm.Include...))
 	case vm.Card == parser.CardManyToOne:
 		return union(lhs, setOf(vm.Include...))
-	case e.Op.IsComparisonOperator() && !e.ReturnBool:
-		return lhs
 	case vm.On:
+		// One-to-one, comparisons included: the engine keeps only the matching labels.
 		return setOf(vm.MatchingLabels...)
 	}
 	return without(lhs, vm.MatchingLabels...)
