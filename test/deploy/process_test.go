@@ -169,11 +169,21 @@ func (p *operatorProcess) errorsSince(offset int) []string {
 	}
 	var errs []string
 	for _, line := range strings.Split(out[offset:], "\n") {
-		if strings.Contains(line, `"level":"error"`) {
+		if strings.Contains(line, `"level":"error"`) && !leaseReleaseNoise(line) {
 			errs = append(errs, line)
 		}
 	}
 	return errs
+}
+
+// leaseReleaseNoise says whether an error line is what the leader-election libraries log when a
+// clean stop gives the Lease up (LeaderElectionReleaseOnCancel), not a fault: client-go's renew
+// loop reports its cancelled context, and controller-runtime's OnStoppedLeading hands "leader
+// election lost" to a manager already stopping. Both come only after the runnables have stopped;
+// whether they appear depends on where the renew loop was when the stop began.
+func leaseReleaseNoise(line string) bool {
+	return (strings.Contains(line, "Error retrieving lease lock") && strings.Contains(line, "context canceled")) ||
+		(strings.Contains(line, "error received after stop sequence was engaged") && strings.Contains(line, "leader election lost"))
 }
 
 // log returns the process's whole output.
