@@ -11,14 +11,16 @@ WORKDIR /workspace
 COPY go.mod go.sum ./
 RUN go mod download
 
-COPY cmd/ cmd/
+COPY main.go ./
 COPY api/ api/
+COPY controllers/ controllers/
+COPY webhookserver/ webhookserver/
 COPY internal/ internal/
 
 # Static: the runtime image has no libc.
 RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -trimpath \
     -ldflags "-s -w -X github.com/flexoperator/flex-operator/internal/version.Version=${VERSION} -X github.com/flexoperator/flex-operator/internal/version.Revision=${REVISION}" \
-    -o manager ./cmd
+    -o manager .
 
 # distroless/static: CA certificates and a passwd entry for the non-root user, no shell.
 FROM gcr.io/distroless/static:nonroot

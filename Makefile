@@ -45,7 +45,7 @@ help: ## Show the targets.
 
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate the CRDs and RBAC from the kubebuilder markers, and copy them into the Helm chart.
-	$(CONTROLLER_GEN) rbac:roleName=manager-role crd:allowDangerousTypes=false paths="./api/..." paths="./internal/controller/..." paths="./internal/webhookserver/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd:allowDangerousTypes=false paths="./api/..." paths="./controllers/..." paths="./webhookserver/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	@# The chart installs the same CRDs and grants the same rules (test/chart checks they agree).
 	rm -f $(CHART_DIR)/crds/*.yaml && cp config/crd/bases/*.yaml $(CHART_DIR)/crds/
 	cp config/rbac/role.yaml $(CHART_DIR)/files/manager-role.yaml
@@ -91,11 +91,11 @@ check-generated: manifests generate ## Fail if generated files differ from what 
 
 .PHONY: build
 build: ## Build the manager binary, version stamped.
-	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/manager ./cmd
+	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/manager .
 
 .PHONY: image
 image: ## Write the container image as an OCI image layout tarball (no container daemon needed): $(IMAGE_TAR).
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/manager-linux-$(GOARCH) ./cmd
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/manager-linux-$(GOARCH) .
 	go run ./hack/image -binary $(LOCALBIN)/manager-linux-$(GOARCH) -arch $(GOARCH) -out $(IMAGE_TAR) -tag $(IMG) -version $(VERSION) -revision $(REVISION)
 
 .PHONY: docker-build
@@ -120,7 +120,7 @@ build-installer: manifests $(KUBECTL_DEP) ## Write dist/install.yaml: the CRDs a
 
 .PHONY: run
 run: manifests generate ## Run the manager against the current kubeconfig.
-	go run ./cmd --webhook-bind-address=:9443
+	go run . --webhook-bind-address=:9443
 
 .PHONY: demo
 demo: envtest ## Play a call whose agent's page refreshes, and watch the operator recover it.
@@ -153,6 +153,11 @@ helm: $(HELM) ## Build helm into bin/ from its Go module.
 
 .PHONY: kubebuilder
 kubebuilder: $(KUBEBUILDER) ## Build kubebuilder into bin/ from its Go module.
+
+.PHONY: create-api
+create-api: $(KUBEBUILDER) ## Add a kind: kubebuilder create api, then into this layout (KIND=<Kind>; README "Layout").
+	@test -n "$(KIND)" || { echo "make create-api: set KIND, e.g. make create-api KIND=Probe" >&2; exit 1; }
+	KUBEBUILDER=$(KUBEBUILDER) go run ./hack/createapi --group contactcenter --version v1alpha1 --kind $(KIND) --resource --controller
 
 $(CONTROLLER_GEN):
 	@mkdir -p $(LOCALBIN)

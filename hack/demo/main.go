@@ -1,5 +1,5 @@
 // Command demo plays the operator's main job on one machine: it starts a real control plane (built
-// by hack/setup-envtest.sh), the Twilio simulator and the operator exactly as cmd/main.go builds it,
+// by hack/setup-envtest.sh), the Twilio simulator and the operator exactly as main.go builds it,
 // applies a ConferenceRecoveryPolicy, plays a call in which the agent's browser page refreshes, and
 // shows the ConferenceRecovery table as the call moves through the recovery to Recovered.
 // Everything it starts is stopped when it ends. Run it with `make demo`.

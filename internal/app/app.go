@@ -1,4 +1,4 @@
-// Package app builds the flex-operator manager exactly as cmd/main.go runs it, so that end-to-end tests
+// Package app builds the flex-operator manager exactly as main.go runs it, so that end-to-end tests
 // start the same thing a cluster runs.
 package app
 
@@ -28,11 +28,11 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
+	"github.com/flexoperator/flex-operator/controllers"
 	"github.com/flexoperator/flex-operator/internal/activity"
-	"github.com/flexoperator/flex-operator/internal/controller"
 	"github.com/flexoperator/flex-operator/internal/credentials"
 	"github.com/flexoperator/flex-operator/internal/twilio"
-	"github.com/flexoperator/flex-operator/internal/webhookserver"
+	"github.com/flexoperator/flex-operator/webhookserver"
 )
 
 // Options are the manager's settings, one flag each.
@@ -63,7 +63,7 @@ type Options struct {
 	// deliveries to it. Empty: built from POD_IP and the webhook port when POD_IP is set.
 	WebhookAdvertiseAddress string
 	// RecoveryResyncAfter and RecoveryResyncRate tune the ConferenceRecovery controller's resync
-	// with Twilio's REST API (see controller.ConferenceRecoveryReconciler).
+	// with Twilio's REST API (see controllers.ConferenceRecoveryReconciler).
 	RecoveryResyncAfter time.Duration
 	RecoveryResyncRate  float64
 
@@ -83,7 +83,7 @@ type Options struct {
 	// AdvertiseResync is how often the leader re-checks its webhook address Lease; zero means
 	// activity.DefaultAdvertiseResync (tests that overwrite the Lease lengthen it).
 	AdvertiseResync time.Duration
-	// Scheme is the manager's scheme; Scheme() when nil. cmd/main.go passes its own, the one
+	// Scheme is the manager's scheme; Scheme() when nil. main.go passes its own, the one
 	// `kubebuilder create api` adds new kinds to.
 	Scheme *runtime.Scheme
 	// Restartable lets a process build more than one manager (tests that stop and restart the
@@ -118,8 +118,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.UnsafeTwilioBaseURL, "unsafe-twilio-base-url", false, "Development only: let --twilio-base-url name any host (the Twilio simulator). Never set it in production: the host receives the account's credentials.")
 	fs.Int64Var(&o.WebhookMaxBodyBytes, "webhook-max-body-bytes", webhookserver.DefaultMaxBodyBytes, "Largest webhook body accepted; larger ones get 413.")
 	fs.Float64Var(&o.TwilioRate, "twilio-rate", 0, "Sustained Twilio REST requests per second per account, shared by the whole operator (0: the default of 20; negative: no limit). Set it to what the account's TaskRouter limits allow.")
-	fs.DurationVar(&o.RecoveryResyncAfter, "recovery-resync-after", controller.DefaultResyncAfter, "How long a ConferenceRecovery in progress may go unchanged before its call is read from Twilio's REST API, to repair callbacks Twilio lost (every one is also read once at start-up).")
-	fs.Float64Var(&o.RecoveryResyncRate, "recovery-resync-rate", controller.DefaultResyncRate, "Most resyncs with Twilio's REST API per Twilio account and second.")
+	fs.DurationVar(&o.RecoveryResyncAfter, "recovery-resync-after", controllers.DefaultResyncAfter, "How long a ConferenceRecovery in progress may go unchanged before its call is read from Twilio's REST API, to repair callbacks Twilio lost (every one is also read once at start-up).")
+	fs.Float64Var(&o.RecoveryResyncRate, "recovery-resync-rate", controllers.DefaultResyncRate, "Most resyncs with Twilio's REST API per Twilio account and second.")
 	fs.DurationVar(&o.GracefulShutdownTime, "graceful-shutdown-timeout", 30*time.Second, "How long everything gets to stop, the webhook server's drain included.")
 }
 
@@ -254,24 +254,26 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 		stats = o.ActivityStats
 	}
 
-	if err := (&controller.WorkerActivityPolicyReconciler{
+	if err := (&controllers.WorkerActivityPolicyReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("workeractivitypolicy-controller"),
 		Twilio: provider, PublicURL: o.WebhookPublicURL, Stats: stats,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("set up WorkerActivityPolicy controller: %w", err)
 	}
-	if err := (&controller.ConferenceRecoveryPolicyReconciler{
+	if err := (&controllers.ConferenceRecoveryPolicyReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("conferencerecoverypolicy-controller"),
 		Twilio: provider, Now: now, PublicURL: o.WebhookPublicURL,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("set up ConferenceRecoveryPolicy controller: %w", err)
 	}
-	if err := (&controller.ConferenceRecoveryReconciler{
+	if err := (&controllers.ConferenceRecoveryReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("conferencerecovery-controller"),
 		Twilio: provider, Now: now, ResyncAfter: o.RecoveryResyncAfter, ResyncRate: o.RecoveryResyncRate,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up ConferenceRecovery controller: %w", err)
 	}
+	// A kind added with `make create-api` (hack/createapi) gets its set-up here.
+	// +flexoperator:scaffold:controllers
 
 	ws, err := webhookserver.New(webhookserver.Options{
 		BindAddress:  o.WebhookBindAddress,

@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/flexoperator/flex-operator/internal/activity"
-	"github.com/flexoperator/flex-operator/internal/webhookserver"
+	"github.com/flexoperator/flex-operator/webhookserver"
 )
 
 // advertiseLeader sets up how activity deliveries reach the leader: the leader-only Advertiser

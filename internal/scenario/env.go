@@ -1,5 +1,5 @@
 // Package scenario runs the whole system on one machine — a real kube-apiserver and etcd (built by
-// hack/setup-envtest.sh), the Twilio simulator and the operator's manager exactly as cmd/main.go builds
+// hack/setup-envtest.sh), the Twilio simulator and the operator's manager exactly as main.go builds
 // it — and plays contact-centre calls against it. The end-to-end tests (test/e2e) and `make demo`
 // are both written with it, so the demo shows what the tests prove.
 package scenario

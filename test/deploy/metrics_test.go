@@ -20,7 +20,7 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
 
-	// The operator's packages, as cmd/main.go links them: their init functions register the
+	// The operator's packages, as main.go links them: their init functions register the
 	// collectors whose names the alerts and the dashboard may use.
 	_ "github.com/flexoperator/flex-operator/internal/app"
 	_ "github.com/flexoperator/flex-operator/internal/version"

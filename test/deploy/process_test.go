@@ -24,7 +24,7 @@ var (
 	binaryDir  string
 )
 
-// operatorBinary builds ./cmd once per test run, as `make image` does (static, -trimpath, so the
+// operatorBinary builds the root package (main.go) once per test run, as `make image` does (static, -trimpath, so the
 // build cache `make image` filled is reused) but without the version stamp.
 func operatorBinary(t *testing.T) string {
 	t.Helper()
@@ -34,11 +34,11 @@ func operatorBinary(t *testing.T) string {
 			return
 		}
 		binaryPath = filepath.Join(binaryDir, "manager")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", binaryPath, "./cmd")
+		cmd := exec.Command("go", "build", "-trimpath", "-o", binaryPath, ".")
 		cmd.Dir = filepath.Join("..", "..")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			binaryErr = fmt.Errorf("go build ./cmd: %v\n%s", err, out)
+			binaryErr = fmt.Errorf("go build .: %v\n%s", err, out)
 		}
 	})
 	if binaryErr != nil {

@@ -20,10 +20,10 @@ import (
 	"github.com/flexoperator/flex-operator/internal/app"
 	"github.com/flexoperator/flex-operator/internal/events"
 	"github.com/flexoperator/flex-operator/internal/scenario"
-	"github.com/flexoperator/flex-operator/internal/webhookserver"
+	"github.com/flexoperator/flex-operator/webhookserver"
 )
 
-// follower is a second manager beside the operator, built as cmd/main.go builds it with leader
+// follower is a second manager beside the operator, built as main.go builds it with leader
 // election on, that never leads: another holder keeps its leader-election Lease.
 type follower struct {
 	addr   string

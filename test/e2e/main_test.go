@@ -1,5 +1,5 @@
 // Package e2e tests the whole system: a real kube-apiserver and etcd, the Twilio simulator (a real
-// HTTP server reached by the real twilio-go client) and the operator's manager as cmd/main.go builds
+// HTTP server reached by the real twilio-go client) and the operator's manager as main.go builds
 // it, with calls played through the simulated Flex and the operator reached only through its
 // webhook server and the Kubernetes API.
 package e2e

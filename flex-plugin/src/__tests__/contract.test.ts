@@ -1,5 +1,5 @@
 // The contract with the operator's routes, from the fixture the Go side reads too
-// (internal/webhookserver/contract_test.go sends exactly these requests to the real routes).
+// (webhookserver/contract_test.go sends exactly these requests to the real routes).
 import contract from '../../contract/operator-routes.json';
 import { readConfig } from '../config';
 import { conferenceCallbackUrl, CONFERENCE_CALLBACK_EVENTS } from '../routes';

@@ -1,0 +1,84 @@
+package activity
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/flexoperator/flex-operator/api/v1alpha1"
+)
+
+// policyReady reports whether a policy can run: its activities resolved.
+func policyReady(p *v1alpha1.WorkerActivityPolicy) bool {
+	if p.DeletionTimestamp != nil || !meta.IsStatusConditionTrue(p.Status.Conditions, v1alpha1.ConditionActivitiesResolved) {
+		return false
+	}
+	a := p.Status.Activities
+	return a.Available != "" && a.OnATask != "" && a.OnATaskNoAcd != "" && a.Wrapup != "" && a.WrapupNoAcd != "" && a.ExtendedWrapup != ""
+}
+
+// fingerprint is what, when it changes, makes a workspace's state be rebuilt.
+func fingerprint(ps []v1alpha1.WorkerActivityPolicy) string {
+	var b strings.Builder
+	for _, p := range ps {
+		fmt.Fprintf(&b, "%s/%s/%s/%d/%s/%v;", p.Namespace, p.Name, p.UID, p.Generation, p.CreationTimestamp.UTC().Format(time.RFC3339), p.Status.Activities)
+	}
+	return b.String()
+}
+
+// syncPolicies starts, restarts and stops workspace runs to match the ready policies.
+func (e *Engine) syncPolicies(ctx context.Context) {
+	var list v1alpha1.WorkerActivityPolicyList
+	if err := e.opts.Reader.List(ctx, &list); err != nil {
+		e.log.Error(err, "List WorkerActivityPolicies")
+		return
+	}
+	byWS := map[string][]v1alpha1.WorkerActivityPolicy{}
+	for _, p := range list.Items {
+		if policyReady(&p) {
+			byWS[p.Spec.Twilio.WorkspaceSID] = append(byWS[p.Spec.Twilio.WorkspaceSID], p)
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for sid, r := range e.runs {
+		if _, ok := byWS[sid]; !ok {
+			e.log.Info("No ready policy governs the workspace any more; releasing its workers", "workspace", sid)
+			r.stop()
+			delete(e.runs, sid)
+		}
+	}
+	for sid, ps := range byWS {
+		sort.Slice(ps, func(i, j int) bool {
+			return ps[i].Namespace+"/"+ps[i].Name < ps[j].Namespace+"/"+ps[j].Name
+		})
+		fp := fingerprint(ps)
+		if r, ok := e.runs[sid]; ok && r.fingerprint == fp {
+			continue
+		} else if ok {
+			r.stop()
+		}
+		r := e.newRun(ctx, sid, fp, ps)
+		e.runs[sid] = r
+	}
+	e.byPolicy = map[types.NamespacedName]*run{}
+	for _, r := range e.runs {
+		for key := range r.objects {
+			e.byPolicy[key] = r
+		}
+	}
+}
+
+func (e *Engine) countersOf(key types.NamespacedName) *counters {
+	c := e.counters[key]
+	if c == nil {
+		c = &counters{}
+		e.counters[key] = c
+	}
+	return c
+}

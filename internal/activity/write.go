@@ -1,0 +1,170 @@
+package activity
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/flexoperator/flex-operator/internal/twilio"
+)
+
+// reread reads one worker, its live reservations and their tasks (when in doubt).
+func (r *run) reread(sid string) error {
+	r.mu.Lock()
+	since := r.ws.Seq()
+	attr := r.ws.extendedAttr(sid)
+	r.mu.Unlock()
+	w, err := r.tw.FetchWorker(r.ctx, r.sid, sid)
+	readsTotal.WithLabelValues("doubt").Inc()
+	if twilio.IsNotFound(err) {
+		r.mu.Lock()
+		r.ws.RemoveWorker(sid)
+		r.mu.Unlock()
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	res, err := r.tw.ListReservations(r.ctx, r.sid, twilio.ReservationFilter{WorkerSID: sid})
+	readsTotal.WithLabelValues("doubt").Inc()
+	if err != nil {
+		return err
+	}
+	live := map[string]Reservation{}
+	for _, rv := range res {
+		st := ParseResStatus(rv.Status)
+		if st == ResUnknown || st == ResEnded {
+			continue
+		}
+		t, err := r.tw.FetchTask(r.ctx, r.sid, rv.TaskSID)
+		readsTotal.WithLabelValues("doubt").Inc()
+		if twilio.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		live[rv.SID] = Reservation{TaskSID: t.SID, Channel: t.TaskChannelUniqueName, Status: st,
+			Extended: HasTrue(t.Attributes, attr)}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if known := r.ws.Worker(sid); known == nil || ParseETag(w.Version) < 0 || known.Version < 0 || ParseETag(w.Version) >= known.Version {
+		r.ws.PutWorker(w.SID, w.FriendlyName, w.ActivitySID, w.Version, w.Attributes)
+	}
+	r.ws.SetReservations(sid, live, since)
+	return nil
+}
+
+// decide decides one worker and writes the decision. It reports false when the worker must be
+// tried again later (the write failed).
+func (r *run) decide(sid string) bool {
+	r.mu.Lock()
+	p, d := r.ws.Decide(sid)
+	w := r.ws.Worker(sid)
+	if p == nil || !d.Changes() {
+		delete(r.since, sid)
+		delete(r.observed, sid)
+		r.mu.Unlock()
+		return true
+	}
+	mode := "Enforce"
+	if p.Observe {
+		mode = "Observe"
+	}
+	obj := r.objects[p.Key]
+	c := r.countersFor(p.Key)
+	if p.Observe {
+		delete(r.since, sid)
+		if prev, ok := r.observed[sid]; ok && prev == d {
+			r.mu.Unlock()
+			return true
+		}
+		r.observed[sid] = d
+		r.mu.Unlock()
+		decisionsTotal.WithLabelValues(d.Rule, mode).Inc()
+		c.enforcements.Add(1)
+		r.e.opts.Recorder.Eventf(obj, nil, corev1.EventTypeNormal, "WouldSetActivity", "Observe",
+			"Worker %s (%s): would %s (rule %s)", w.Name, sid, describe(d), d.Rule)
+		return true
+	}
+	u := twilio.WorkerUpdate{IfMatch: w.ETag}
+	if d.ActivitySID != "" {
+		u.ActivitySID = &d.ActivitySID
+	}
+	if d.SetPending {
+		attrs, err := SetStringAttribute(w.Attributes, p.Config.PendingAttribute, d.Pending, d.Pending == "")
+		if err != nil {
+			badInputTotal.WithLabelValues("attributes").Inc()
+			r.log().Info("Cannot write the pending activity: the worker's attributes are not a JSON object", "worker", sid, "error", err.Error())
+		} else {
+			u.Attributes = &attrs
+		}
+	}
+	since, hasSince := r.since[sid]
+	if u.ActivitySID == nil && u.Attributes == nil {
+		r.mu.Unlock()
+		return true
+	}
+	r.ws.Writing(sid, d)
+	r.mu.Unlock()
+	decisionsTotal.WithLabelValues(d.Rule, mode).Inc()
+	got, err := r.tw.UpdateWorker(r.ctx, r.sid, sid, u)
+	if err == nil {
+		writesTotal.WithLabelValues("ok").Inc()
+		c.enforcements.Add(1)
+		if hasSince {
+			eventToWriteSeconds.Observe(time.Since(since).Seconds())
+		}
+		r.mu.Lock()
+		r.ws.Written(sid, d, got.ActivitySID, got.Version, got.Attributes)
+		delete(r.since, sid)
+		r.mu.Unlock()
+		r.log().V(1).Info("Set the worker's activity", "worker", sid, "change", describe(d), "rule", d.Rule)
+		return true
+	}
+	r.mu.Lock()
+	r.ws.WriteFailed(sid)
+	r.mu.Unlock()
+	switch {
+	case twilio.IsVersionConflict(err):
+		// The worker changed under us: read it again and decide again.
+		writesTotal.WithLabelValues("conflict").Inc()
+		c.conflicts.Add(1)
+		r.queue.Add(rereadPrefix + sid)
+		return true
+	case twilio.IsNotFound(err):
+		writesTotal.WithLabelValues("not_found").Inc()
+		r.queue.Add(rereadPrefix + sid)
+		return true
+	default:
+		writesTotal.WithLabelValues("error").Inc()
+		c.failures.Add(1)
+		c.setError(err.Error())
+		r.log().Error(err, "Set the worker's activity; will retry", "worker", sid, "change", describe(d))
+		if obj != nil {
+			r.e.opts.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, "EnforcementFailed", "SetActivity",
+				"Worker %s (%s): could not %s: %v", w.Name, sid, describe(d), err)
+		}
+		r.queue.AddRateLimited(sid)
+		return false
+	}
+}
+
+// describe says what a decision does, for Events and logs.
+func describe(d Decision) string {
+	var parts []string
+	if d.ActivitySID != "" {
+		parts = append(parts, fmt.Sprintf("set activity %q", d.ActivityName))
+	}
+	if d.SetPending {
+		if d.Pending == "" {
+			parts = append(parts, "clear the pending activity")
+		} else {
+			parts = append(parts, fmt.Sprintf("keep %q as the pending activity", d.Pending))
+		}
+	}
+	return strings.Join(parts, " and ")
+}
