@@ -110,8 +110,8 @@ func (r *ConferenceRecoveryReconciler) Reconcile(ctx context.Context, req ctrl.R
 		return ctrl.Result{}, fmt.Errorf("twilio client for policy %s: %w", policy.Name, err)
 	}
 	run := newRecoveryRun(r, &rec, &policy, tc)
-	due, wait := r.resync.due(&rec, creds.AccountSID)
-	run.resyncDue = due
+	due, routine, wait := r.resync.due(&rec, creds.AccountSID, customerMayBeAlone(rec.Status))
+	run.resyncDue, run.resyncRoutine = due, routine
 	res, err := run.reconcile(ctx)
 	if due && err == nil {
 		r.resync.done(run.rec)
