@@ -72,7 +72,9 @@ func TestRestartChecksEveryRecoveryPromptly(t *testing.T) {
 		return rec.Status.Phase == v1alpha1.PhasePinging && rec.Status.Ping != nil && rec.Status.Ping.TaskSID != ""
 	}
 	ended := func(phase v1alpha1.RecoveryPhase) func(*scenario.Centre, *inFlight, *v1alpha1.ConferenceRecovery) bool {
-		return func(_ *scenario.Centre, _ *inFlight, rec *v1alpha1.ConferenceRecovery) bool { return rec.Status.Phase == phase }
+		return func(_ *scenario.Centre, _ *inFlight, rec *v1alpha1.ConferenceRecovery) bool {
+			return rec.Status.Phase == phase
+		}
 	}
 	refresh := func(t *testing.T, c *scenario.Centre, f *inFlight) { must(t, env.Sim.RefreshPage(c.Worker(f.agent))) }
 	customerHangsUp := func(t *testing.T, c *scenario.Centre, f *inFlight) {
