@@ -147,6 +147,9 @@ type Client interface {
 	RedirectCall(ctx context.Context, callSID, twiml string) (Call, error)
 	// FetchConference reads one conference.
 	FetchConference(ctx context.Context, conferenceSID string) (Conference, error)
+	// ListConferences returns the account's conferences in the given status
+	// (init, in-progress or completed; empty means any), all pages.
+	ListConferences(ctx context.Context, status string) ([]Conference, error)
 	// AnnounceConference plays announceURL to every participant.
 	AnnounceConference(ctx context.Context, conferenceSID, announceURL string) error
 	// EndConference ends the conference (status completed).

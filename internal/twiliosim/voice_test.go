@@ -482,3 +482,43 @@ func TestConferenceCallbacksAreSentOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestListLiveConferences: the live conferences of the account are listed by status with the
+// fields the operator's start-up discovery reads (the friendly name Flex gives them, the task's
+// SID), and their participants with label and endConferenceOnExit; a finished conference is not
+// in-progress any more.
+func TestListLiveConferences(t *testing.T) {
+	k := connect(t)
+	live, err := k.c.ListConferences(ctxT(t), "in-progress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(live) != 1 || live[0].SID != k.conf || live[0].FriendlyName != k.call.TaskSID || live[0].Status != "in-progress" {
+		t.Fatalf("in-progress conferences %+v, want only %s named %s", live, k.conf, k.call.TaskSID)
+	}
+	parts, err := k.c.ListParticipants(ctxT(t), k.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, p := range parts {
+		got[p.Label] = fmt.Sprintf("%s eceo=%t %s", p.CallSID, p.EndConferenceOnExit, p.Status)
+	}
+	want := map[string]string{"customer": k.call.CallSID + " eceo=false connected", "worker": k.agentLeg + " eceo=true connected"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("participants (-want +got):\n%s", diff)
+	}
+	if _, err := k.c.ListConferences(ctxT(t), "ringing"); err == nil {
+		t.Error("a status Twilio does not know was accepted")
+	}
+	if err := k.s.CustomerHangup(k.call.CallSID); err != nil {
+		t.Fatal(err)
+	}
+	if live, err = k.c.ListConferences(ctxT(t), "in-progress"); err != nil || len(live) != 0 {
+		t.Errorf("in-progress after the customer hung up: %+v, %v", live, err)
+	}
+	done, err := k.c.ListConferences(ctxT(t), "completed")
+	if err != nil || len(done) != 1 || done[0].SID != k.conf {
+		t.Errorf("completed conferences %+v, %v; want %s", done, err, k.conf)
+	}
+}
