@@ -143,6 +143,9 @@ type Client interface {
 
 	// FetchCall reads one call.
 	FetchCall(ctx context.Context, callSID string) (Call, error)
+	// ListCalls returns the account's calls in the given status (queued,
+	// ringing, in-progress, completed…; empty means any), all pages.
+	ListCalls(ctx context.Context, status string) ([]Call, error)
 	// RedirectCall replaces the call's current TwiML with twiml.
 	RedirectCall(ctx context.Context, callSID, twiml string) (Call, error)
 	// FetchConference reads one conference.

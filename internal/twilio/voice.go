@@ -22,6 +22,25 @@ func (c *restClient) FetchCall(ctx context.Context, callSID string) (Call, error
 	return callFrom(*got), nil
 }
 
+// ListCalls implements Client.
+func (c *restClient) ListCalls(ctx context.Context, status string) ([]Call, error) {
+	switch status {
+	case "", "queued", "ringing", "in-progress", "canceled", "completed", "failed", "busy", "no-answer":
+	default:
+		return nil, fmt.Errorf("twilio: call status %q is not one Twilio knows", status)
+	}
+	k := c.newCall(ctx, kindIdempotent)
+	got, err := k.api().ListCall(&api.ListCallParams{Status: nonEmpty(status), PageSize: ptr(listPageSize)})
+	if err != nil {
+		return nil, k.err(err, "list calls")
+	}
+	out := make([]Call, 0, len(got))
+	for _, call := range got {
+		out = append(out, callFrom(call))
+	}
+	return out, nil
+}
+
 // RedirectCall implements Client.
 func (c *restClient) RedirectCall(ctx context.Context, callSID, twiml string) (Call, error) {
 	if err := checkSID("call SID", callSID); err != nil {

@@ -3,6 +3,7 @@ package twiliosim_test
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -520,5 +521,36 @@ func TestListLiveConferences(t *testing.T) {
 	done, err := k.c.ListConferences(ctxT(t), "completed")
 	if err != nil || len(done) != 1 || done[0].SID != k.conf {
 		t.Errorf("completed conferences %+v, %v; want %s", done, err, k.conf)
+	}
+}
+
+// TestListLiveCalls: the account's live calls are listed by status, so the operator's sweep can
+// tell, in one request per thousand calls, which legs of its recoveries have ended.
+func TestListLiveCalls(t *testing.T) {
+	k := connect(t)
+	live, err := k.c.ListCalls(ctxT(t), "in-progress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sids []string
+	for _, c := range live {
+		sids = append(sids, c.SID)
+	}
+	if !slices.Contains(sids, k.call.CallSID) || !slices.Contains(sids, k.agentLeg) {
+		t.Fatalf("in-progress calls %v lack the customer %s or the agent's leg %s", sids, k.call.CallSID, k.agentLeg)
+	}
+	if err := k.s.RefreshPage(k.res.WorkerSID); err != nil {
+		t.Fatal(err)
+	}
+	if live, err = k.c.ListCalls(ctxT(t), "in-progress"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range live {
+		if c.SID == k.agentLeg {
+			t.Errorf("the agent's leg %s is still in-progress after the refresh: %+v", k.agentLeg, c)
+		}
+	}
+	if _, err := k.c.ListCalls(ctxT(t), "live"); err == nil {
+		t.Error("a status Twilio does not know was accepted")
 	}
 }
