@@ -187,6 +187,9 @@ func (r *ConferenceRecoveryReconciler) now() time.Time {
 // were waiting for it (found by the policy label the webhook server sets).
 func (r *ConferenceRecoveryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.resync = newResyncer(r.ResyncAfter, r.ResyncRate)
+	if err := mgr.Add(&recoveryDiscovery{r: r}); err != nil {
+		return fmt.Errorf("add the start-up discovery: %w", err)
+	}
 	policyCreated := predicate.Funcs{
 		CreateFunc:  func(event.CreateEvent) bool { return true },
 		UpdateFunc:  func(event.UpdateEvent) bool { return false },

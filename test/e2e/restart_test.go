@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -240,4 +241,48 @@ func crashState(t *testing.T, c *scenario.Centre, f *inFlight, agentLeg string) 
 		return env.Client.Status().Update(ctx, rec)
 	})
 	must(t, err)
+}
+
+// Defect 2 of issue 17: a call answered while no operator ran is protected once it starts. Its
+// callbacks went nowhere, so no recovery exists and Flex's endConferenceOnExit=true stays on the
+// agent's leg: the start-up discovery finds the live conference, creates its recovery and the
+// leg is corrected, so that the agent's page refresh keeps the customer, who is recovered.
+func TestCallAnsweredWhileDownIsProtected(t *testing.T) {
+	unreachableAtTimes(t)
+	ctx := context.Background()
+	c := newCentre(t, scenario.CentreOptions{Name: "answered-down", Agents: []string{"alice"}})
+	dropCallbacks(t, func(url.Values) bool { return true })
+	must(t, env.StopOperator())
+	call, err := c.Answer(ctx, "alice")
+	must(t, err)
+	if leg, ok := c.AgentLeg(call.ConferenceSID, c.Worker("alice")); !ok || !leg.EndConferenceOnExit {
+		t.Fatalf("the simulated Flex did not leave endConferenceOnExit on the agent's leg: %+v", leg)
+	}
+	env.Sim.SetFaults(twiliosim.Faults{})
+	must(t, env.StartOperator())
+
+	answered(t, c, call, "alice")
+	rec, err := c.Recovery(ctx, call.ConferenceSID)
+	must(t, err)
+	if rec.Spec.TaskSID != call.TaskSID || rec.Spec.WorkflowSID != c.WorkflowSID || rec.Status.CustomerCallSID != call.CustomerCallSID {
+		t.Errorf("discovered recovery spec %+v, customer %s; want task %s on %s, customer %s", rec.Spec,
+			rec.Status.CustomerCallSID, call.TaskSID, c.WorkflowSID, call.CustomerCallSID)
+	}
+	must(t, env.Sim.RefreshPage(c.Worker("alice")))
+	if p, ok := c.AgentLeg(call.ConferenceSID, c.Worker("alice")); ok {
+		t.Fatalf("alice's leg is still in the conference after her refresh: %+v", p)
+	}
+	if conf, ok := env.Sim.Snapshot().Conference(call.ConferenceSID); !ok || conf.Status == "completed" {
+		t.Fatal("the refresh ended the conference: the customer was hung up on")
+	}
+	must(t, env.Sim.Accept(pingReservation(t, c, "alice").SID))
+	must(t, env.Sim.Accept(reconnectReservation(t, c, "alice").SID))
+	rec = waitPhase(t, c, call.ConferenceSID, v1alpha1.PhaseRecovered)
+	conf, ok := env.Sim.Snapshot().Conference(rec.Status.Reconnect.ConferenceSID)
+	if !ok {
+		t.Fatalf("new conference %s not in the simulator", rec.Status.Reconnect.ConferenceSID)
+	}
+	if !slices.ContainsFunc(conf.Participants, func(p twiliosim.ParticipantState) bool { return p.CallSID == call.CustomerCallSID }) {
+		t.Errorf("the customer is not in the new conference: %+v", conf.Participants)
+	}
 }
