@@ -55,8 +55,8 @@ type resyncCheck struct {
 	resourceVersion string
 	movedAt         time.Time
 	// owed says the recovery was made before this process started or took the lead, and has not
-	// been read from Twilio since.
-	owed bool
+	// been read from Twilio since; suspect says the sweep found one of its legs ended.
+	owed, suspect bool
 	// turn is the place in the account's budget the recovery was given while it waited for it,
 	// and grantedAt when that place comes; nil when it holds none.
 	turn      *rate.Reservation
@@ -114,11 +114,11 @@ func (r *resyncer) due(rec *v1alpha1.ConferenceRecovery, account string, urgent 
 		// that arrived after a restart says nothing about the ones lost before it).
 		c.resourceVersion, c.movedAt = rec.ResourceVersion, now
 	}
-	if !c.owed && now.Sub(c.movedAt) < r.after {
+	if !c.owed && !c.suspect && now.Sub(c.movedAt) < r.after {
 		return false, false, 0
 	}
-	routine = !urgent && !c.owed
-	if urgent {
+	routine = !urgent && !c.owed && !c.suspect
+	if urgent || c.suspect {
 		return true, false, 0
 	}
 	if c.turn != nil {
@@ -146,6 +146,21 @@ func (r *resyncer) due(rec *v1alpha1.ConferenceRecovery, account string, urgent 
 // recovery ends the customer may have no one on the line.
 func customerMayBeAlone(st v1alpha1.ConferenceRecoveryStatus) bool {
 	return st.Disconnect != nil || (st.Phase != "" && st.Phase != v1alpha1.PhaseMonitoring)
+}
+
+// suspect marks a recovery the sweep found with a leg that has ended: it is read at once.
+func (r *resyncer) suspect(key types.NamespacedName) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.checks[key]
+	if !ok {
+		c = &resyncCheck{movedAt: time.Now()}
+		r.checks[key] = c
+	}
+	c.suspect = true
 }
 
 // done records that the recovery was read from Twilio at the version it now has.
@@ -217,23 +232,27 @@ func (run *recoveryRun) resync(ctx context.Context) error {
 func (run *recoveryRun) snapshot(ctx context.Context) (recovery.Snapshot, error) {
 	snap := recovery.Snapshot{At: run.r.now()}
 	conference := run.spec().ConferenceSID
-	conf, err := run.tc.FetchConference(ctx, conference)
-	switch {
-	case twilio.IsNotFound(err) || (err == nil && conf.Status == "completed"):
-		snap.ConferenceEnded = true
-	case err != nil:
-		return snap, fmt.Errorf("resync: fetch the conference: %w", err)
-	default:
-		parts, err := run.tc.ListParticipants(ctx, conference)
-		if err != nil && !twilio.IsNotFound(err) {
-			return snap, fmt.Errorf("resync: list the participants: %w", err)
+	// The legs first: a conference with a leg connected is live, and one request says so. Only
+	// an empty or missing list asks whether the conference has ended (Twilio lists no leg of a
+	// completed conference).
+	parts, err := run.tc.ListParticipants(ctx, conference)
+	if err != nil && !twilio.IsNotFound(err) {
+		return snap, fmt.Errorf("resync: list the participants: %w", err)
+	}
+	for _, p := range parts {
+		if p.Status == "complete" || p.Status == "failed" {
+			continue
 		}
-		for _, p := range parts {
-			if p.Status == "complete" || p.Status == "failed" {
-				continue
-			}
-			snap.Participants = append(snap.Participants, recovery.LiveLeg{CallSID: p.CallSID, Label: p.Label,
-				Coaching: p.Coaching, EndConferenceOnExit: p.EndConferenceOnExit})
+		snap.Participants = append(snap.Participants, recovery.LiveLeg{CallSID: p.CallSID, Label: p.Label,
+			Coaching: p.Coaching, EndConferenceOnExit: p.EndConferenceOnExit})
+	}
+	if len(snap.Participants) == 0 {
+		conf, err := run.tc.FetchConference(ctx, conference)
+		switch {
+		case twilio.IsNotFound(err) || (err == nil && conf.Status == "completed"):
+			snap.ConferenceEnded = true
+		case err != nil:
+			return snap, fmt.Errorf("resync: fetch the conference: %w", err)
 		}
 	}
 	st := run.st()

@@ -66,6 +66,9 @@ type Options struct {
 	// with Twilio's REST API (see controllers.ConferenceRecoveryReconciler).
 	RecoveryResyncAfter time.Duration
 	RecoveryResyncRate  float64
+	// RecoverySweepInterval is how often the legs of calls in Monitoring are checked against the
+	// account's live calls (bounding how long a lost leave goes unrepaired).
+	RecoverySweepInterval time.Duration
 
 	// Now is the clock the recovery logic reads; time.Now when nil. Tests give it the simulator's
 	// clock so that TTLs and timeouts advance with the simulator instead of being slept through.
@@ -119,7 +122,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&o.WebhookMaxBodyBytes, "webhook-max-body-bytes", webhookserver.DefaultMaxBodyBytes, "Largest webhook body accepted; larger ones get 413.")
 	fs.Float64Var(&o.TwilioRate, "twilio-rate", 0, "Sustained Twilio REST requests per second per account, shared by the whole operator (0: the default of 20; negative: no limit). Set it to what the account's TaskRouter limits allow.")
 	fs.DurationVar(&o.RecoveryResyncAfter, "recovery-resync-after", controllers.DefaultResyncAfter, "How long a ConferenceRecovery in progress may go unchanged before its call is read from Twilio's REST API, to repair callbacks Twilio lost (every one is also read once at start-up).")
-	fs.Float64Var(&o.RecoveryResyncRate, "recovery-resync-rate", controllers.DefaultResyncRate, "Most resyncs with Twilio's REST API per Twilio account and second.")
+	fs.Float64Var(&o.RecoveryResyncRate, "recovery-resync-rate", controllers.DefaultResyncRate, "Most resyncs with Twilio's REST API per Twilio account and second of calls that are plainly fine (a recovery whose customer may be alone does not wait for this budget).")
+	fs.DurationVar(&o.RecoverySweepInterval, "recovery-sweep-interval", controllers.DefaultSweepInterval, "How often the connected legs of calls in Monitoring are checked against the account's list of live calls (one request per 1,000 calls); it bounds how long a lost agent leave or conference end goes unnoticed.")
 	fs.DurationVar(&o.GracefulShutdownTime, "graceful-shutdown-timeout", 30*time.Second, "How long everything gets to stop, the webhook server's drain included.")
 }
 
@@ -269,6 +273,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	if err := (&controllers.ConferenceRecoveryReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("conferencerecovery-controller"),
 		Twilio: provider, Now: now, ResyncAfter: o.RecoveryResyncAfter, ResyncRate: o.RecoveryResyncRate,
+		SweepInterval: o.RecoverySweepInterval,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up ConferenceRecovery controller: %w", err)
 	}

@@ -286,3 +286,27 @@ func TestCallAnsweredWhileDownIsProtected(t *testing.T) {
 		t.Errorf("the customer is not in the new conference: %+v", conf.Participants)
 	}
 }
+
+// Defect 6 of issue 17: a lost agent leave on a call that looked fine is repaired within the
+// sweep's interval, at the manager's default settings, not after a resync period (a minute, or
+// far longer once the per-account resync budget is shared by a thousand calls).
+func TestLostLeaveFoundByTheSweep(t *testing.T) {
+	withDefaultResync(t)
+	must(t, env.StopOperator())
+	must(t, env.StartOperator())
+	c := newCentre(t, scenario.CentreOptions{Name: "sweep", Agents: []string{"alice"}})
+	call := answerWhileAway(t, c, "alice")
+	leg, _ := c.AgentLeg(call.ConferenceSID, c.Worker("alice"))
+	dropCallbacks(t, func(f url.Values) bool {
+		return f.Get("StatusCallbackEvent") == "participant-leave" && f.Get("CallSid") == leg.CallSID
+	})
+	suspectsBefore := counterValue(t, "flexoperator_recovery_sweep_suspects_total")
+	must(t, env.Sim.RefreshPage(c.Worker("alice")))
+	rec := waitPhase(t, c, call.ConferenceSID, v1alpha1.PhasePinging)
+	if rec.Status.Disconnect == nil || rec.Status.Disconnect.CallSID != leg.CallSID {
+		t.Errorf("disconnect %+v, want alice's leg %s", rec.Status.Disconnect, leg.CallSID)
+	}
+	if counterValue(t, "flexoperator_recovery_sweep_suspects_total") <= suspectsBefore {
+		t.Error("the sweep did not count the suspect recovery")
+	}
+}
