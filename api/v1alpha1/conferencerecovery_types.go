@@ -101,6 +101,12 @@ type ParticipantStatus struct {
 	// connected.
 	// +optional
 	LeftAt *metav1.Time `json:"leftAt,omitempty"`
+	// LeftSequenceNumber is the SequenceNumber of the participant-leave callback that set LeftAt.
+	// It orders the leaves of different legs (Twilio numbers a conference's callbacks in the order
+	// things happened), which LeftAt's whole seconds cannot: two agents often leave in the same
+	// second. 0 when no callback told it (a leave the resync repaired).
+	// +optional
+	LeftSequenceNumber int64 `json:"leftSequenceNumber,omitempty"`
 	// LeftObservedAt is when the operator received the leave (its own clock, microseconds): the
 	// start of the customer's wait in the timings.
 	// +optional

@@ -301,8 +301,13 @@ func anyAgentConnected(st v1alpha1.ConferenceRecoveryStatus) bool {
 	return false
 }
 
-// lastAgentToLeave is the agent leg that left last; on a tie a graceful leave wins, so a doubtful
-// case never starts a recovery.
+// lastAgentToLeave is the agent leg that left last. Leaves are ordered by the sequence number of
+// their callbacks, which Twilio assigns in the order things happened in the conference; LeftAt has
+// whole seconds only, and two agents leaving in the same second (a warm transfer's hand-over, two
+// pages dying with one network) is common. Time orders only a pair where one leave's sequence
+// number is unknown (repaired by the resync). When even time cannot tell, the non-graceful leave
+// counts as the last: a needless recovery costs the customer an announcement and a short hold, a
+// missed one loses the customer.
 func lastAgentToLeave(st v1alpha1.ConferenceRecoveryStatus) *v1alpha1.ParticipantStatus {
 	var last *v1alpha1.ParticipantStatus
 	for i := range st.Participants {
@@ -310,14 +315,22 @@ func lastAgentToLeave(st v1alpha1.ConferenceRecoveryStatus) *v1alpha1.Participan
 		if !isAgent(*leg) || leg.LeftAt == nil {
 			continue
 		}
-		switch {
-		case last == nil, leg.LeftAt.After(last.LeftAt.Time):
-			last = leg
-		case leg.LeftAt.Equal(last.LeftAt) && leg.Graceful:
+		if last == nil || leftAfter(*leg, *last) {
 			last = leg
 		}
 	}
 	return last
+}
+
+// leftAfter reports whether leg a's leave is to be taken as later than leg b's.
+func leftAfter(a, b v1alpha1.ParticipantStatus) bool {
+	if a.LeftSequenceNumber > 0 && b.LeftSequenceNumber > 0 && a.LeftSequenceNumber != b.LeftSequenceNumber {
+		return a.LeftSequenceNumber > b.LeftSequenceNumber
+	}
+	if !a.LeftAt.Equal(b.LeftAt) {
+		return a.LeftAt.After(b.LeftAt.Time)
+	}
+	return !a.Graceful && b.Graceful
 }
 
 func findCustomer(st v1alpha1.ConferenceRecoveryStatus) *v1alpha1.ParticipantStatus {

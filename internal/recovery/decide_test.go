@@ -75,6 +75,54 @@ func TestDecide(t *testing.T) {
 		wantPhase:  v1alpha1.PhaseMonitoring,
 		wantReason: ReasonNoAgentLeft,
 	}, {
+		// Defect 4 of issue 17: the graceful leave came first in the same second; the leaves are
+		// ordered by sequence number, so the refresh is the last and a recovery starts.
+		name: "two agents leave in one second, graceful first: recovery",
+		st: func() v1alpha1.ConferenceRecoveryStatus {
+			st := callInProgress()
+			applyAll(&st, nil, ev(4, 5, events.ParticipantJoin, agent2Leg, "worker"),
+				leave(5, 10, agentLeg, "worker", "participant_updated_via_api"), leave(6, 10, agent2Leg, "worker", "participant_hung_up"))
+			return st
+		},
+		wantPhase:   v1alpha1.PhaseDisconnected,
+		wantReason:  ReasonAgentDisconnected,
+		wantActions: []string{NameCreatePingTask, NameAnnounce, NameHoldCustomer, NameMarkOriginalTask},
+		wantDisc:    true,
+	}, {
+		name: "two agents leave in one second, graceful first, callbacks delivered in reverse: recovery",
+		st: func() v1alpha1.ConferenceRecoveryStatus {
+			st := callInProgress()
+			applyAll(&st, nil, ev(4, 5, events.ParticipantJoin, agent2Leg, "worker"),
+				leave(6, 10, agent2Leg, "worker", "participant_hung_up"), leave(5, 10, agentLeg, "worker", "participant_updated_via_api"))
+			return st
+		},
+		wantPhase:   v1alpha1.PhaseDisconnected,
+		wantReason:  ReasonAgentDisconnected,
+		wantActions: []string{NameCreatePingTask, NameAnnounce, NameHoldCustomer, NameMarkOriginalTask},
+		wantDisc:    true,
+	}, {
+		name: "two agents leave in one second, graceful last: no recovery",
+		st: func() v1alpha1.ConferenceRecoveryStatus {
+			st := callInProgress()
+			applyAll(&st, nil, ev(4, 5, events.ParticipantJoin, agent2Leg, "worker"),
+				leave(5, 10, agent2Leg, "worker", "participant_hung_up"), leave(6, 10, agentLeg, "worker", "participant_updated_via_api"))
+			return st
+		},
+		wantPhase:  v1alpha1.PhaseMonitoring,
+		wantReason: ReasonNoAgentLeft,
+	}, {
+		name: "sequence number outranks a later timestamp",
+		st: func() v1alpha1.ConferenceRecoveryStatus {
+			st := callInProgress()
+			applyAll(&st, nil, ev(4, 5, events.ParticipantJoin, agent2Leg, "worker"),
+				leave(5, 11, agentLeg, "worker", "participant_updated_via_api"), leave(6, 10, agent2Leg, "worker", "participant_hung_up"))
+			return st
+		},
+		wantPhase:   v1alpha1.PhaseDisconnected,
+		wantReason:  ReasonAgentDisconnected,
+		wantActions: []string{NameCreatePingTask, NameAnnounce, NameHoldCustomer, NameMarkOriginalTask},
+		wantDisc:    true,
+	}, {
 		name: "supervisor leg does not count as an agent",
 		st: func() v1alpha1.ConferenceRecoveryStatus {
 			st := callInProgress()
