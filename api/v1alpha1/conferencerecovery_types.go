@@ -217,6 +217,24 @@ type ReconnectStatus struct {
 	// CancelReason is TaskRouter's reason for the cancellation.
 	// +optional
 	CancelReason string `json:"cancelReason,omitempty"`
+
+	// TargetRefusedAt is when the agent the reconnect task was routed to rejected its offer or let
+	// it time out (TaskRouter's reservation.rejected or reservation.timeout).
+	// +optional
+	TargetRefusedAt *metav1.Time `json:"targetRefusedAt,omitempty"`
+
+	// TargetRefusal is how that agent refused: rejected or timeout.
+	// +optional
+	TargetRefusal string `json:"targetRefusal,omitempty"`
+
+	// ReroutedAt is when the reconnect task, routed to an agent who did not take it, was routed to
+	// any agent on the original workflow instead (the fallback).
+	// +optional
+	ReroutedAt *metav1.Time `json:"reroutedAt,omitempty"`
+
+	// RerouteReason says why the reconnect task was rerouted, for a person.
+	// +optional
+	RerouteReason string `json:"rerouteReason,omitempty"`
 }
 
 // ActionState is where one side effect stands.
