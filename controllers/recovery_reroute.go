@@ -58,7 +58,7 @@ func (run *recoveryRun) rerouteReconnect(ctx context.Context, a recovery.Reroute
 		if err != nil {
 			return err
 		}
-		if withdrawn {
+		if withdrawn && attempt < maxAttributeConflicts {
 			continue // the task's version moved; read it again
 		}
 		delete(attrs, "targetWorkerSid")
