@@ -86,6 +86,7 @@ func operatorMetrics(t *testing.T) metricSet {
 			"flexoperator_webhook_signature_failures_total":        {"route": routes},
 			"flexoperator_webhook_duplicates_total":                {"route": routes},
 			"flexoperator_webhook_handling_seconds":                {"route": routes},
+			"flexoperator_graceful_marks_total":                    {"outcome": constValues(t, "webhookserver", "markOutcome")},
 			// A status code, or "error" when no response came back.
 			"flexoperator_twilio_requests_total": {"status": append(slices.Clone(codes), "error")},
 		},
