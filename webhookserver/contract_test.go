@@ -55,7 +55,7 @@ type pluginContract struct {
 
 func readPluginContract(t *testing.T) pluginContract {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "flex-plugin", "contract", "operator-routes.json"))
+	b, err := os.ReadFile(filepath.Join("..", "flex-plugin", "contract", "operator-routes.json"))
 	if err != nil {
 		t.Fatalf("read the plugin contract: %v", err)
 	}

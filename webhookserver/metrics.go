@@ -18,6 +18,7 @@ const (
 	routeTaskRouter     = "taskrouter"
 	routeGraceful       = "graceful"
 	routeRecovery       = "recovery"
+	routeFlexConfig     = "flex_config"
 )
 
 // Outcomes of one event, the "outcome" label of flexoperator_webhook_events_total.

@@ -54,6 +54,9 @@ const (
 	PatternGraceful = "POST /flex/{namespace}/{policy}/graceful"
 	// PatternRecovery is the Flex companion's read of a recovery (RecoverySummary).
 	PatternRecovery = "GET /flex/{namespace}/{policy}/recoveries/{conferenceSid}"
+	// PatternFlexConfig is the Flex companion's configuration (FlexConfig), read for the worker's
+	// own Flex token: GET /flex/config?accountSid=AC….
+	PatternFlexConfig = "GET /flex/config"
 	// PatternActivityEvents takes Event Streams deliveries for a WorkerActivityPolicy (the path
 	// of activity.EventsPathFormat); the events go to the activity engine.
 	PatternActivityEvents = "POST /twilio/{namespace}/activity/{policy}/events"
@@ -188,12 +191,14 @@ func (r *Routes) Register(s *Server) {
 	s.Handle(PatternTaskRouter, instrument(routeTaskRouter, r.handleTaskRouter))
 	s.Handle(PatternGraceful, instrument(routeGraceful, r.handleGraceful))
 	s.Handle(PatternRecovery, instrument(routeRecovery, r.handleRecovery))
+	s.Handle(PatternFlexConfig, instrument(routeFlexConfig, r.handleFlexConfig))
 	if r.opts.Activity != nil {
 		s.Handle(PatternActivityEvents, instrument(routeActivityEvents, r.handleActivityEvents))
 	}
 	// CORS preflight: the companion runs in the Flex UI, on another origin.
 	s.Handle("OPTIONS /flex/{namespace}/{policy}/graceful", http.HandlerFunc(preflight))
 	s.Handle("OPTIONS /flex/{namespace}/{policy}/recoveries/{conferenceSid}", http.HandlerFunc(preflight))
+	s.Handle("OPTIONS /flex/config", http.HandlerFunc(preflight))
 }
 
 // policy reads the ConferenceRecoveryPolicy the request's path names, from the cache. The answer
