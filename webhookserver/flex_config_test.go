@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -262,4 +265,61 @@ func TestFlexConfig(t *testing.T) {
 			t.Errorf("preflight: %d %v", resp.StatusCode, resp.Header)
 		}
 	})
+}
+
+// TestPluginContractConfig asks the real route for the configuration exactly as the contract says
+// the plugin does, and checks the answer is the contract's (which the Jest suite feeds the plugin).
+func TestPluginContractConfig(t *testing.T) {
+	c := readPluginContract(t).FlexConfig
+	w := newConfigWorld(t)
+	token := sim.IssueFlexToken(newSID("WK"))
+	values := map[string]string{
+		"accountSid": sim.AccountSID(), "token": token, "namespace": w.nsA, "policy": "voice.recovery", "activityPolicy": "activity",
+		"publicUrl": w.publicURLA, "workflowSid": w.workflowA, "conferenceSid": "{conferenceSid}",
+		"maxAgeSeconds": strconv.Itoa(webhookserver.FlexConfigMaxAge),
+	}
+	query := url.Values{}
+	for k, v := range c.Query {
+		query.Set(k, fill(t, v, values))
+	}
+	target := w.base + routePath(t, c.Route, http.MethodGet) + "?" + query.Encode()
+	var want any
+	if err := json.Unmarshal([]byte(fill(t, string(c.Answer), values)), &want); err != nil {
+		t.Fatal(err)
+	}
+	send := func(withToken bool) (*http.Response, any) {
+		req, err := http.NewRequest(http.MethodGet, target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range c.Headers {
+			if withToken {
+				req.Header.Set(k, fill(t, v, values))
+			}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		var got any
+		_ = json.NewDecoder(resp.Body).Decode(&got)
+		return resp, got
+	}
+	eventually(t, 10*time.Second, func() error {
+		resp, got := send(true)
+		if resp.StatusCode != c.OKStatus {
+			return fmt.Errorf("status %d, the contract says %d", resp.StatusCode, c.OKStatus)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			return fmt.Errorf("the answer is not the contract's (-contract +operator):\n%s", diff)
+		}
+		if cc := resp.Header.Get("Cache-Control"); cc != fill(t, c.CacheControl, values) {
+			return fmt.Errorf("Cache-Control %q, the contract says %q", cc, fill(t, c.CacheControl, values))
+		}
+		return nil
+	})
+	if resp, _ := send(false); !slices.Contains(c.RefusedStatuses, resp.StatusCode) {
+		t.Errorf("without a token: status %d, not one the contract lists as a refusal %v", resp.StatusCode, c.RefusedStatuses)
+	}
 }
