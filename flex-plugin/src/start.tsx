@@ -1,9 +1,12 @@
-// The plugin's start: read and check the configuration, then install each behaviour it asks for.
-// A missing or wrong configuration disables the plugin with one console error and leaves Flex as it
-// is; nothing is half-installed.
+// The plugin's start: read its settings, read the operator's configuration for the account
+// (operatorConfig.ts), check the two together, then install each behaviour they ask for. Missing or
+// wrong settings disable the plugin with one console error and leave Flex as it is; an operator
+// that cannot be reached, or that refuses the agent's token, is also shown to the agent, since calls
+// are then unprotected. Nothing is half-installed.
 import React from 'react';
 
-import { ActivityConfig, ConfigResult, readConfig, RecoveryConfig } from './config';
+import { ActivityConfig, ConfigResult, PluginConfig, readConfig, RecoveryConfig } from './config';
+import { ConfigNoticeId, registerConfigNotices } from './configNotices';
 import { FlexApi, Logger, ManagerLike } from './flexApi';
 import { registerNotices } from './notifications';
 import { installAutoAccept } from './recovery/autoAccept';
@@ -16,13 +19,26 @@ import { installSystemActivityGuard, systemActivityMatcher } from './activity/sy
 import { ActivityMenuFilter } from './activity/ActivityMenuFilter';
 import { registerExtendWrapup } from './activity/extendWrapup';
 import { ExtendWrapupButton } from './activity/ExtendWrapupButton';
+import { ConfigFetch, loadOperatorConfig, resolveConfig, StorageLike } from './operatorConfig';
+import { readSettings } from './settings';
 
 export interface StartOptions {
+  /** The fetch of the graceful marks. */
   fetch: Fetch;
   log: Logger;
 }
 
-export type StartResult = ConfigResult['kind'];
+/** What start needs to read the operator's configuration. */
+export interface ConfigSource {
+  fetch: ConfigFetch;
+  /** Where the answer is cached (window.localStorage); none means every page load asks. */
+  storage?: StorageLike;
+  /** Milliseconds since the epoch; Date.now when not given. */
+  now?: () => number;
+}
+
+/** unavailable: the operator could not be reached, or refused the token, and no usable answer was cached. */
+export type StartResult = ConfigResult['kind'] | 'unavailable';
 
 function startRecovery(flex: FlexApi, manager: ManagerLike, cfg: RecoveryConfig, o: StartOptions): void {
   const policyFor = policyLookup(cfg);
@@ -51,26 +67,8 @@ function startActivity(flex: FlexApi, manager: ManagerLike, cfg: ActivityConfig,
   );
 }
 
-/** start installs the plugin's behaviours; it never throws. */
-export function start(flex: FlexApi, manager: ManagerLike, o: StartOptions): StartResult {
-  let result: ConfigResult;
-  try {
-    result = readConfig(manager.serviceConfiguration?.ui_attributes?.custom_data);
-  } catch (e) {
-    result = { kind: 'invalid', errors: [`reading the configuration failed: ${(e as Error)?.message ?? e}`] };
-  }
-  if (result.kind === 'disabled') {
-    o.log.debug('flex-operator: disabled by custom_data.flexOperator.enabled = false');
-    return result.kind;
-  }
-  if (result.kind === 'invalid') {
-    o.log.error(
-      `flex-operator: the plugin is disabled: its configuration (Flex ui_attributes.custom_data.flexOperator) is not usable:\n` +
-        result.errors.map((e) => `  - ${e}`).join('\n'),
-    );
-    return result.kind;
-  }
-  const { config } = result;
+/** install installs the behaviours of a checked configuration. */
+export function install(flex: FlexApi, manager: ManagerLike, config: PluginConfig, o: StartOptions): void {
   registerNotices(flex);
   if (config.recovery) {
     startRecovery(flex, manager, config.recovery, o);
@@ -78,5 +76,66 @@ export function start(flex: FlexApi, manager: ManagerLike, o: StartOptions): Sta
   if (config.activity) {
     startActivity(flex, manager, config.activity, o);
   }
+}
+
+const disabledBecause = (what: string, errors: string[]): string =>
+  `flex-operator: the plugin is disabled: ${what}:\n` + errors.map((e) => `  - ${e}`).join('\n');
+
+/** start reads the settings and the operator's configuration, then installs; it never throws. */
+export async function start(flex: FlexApi, manager: ManagerLike, o: StartOptions & { config: ConfigSource }): Promise<StartResult> {
+  let settings: ReturnType<typeof readSettings>;
+  let accountSid: unknown;
+  let token: unknown;
+  try {
+    settings = readSettings(manager.serviceConfiguration?.ui_attributes?.custom_data);
+    accountSid = manager.serviceConfiguration?.account_sid;
+    token = manager.user?.token;
+  } catch (e) {
+    settings = { kind: 'invalid', errors: [`reading the configuration failed: ${(e as Error)?.message ?? e}`] };
+  }
+  if (settings.kind === 'disabled') {
+    o.log.debug('flex-operator: disabled by custom_data.flexOperator.enabled = false');
+    return settings.kind;
+  }
+  if (settings.kind === 'invalid') {
+    o.log.error(disabledBecause('its settings (Flex ui_attributes.custom_data.flexOperator) are not usable', settings.errors));
+    return settings.kind;
+  }
+  registerConfigNotices(flex);
+  const unavailable = (message: string): StartResult => {
+    o.log.error(disabledBecause('the operator\'s configuration cannot be had', [message]));
+    flex.Notifications.showNotification(ConfigNoticeId.Unavailable, { message });
+    return 'unavailable';
+  };
+  if (typeof accountSid !== 'string' || typeof token !== 'string' || token === '') {
+    return unavailable('Flex gave the plugin no account SID or no user token');
+  }
+  const now = o.config.now ?? Date.now;
+  const load = await loadOperatorConfig(settings.settings, accountSid, token, {
+    fetch: o.config.fetch,
+    storage: o.config.storage,
+    now,
+    log: o.log,
+  });
+  if (load.kind === 'unreachable' || load.kind === 'refused') {
+    return unavailable(load.message);
+  }
+  if (load.kind === 'stale') {
+    flex.Notifications.showNotification(ConfigNoticeId.Stale, {
+      minutes: Math.max(1, Math.round((now() - load.fetchedAt) / 60000)),
+    });
+  }
+  const { resolved, errors } = resolveConfig(load.config, settings.settings, o.log);
+  const result = errors.length > 0 ? { kind: 'invalid' as const, errors } : readConfig(resolved, { allowInsecureHttp: settings.settings.allowInsecureHttp });
+  if (result.kind === 'invalid') {
+    const message = `the operator's configuration is not usable by this plugin: ${result.errors.join('; ')}`;
+    o.log.error(disabledBecause("the operator's configuration is not usable", result.errors));
+    flex.Notifications.showNotification(ConfigNoticeId.Unavailable, { message });
+    return result.kind;
+  }
+  if (result.kind === 'disabled') {
+    return result.kind;
+  }
+  install(flex, manager, result.config, o);
   return result.kind;
 }

@@ -5,13 +5,12 @@ import { ActivityMenuFilter } from '../activity/ActivityMenuFilter';
 import { ExtendWrapupButton } from '../activity/ExtendWrapupButton';
 import { activityMenuCss, systemActivityMatcher } from '../activity/systemActivities';
 import { NoticeId } from '../notifications';
-import { start } from '../start';
-import { fakeFlex, recordingLogger, validCustomData, voiceTask } from '../testing/fakeFlex';
+import { fakeFlex, installResolved, recordingLogger, validCustomData, voiceTask } from '../testing/fakeFlex';
 
 const started = (customData = validCustomData()) => {
   const f = fakeFlex(customData);
   const log = recordingLogger();
-  start(f.flex, f.manager, { fetch: jest.fn(), log });
+  installResolved(f.flex, f.manager, { fetch: jest.fn(), log });
   return { ...f, log };
 };
 
@@ -51,7 +50,7 @@ describe('pending activity', () => {
   it('shows a pending activity already there when the page loads', () => {
     const f = fakeFlex(validCustomData());
     f.manager.workerClient.attributes = { pendingActivity: 'Break' };
-    start(f.flex, f.manager, { fetch: jest.fn(), log: recordingLogger() });
+    installResolved(f.flex, f.manager, { fetch: jest.fn(), log: recordingLogger() });
     let r!: ReactTestRenderer;
     act(() => {
       r = create(headerLabel(f.flex as any));
