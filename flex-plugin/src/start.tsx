@@ -52,7 +52,7 @@ function startRecovery(flex: FlexApi, manager: ManagerLike, cfg: RecoveryConfig,
 function startActivity(flex: FlexApi, manager: ManagerLike, cfg: ActivityConfig, o: StartOptions): void {
   const isSystem = systemActivityMatcher(cfg.systemActivities);
   installSystemActivityGuard(flex, manager, isSystem, cfg.deferWhileBusy, o.log);
-  flex.MainHeader.Content.add(<ActivityMenuFilter key="flex-operator-activity-menu-filter" manager={manager} isSystem={isSystem} />);
+  flex.MainHeader.Content.add(<ActivityMenuFilter key="flex-operator-activity-menu-filter" isSystem={isSystem} />);
   if (manager.workerClient) {
     const pending = watchPendingActivity(flex, manager.workerClient, cfg.pendingActivityAttribute, o.log);
     flex.MainHeader.Content.add(<PendingActivityLabel key="flex-operator-pending-activity" pending={pending} />, {
