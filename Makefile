@@ -134,7 +134,7 @@ twiliosim: ## Run the Twilio simulator standalone.
 
 .PHONY: release
 release: $(HELM) ## Build a release's artefacts, with checksums and changelog, into dist/VERSION/ (VERSION=v1.2.3; README "Releasing").
-	MAKE="$(MAKE)" HELM="$(HELM)" GOARCH="$(GOARCH)" bash hack/release.sh "$(VERSION)"
+	MAKE="$(MAKE)" HELM="$(HELM)" GOARCH="$(GOARCH)" $(if $(IMAGE_REPO),IMAGE_REPO="$(IMAGE_REPO)") bash hack/release.sh "$(VERSION)"
 
 ##@ Deployment
 

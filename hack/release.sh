@@ -72,7 +72,10 @@ echo "release $version: Flex plugin"
 	fi
 	npm run build
 )
-tar -czf "$out/plugin-flex-operator-$semver.tgz" -C flex-plugin package.json -C build plugin-flex-operator.js plugin-flex-operator.js.map
+# The bundle, its source map and the licences of what it bundles, with the package.json it was built from.
+bundle=$(cd flex-plugin/build && ls plugin-flex-operator.js*)
+# shellcheck disable=SC2086 # the bundle's file names have no spaces
+tar -czf "$out/plugin-flex-operator-$semver.tgz" -C flex-plugin package.json -C build $bundle
 
 (cd "$out" && sha256sum -- * >SHA256SUMS)
 echo "release $version: done, in $out:"
