@@ -195,6 +195,15 @@ describe('start', () => {
     expect(payload.conferenceOptions).toBeUndefined();
   });
 
+  it('shows the agent that recovery is off when Flex gives no account or token to ask with', async () => {
+    const s = setup();
+    s.manager.serviceConfiguration.account_sid = undefined;
+    await expect(s.go()).resolves.toBe('unavailable');
+    expect(s.configFetch).not.toHaveBeenCalled();
+    expect(shownIds(s)).toEqual([ConfigNoticeId.Unavailable]);
+    expectNothingInstalled(s);
+  });
+
   it('does not throw when reading the configuration does', async () => {
     const s = setup(undefined);
     Object.defineProperty(s.manager, 'serviceConfiguration', {
