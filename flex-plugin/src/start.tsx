@@ -128,8 +128,10 @@ export async function start(flex: FlexApi, manager: ManagerLike, o: StartOptions
   const { resolved, errors } = resolveConfig(load.config, settings.settings, o.log);
   const result = errors.length > 0 ? { kind: 'invalid' as const, errors } : readConfig(resolved, { allowInsecureHttp: settings.settings.allowInsecureHttp });
   if (result.kind === 'invalid') {
-    const message = `the operator's configuration is not usable by this plugin: ${result.errors.join('; ')}`;
-    o.log.error(disabledBecause("the operator's configuration is not usable", result.errors));
+    // readConfig names the resolved configuration's fields as custom_data's; here they are the answer's.
+    const errors = result.errors.map((e) => e.replace(/^custom_data\.flexOperator\b/, "the operator's answer"));
+    const message = `the operator's configuration is not usable by this plugin: ${errors.join('; ')}`;
+    o.log.error(disabledBecause("the operator's configuration is not usable", errors));
     flex.Notifications.showNotification(ConfigNoticeId.Unavailable, { message });
     return result.kind;
   }

@@ -159,7 +159,9 @@ describe('start', () => {
     const refused = setup(validSettings(), jest.fn(async () => jsonResponse(200, answer)));
     await expect(refused.go()).resolves.toBe('invalid');
     expectNothingInstalled(refused);
-    expect(String(refused.flex.Notifications.shown[0].context?.message)).toMatch(/must be an https URL/);
+    expect(String(refused.flex.Notifications.shown[0].context?.message)).toMatch(
+      /the operator's answer\.recovery\.policies\[0\]\.publicUrl must be an https URL/,
+    );
 
     const allowed = setup(validSettings({ operatorUrl: 'http://localhost:9443', allowInsecureHttp: true }), jest.fn(async () => jsonResponse(200, answer)));
     await expect(allowed.go()).resolves.toBe('ok');
