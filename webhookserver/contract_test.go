@@ -47,6 +47,11 @@ type pluginContract struct {
 		Body     map[string]string `json:"body"`
 		OKStatus int               `json:"okStatus"`
 	} `json:"graceful"`
+	Check struct {
+		Route    string            `json:"route"`
+		Headers  map[string]string `json:"headers"`
+		OKStatus int               `json:"okStatus"`
+	} `json:"check"`
 	TaskMarkers struct {
 		Attribute string `json:"attribute"`
 		// Built are the SIDs of the incident the ping and reconnect examples come from.
@@ -111,6 +116,7 @@ func TestPluginContractShapes(t *testing.T) {
 		c.ConferenceCallback.Route: webhookserver.PatternConference,
 		c.Graceful.Route:           webhookserver.PatternGraceful,
 		c.FlexConfig.Route:         webhookserver.PatternFlexConfig,
+		c.Check.Route:              webhookserver.PatternCheck,
 	} {
 		if got != want {
 			t.Errorf("contract route %q, the operator serves %q", got, want)

@@ -52,6 +52,9 @@ const (
 	PatternTaskRouter = "POST /twilio/{namespace}/{policy}/taskrouter"
 	// PatternGraceful is the Flex companion's graceful-hangup mark (GracefulRequest).
 	PatternGraceful = "POST /flex/{namespace}/{policy}/graceful"
+	// PatternCheck is the Flex companion's start-up check that it reaches the operator's /flex/
+	// routes and that they accept its token (CheckResponse).
+	PatternCheck = "GET /flex/{namespace}/{policy}/check"
 	// PatternRecovery is the Flex companion's read of a recovery (RecoverySummary).
 	PatternRecovery = "GET /flex/{namespace}/{policy}/recoveries/{conferenceSid}"
 	// PatternFlexConfig is the Flex companion's configuration (FlexConfig), read for the worker's
@@ -189,7 +192,8 @@ func (r *Routes) Register(s *Server) {
 	s.Handle(PatternConference, instrument(routeConference, r.handleConference))
 	s.Handle(PatternEvents, instrument(routeEvents, r.handleEvents))
 	s.Handle(PatternTaskRouter, instrument(routeTaskRouter, r.handleTaskRouter))
-	s.Handle(PatternGraceful, instrument(routeGraceful, r.handleGraceful))
+	s.Handle(PatternGraceful, instrument(routeGraceful, countMarks(r.handleGraceful)))
+	s.Handle(PatternCheck, instrument(routeCheck, r.handleCheck))
 	s.Handle(PatternRecovery, instrument(routeRecovery, r.handleRecovery))
 	s.Handle(PatternFlexConfig, instrument(routeFlexConfig, r.handleFlexConfig))
 	if r.opts.Activity != nil {
@@ -197,6 +201,7 @@ func (r *Routes) Register(s *Server) {
 	}
 	// CORS preflight: the companion runs in the Flex UI, on another origin.
 	s.Handle("OPTIONS /flex/{namespace}/{policy}/graceful", http.HandlerFunc(preflight))
+	s.Handle("OPTIONS /flex/{namespace}/{policy}/check", http.HandlerFunc(preflight))
 	s.Handle("OPTIONS /flex/{namespace}/{policy}/recoveries/{conferenceSid}", http.HandlerFunc(preflight))
 	s.Handle("OPTIONS /flex/config", http.HandlerFunc(preflight))
 }

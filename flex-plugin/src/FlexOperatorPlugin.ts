@@ -26,6 +26,7 @@ export default class FlexOperatorPlugin extends FlexPlugin {
     await start(flex, manager, {
       fetch: (url, init) => window.fetch(url, init),
       log: console,
+      checkOperator: true,
       config: { fetch: (url, init) => window.fetch(url, init), storage: browserStorage() },
     });
   }
