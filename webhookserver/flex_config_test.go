@@ -43,7 +43,7 @@ func (p providerByNamespace) For(ctx context.Context, namespace string, spec v1a
 // simulator's, "A", and a second simulator's, "B"), plus an unwatched namespace with a policy of
 // account A.
 type configWorld struct {
-	t                     *testing.T
+	t                     testing.TB
 	base                  string
 	simB                  *twiliosim.Sim
 	nsA, nsB, nsUnwatched string
@@ -51,7 +51,7 @@ type configWorld struct {
 	publicURLA            string
 }
 
-func newConfigWorld(t *testing.T) *configWorld {
+func newConfigWorld(t testing.TB) *configWorld {
 	t.Helper()
 	setupEnv(t)
 	ctx := context.Background()
@@ -322,4 +322,38 @@ func TestPluginContractConfig(t *testing.T) {
 	if resp, _ := send(false); !slices.Contains(c.RefusedStatuses, resp.StatusCode) {
 		t.Errorf("without a token: status %d, not one the contract lists as a refusal %v", resp.StatusCode, c.RefusedStatuses)
 	}
+}
+
+// BenchmarkFlexConfig measures what a page load costs the operator: GET /flex/config with a token
+// already validated, against the baseline of the same run, one Twilio round trip to the simulator
+// (the token check the route makes once per token).
+//
+//	go test -run '^$' -bench BenchmarkFlexConfig ./webhookserver/
+func BenchmarkFlexConfig(b *testing.B) {
+	w := newConfigWorld(b)
+	token := sim.IssueFlexToken(newSID("WK"))
+	w.config(sim.AccountSID(), token, func(c webhookserver.FlexConfig) error {
+		if c.Recovery == nil || c.Activity == nil {
+			return fmt.Errorf("not every policy listed yet")
+		}
+		return nil
+	})
+	tw, err := twilio.New(twilio.Config{AccountSID: sim.AccountSID(), AuthToken: sim.AuthToken(), BaseURL: sim.URL(), Rate: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("baseline=twilio-round-trip", func(b *testing.B) {
+		for b.Loop() {
+			if id, err := tw.ValidateFlexToken(context.Background(), token); err != nil || !id.Valid {
+				b.Fatalf("validate: %v %+v", err, id)
+			}
+		}
+	})
+	b.Run("route=flex-config", func(b *testing.B) {
+		for b.Loop() {
+			if resp, body := w.get(sim.AccountSID(), token); resp.StatusCode != http.StatusOK {
+				b.Fatalf("GET /flex/config: %d %s", resp.StatusCode, body)
+			}
+		}
+	})
 }
