@@ -27,7 +27,11 @@ export default class FlexOperatorPlugin extends FlexPlugin {
       fetch: (url, init) => window.fetch(url, init),
       log: console,
       checkOperator: true,
-      config: { fetch: (url, init) => window.fetch(url, init), storage: browserStorage() },
+      config: {
+        fetch: (url, init) => window.fetch(url, init),
+        storage: browserStorage(),
+        schedule: (refresh, everyMs) => window.setInterval(() => void refresh(), everyMs),
+      },
     });
   }
 }

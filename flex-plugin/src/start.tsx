@@ -13,14 +13,14 @@ import { installAutoAccept } from './recovery/autoAccept';
 import { installConferenceCallback } from './recovery/callback';
 import { Fetch, installGracefulMarks, newGracefulMarker } from './recovery/graceful';
 import { checkOperator } from './recovery/operatorCheck';
-import { policyLookup } from './recovery/policies';
+import { PolicyLookup, policyLookup } from './recovery/policies';
 import { watchPendingActivity } from './activity/pending';
 import { PendingActivityLabel } from './activity/PendingActivityLabel';
 import { installSystemActivityGuard, systemActivityMatcher } from './activity/systemActivities';
 import { ActivityMenuFilter } from './activity/ActivityMenuFilter';
 import { registerExtendWrapup } from './activity/extendWrapup';
 import { ExtendWrapupButton } from './activity/ExtendWrapupButton';
-import { ConfigFetch, loadOperatorConfig, resolveConfig, StorageLike } from './operatorConfig';
+import { ConfigFetch, loadOperatorConfig, MAX_AGE_CAP_SECONDS, resolveConfig, StorageLike } from './operatorConfig';
 import { readSettings } from './settings';
 
 export interface StartOptions {
@@ -42,13 +42,20 @@ export interface ConfigSource {
   storage?: StorageLike;
   /** Milliseconds since the epoch; Date.now when not given. */
   now?: () => number;
+  /** Runs refresh every everyMs (window.setInterval); none means the configuration is read once. */
+  schedule?: (refresh: () => Promise<void>, everyMs: number) => void;
 }
 
 /** unavailable: the operator could not be reached, or refused the token, and no usable answer was cached. */
 export type StartResult = ConfigResult['kind'] | 'unavailable';
 
-function startRecovery(flex: FlexApi, manager: ManagerLike, cfg: RecoveryConfig, o: StartOptions): void {
-  const policyFor = policyLookup(cfg);
+/** Replaces the policies (and so the protected workflows and their URLs) the installed behaviours use. */
+type UpdatePolicies = (cfg: RecoveryConfig) => void;
+
+function startRecovery(flex: FlexApi, manager: ManagerLike, cfg: RecoveryConfig, o: StartOptions): UpdatePolicies {
+  // The lookup is replaced when a refreshed configuration lists other policies or workflows.
+  let lookup = policyLookup(cfg);
+  const policyFor: PolicyLookup = (workflowSid) => lookup(workflowSid);
   installConferenceCallback(flex, policyFor, o.log);
   installGracefulMarks(flex, manager, policyFor, newGracefulMarker(o.fetch, cfg.gracefulTimeoutMs, o.log), cfg.gracefulTimeoutMs, o.log);
   if (o.checkOperator) {
@@ -57,6 +64,9 @@ function startRecovery(flex: FlexApi, manager: ManagerLike, cfg: RecoveryConfig,
   if (cfg.autoAccept && manager.workerClient) {
     installAutoAccept(flex, manager.workerClient, o.log);
   }
+  return (next) => {
+    lookup = policyLookup(next);
+  };
 }
 
 function startActivity(flex: FlexApi, manager: ManagerLike, cfg: ActivityConfig, o: StartOptions): void {
@@ -77,15 +87,20 @@ function startActivity(flex: FlexApi, manager: ManagerLike, cfg: ActivityConfig,
   );
 }
 
-/** install installs the behaviours of a checked configuration. */
-export function install(flex: FlexApi, manager: ManagerLike, config: PluginConfig, o: StartOptions): void {
+/**
+ * install installs the behaviours of a checked configuration; it returns the function that replaces
+ * the recovery policies (none when recovery is not installed).
+ */
+export function install(flex: FlexApi, manager: ManagerLike, config: PluginConfig, o: StartOptions): UpdatePolicies | undefined {
   registerNotices(flex);
+  let update: UpdatePolicies | undefined;
   if (config.recovery) {
-    startRecovery(flex, manager, config.recovery, o);
+    update = startRecovery(flex, manager, config.recovery, o);
   }
   if (config.activity) {
     startActivity(flex, manager, config.activity, o);
   }
+  return update;
 }
 
 const disabledBecause = (what: string, errors: string[]): string =>
@@ -148,6 +163,32 @@ export async function start(flex: FlexApi, manager: ManagerLike, o: StartOptions
   if (result.kind === 'disabled') {
     return result.kind;
   }
-  install(flex, manager, result.config, o);
+  const update = install(flex, manager, result.config, o);
+  if (update && o.config.schedule) {
+    // An agent's page stays open for hours: read the configuration again each time its max age
+    // runs out, so that a workflow added to a policy gets the callback without a reload. A failed
+    // refresh keeps what is installed (the console says why).
+    const { settings: current } = settings;
+    const everyMs = Math.max(60, Math.min(load.config.maxAgeSeconds, MAX_AGE_CAP_SECONDS)) * 1000;
+    o.config.schedule(async () => {
+      const again = await loadOperatorConfig(current, accountSid as string, manager.user?.token ?? '', {
+        fetch: o.config.fetch,
+        storage: o.config.storage,
+        now,
+        log: o.log,
+      });
+      if (again.kind !== 'fresh' && again.kind !== 'cached') {
+        o.log.warn(`flex-operator: the configuration was not refreshed (${'message' in again ? again.message : again.kind}); keeping the one in use`);
+        return;
+      }
+      const next = resolveConfig(again.config, current, o.log);
+      const checked = next.errors.length > 0 ? undefined : readConfig(next.resolved, { allowInsecureHttp: current.allowInsecureHttp });
+      if (checked?.kind === 'ok' && checked.config.recovery) {
+        update(checked.config.recovery);
+      } else {
+        o.log.warn('flex-operator: the refreshed configuration is not usable; keeping the one in use');
+      }
+    }, everyMs);
+  }
   return result.kind;
 }

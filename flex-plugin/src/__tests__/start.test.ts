@@ -10,6 +10,8 @@ import {
   recordingLogger,
   validSettings,
   voiceTask,
+  WORKFLOW_OTHER,
+  WORKFLOW_PROTECTED,
 } from '../testing/fakeFlex';
 
 const OPERATOR = 'https://flex-operator.example.com';
@@ -80,6 +82,45 @@ describe('start', () => {
     expect(s.configFetch).toHaveBeenCalledTimes(1);
     // The fresh answer's recovery policy is installed.
     expect(s.flex.Actions.count('beforeAcceptTask')).toBe(1);
+  });
+
+  it('reads the configuration again each max age, so a workflow added to a policy gets the callback without a reload', async () => {
+    let refresh: (() => Promise<void>) | undefined;
+    let every = 0;
+    const answers = [operatorAnswer()];
+    const added = operatorAnswer();
+    added.recovery!.policies[0].workflowSids = [WORKFLOW_PROTECTED, WORKFLOW_OTHER];
+    const configFetch = jest.fn(async () => jsonResponse(200, answers.shift() ?? added));
+    const f = fakeFlex(validSettings());
+    const storage = new MemoryStorage();
+    let clock = NOW;
+    await expect(
+      start(f.flex, f.manager, {
+        fetch: jest.fn(),
+        log: recordingLogger(),
+        config: { fetch: configFetch, storage, now: () => clock, schedule: (r, ms) => ((refresh = r), (every = ms)) },
+      }),
+    ).resolves.toBe('ok');
+    expect(every).toBe(300_000);
+    const accept = async () => {
+      const payload: any = { task: voiceTask({ workflowSid: WORKFLOW_OTHER }) };
+      await f.flex.Actions.runBefore('AcceptTask', payload);
+      return payload.conferenceOptions;
+    };
+    expect(await accept()).toBeUndefined();
+    // Within the max age the refresh reuses the cache; past it, it asks and installs the new list.
+    clock += 100_000;
+    await refresh!();
+    expect(configFetch).toHaveBeenCalledTimes(1);
+    clock += 300_000;
+    await refresh!();
+    expect(configFetch).toHaveBeenCalledTimes(2);
+    expect((await accept())?.conferenceStatusCallback).toBe(`${OPERATOR}/twilio/contact-centre/recovery/conference`);
+    // An operator that cannot be reached later leaves the installed list as it is.
+    configFetch.mockImplementation(async () => Promise.reject(new TypeError('Failed to fetch')));
+    clock += 300_000;
+    await refresh!();
+    expect((await accept())?.conferenceStatusCallback).toBe(`${OPERATOR}/twilio/contact-centre/recovery/conference`);
   });
 
   it('applies the local overrides', async () => {
