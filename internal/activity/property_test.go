@@ -29,14 +29,14 @@ func (m *model) emit(typ string, resSID string) {
 	m.seq++
 	ev := events.TaskRouterEvent{
 		ID: "EZ" + strconv.Itoa(m.seq), Type: typ, WorkspaceSID: "WStest", WorkerSID: "WKtest",
-		WorkerActivitySID: m.activity, WorkerAttributes: m.attrs, WorkerVersion: m.version,
+		WorkerActivitySID: m.activity, WorkerAttributes: m.attrs, WorkerVersion: events.VersionOf(m.version),
 		Time: time.Unix(int64(m.seq), 0),
 	}
 	if resSID != "" {
 		r := m.res[resSID]
 		m.taskVersion[r.TaskSID]++
 		ev.ReservationSID, ev.TaskSID, ev.TaskChannel = resSID, r.TaskSID, r.Channel
-		ev.TaskVersion = m.taskVersion[r.TaskSID]
+		ev.TaskVersion = events.VersionOf(m.taskVersion[r.TaskSID])
 		if r.Extended {
 			ev.TaskAttributes = `{"extendedWrapup":true}`
 		} else {
