@@ -7,7 +7,9 @@ import (
 	"github.com/flexoperator/flex-operator/internal/events"
 )
 
-func allow(s *v1alpha1.WorkerActivityPolicySpec) { s.ActivityChangeWhileBusy = v1alpha1.BusyChangeAllow }
+func allow(s *v1alpha1.WorkerActivityPolicySpec) {
+	s.ActivityChangeWhileBusy = v1alpha1.BusyChangeAllow
+}
 
 // accepted is the event of WK1's voice reservation WR1 accepted, the worker at version v in activity.
 func accepted(v int64, activity string) events.TaskRouterEvent {
