@@ -19,9 +19,7 @@ func accepted(v int64, activity string) events.TaskRouterEvent {
 
 // reread plays the engine's read after a 412: the live reservations, then the worker.
 func rereadWorker(ws *Workspace, activity, etag, attrs string, live map[string]Reservation) {
-	since := ws.Seq()
-	ws.SetReservations("WK1", live, since)
-	ws.PutWorker("WK1", "alice", activity, etag, attrs)
+	ws.ReadWorker("WK1", "alice", activity, etag, attrs, live, ws.Seq())
 }
 
 // TestConflictReadFindsAPersonsChange: the engine's write loses (412) to a supervisor's change;

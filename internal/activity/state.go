@@ -100,13 +100,17 @@ type Worker struct {
 	unattributed int64
 	// Allowed is set when a person's change while busy stands (mode Allow) until the work changes.
 	Allowed bool
+	// allowedAt is the worker version of the change Allowed stands for, and workAt the newest
+	// worker version an event that changed the work carried (-1 when none): events of the work
+	// and of the worker arrive in any order, and their versions tell which came first.
+	allowedAt, workAt int64
 	// Reservations by SID; ended ones stay as tombstones so that a late event cannot revive them.
 	Reservations map[string]*Reservation
 }
 
 // NewWorker returns the state of a worker read from TaskRouter.
 func NewWorker(sid, name, activitySID, etag, attributes, pendingAttr string) *Worker {
-	w := &Worker{SID: sid, Name: name, Reservations: map[string]*Reservation{}, unattributed: -1}
+	w := &Worker{SID: sid, Name: name, Reservations: map[string]*Reservation{}, unattributed: -1, workAt: -1}
 	w.SetRead(activitySID, etag, attributes, pendingAttr)
 	return w
 }
@@ -254,7 +258,11 @@ func (w *Worker) PersonChanged(c *Config) {
 		return
 	}
 	if c.BusyChange == "Allow" {
-		w.Allowed = true
+		// Unless the work already moved after the change (its event came first): then the
+		// change no longer stands, as if the events had come in order.
+		if w.Version < 0 || w.workAt < w.Version {
+			w.Allowed, w.allowedAt = true, w.Version
+		}
 		return
 	}
 	req := c.name(w.ActivitySID)
@@ -289,6 +297,19 @@ func (w *Worker) ownWrite(activitySID string) bool {
 		}
 	}
 	return false
+}
+
+// workMoved records that an event at worker version v (Known false when it carried none) changed
+// the work; wasAllowed is Allowed before it. A change of the work made before the person's change
+// that stands (a late event) does not take it back.
+func (w *Worker) workMoved(v events.Version, wasAllowed bool) {
+	if !v.Known {
+		return
+	}
+	if wasAllowed && v.N < w.allowedAt {
+		w.Allowed = true
+	}
+	w.workAt = max(w.workAt, v.N)
 }
 
 // EffectivePending is the pending activity the decision works with.

@@ -172,10 +172,12 @@ func (ws *Workspace) Seq() uint64 { return ws.seq }
 // begun at sequence number since. Statuses only move forward, so an event applied meanwhile is
 // never undone; a known reservation missing from the read has ended, unless an event touched it
 // after the read began (it may be newer than the read). Ended reservations stay as tombstones.
-func (ws *Workspace) SetReservations(workerSID string, live map[string]Reservation, since uint64) {
+//
+// It reports whether the work changed.
+func (ws *Workspace) SetReservations(workerSID string, live map[string]Reservation, since uint64) (changed bool) {
 	w := ws.workers[workerSID]
 	if w == nil {
-		return
+		return false
 	}
 	ws.seq++
 	for sid, r := range w.Reservations {
@@ -184,12 +186,42 @@ func (ws *Workspace) SetReservations(workerSID string, live map[string]Reservati
 		}
 		r.Status, r.touched = ResEnded, ws.seq
 		w.Allowed = false
+		changed = true
 	}
 	for sid, r := range live {
-		w.ApplyReservation(sid, r)
+		_, known := w.Reservations[sid]
+		if w.ApplyReservation(sid, r) || !known {
+			changed = true
+		}
 		w.Reservations[sid].touched = ws.seq
 		ws.index(r.TaskSID, workerSID)
 	}
+	return changed
+}
+
+// ReadWorker records a worker and its live reservations as read from TaskRouter, the read having
+// begun at sequence number since (take Seq before reading). The worker's read is taken unless it
+// is older than what is known. A change of activity the read finds is a person's (PutWorker),
+// handled knowing the work as read. When the same read also finds the work changed, nothing says
+// which came first; the change is then taken as made before the work moved, so in mode Allow it
+// does not stand but becomes the pending activity: the person's choice is kept either way, and the
+// engine never holds a worker out of the activity the work calls for on a guess.
+func (ws *Workspace) ReadWorker(sid, name, activitySID, etag, attributes string, live map[string]Reservation, since uint64) {
+	known := ws.workers[sid]
+	if known == nil {
+		ws.PutWorker(sid, name, activitySID, etag, attributes)
+		ws.SetReservations(sid, live, since)
+		return
+	}
+	moved := ws.SetReservations(sid, live, since)
+	v := ParseETag(etag)
+	if v >= 0 && known.Version >= 0 && v < known.Version {
+		return
+	}
+	if moved && v >= 0 {
+		known.workAt = max(known.workAt, v)
+	}
+	ws.PutWorker(sid, name, activitySID, etag, attributes)
 }
 
 // PutReservation records a reservation read from TaskRouter.
@@ -346,15 +378,22 @@ func (ws *Workspace) Apply(ev events.TaskRouterEvent, now time.Time) (Outcome, e
 		if st == ResEnded {
 			ws.endReservation(w.SID, ev.ReservationSID, at)
 		}
+		// The worker fields first: a change of activity they show was made before this
+		// reservation moved, so whether the worker was busy then is asked of the work known
+		// before it (an agent who picked Available while only offered a task was not busy).
+		seen, doubt := ws.observe(w, ev)
 		ws.seq++
 		mk := ws.mark(ev)
+		allowed := w.Allowed
 		changed := w.ApplyReservation(ev.ReservationSID, Reservation{
 			TaskSID: ev.TaskSID, Channel: ev.TaskChannel, Status: st,
 			Extended: mk.extended(ws.extendedAttr(w.SID)), TaskVersion: mk.version,
 		})
+		if changed {
+			w.workMoved(ev.WorkerVersion, allowed)
+		}
 		w.Reservations[ev.ReservationSID].touched = ws.seq
 		ws.index(ev.TaskSID, w.SID)
-		seen, doubt := ws.observe(w, ev)
 		if seen {
 			changed = true
 		}
@@ -400,9 +439,11 @@ func (ws *Workspace) Apply(ev events.TaskRouterEvent, now time.Time) (Outcome, e
 					upd.Status = ResWrapping
 				}
 				ws.seq++
+				allowed := w.Allowed
 				if w.ApplyReservation(rsid, upd) {
 					changed = true
 					r.touched = ws.seq
+					w.workMoved(ev.WorkerVersion, allowed)
 				}
 			}
 			if changed {

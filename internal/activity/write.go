@@ -52,19 +52,8 @@ func (r *run) reread(sid string) error {
 			Extended: HasTrue(t.Attributes, attr)}
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	known := r.ws.Worker(sid)
-	if known == nil {
-		r.ws.PutWorker(w.SID, w.FriendlyName, w.ActivitySID, w.Version, w.Attributes)
-		r.ws.SetReservations(sid, live, since)
-		return nil
-	}
-	// The work first: whether a change of activity the read finds was made while busy depends
-	// on it (PutWorker handles such a change as a person's).
-	r.ws.SetReservations(sid, live, since)
-	if ParseETag(w.Version) < 0 || known.Version < 0 || ParseETag(w.Version) >= known.Version {
-		r.ws.PutWorker(w.SID, w.FriendlyName, w.ActivitySID, w.Version, w.Attributes)
-	}
+	r.ws.ReadWorker(w.SID, w.FriendlyName, w.ActivitySID, w.Version, w.Attributes, live, since)
+	r.mu.Unlock()
 	return nil
 }
 
