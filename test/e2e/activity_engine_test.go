@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"strings"
@@ -121,7 +122,8 @@ func TestActivityTwoPoliciesOneWorkspace(t *testing.T) {
 
 // TestActivityBreakDuringWriteAllow: in mode Allow, a supervisor's Break that lands between the
 // engine's decision and its write stands: the write fails its If-Match, and the read that follows
-// finds a change a person made while the agent was busy.
+// finds a change a person made while the agent was busy. The Break's own event is held back until
+// the engine has acted on that read, so the read alone must tell it.
 func TestActivityBreakDuringWriteAllow(t *testing.T) {
 	c := newActivityCentre(t, scenario.ActivityCentreOptions{Name: "allowrace", Agents: []string{"alice"},
 		Policy: func(s *v1alpha1.WorkerActivityPolicySpec) { s.ActivityChangeWhileBusy = v1alpha1.BusyChangeAllow }})
@@ -129,16 +131,28 @@ func TestActivityBreakDuringWriteAllow(t *testing.T) {
 	onWorkerUpdate(t, c.Worker("alice"), func(*http.Request) {
 		_ = env.Sim.SetWorkerActivity(c.Worker("alice"), "Break")
 	})
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	releaseHeld := func() { releaseOnce.Do(func() { close(release) }) }
+	defer releaseHeld()
+	hold := func(body []byte) {
+		if bytes.Contains(body, []byte("worker.activity.update")) && bytes.Contains(body, []byte(c.Worker("alice"))) {
+			<-release
+		}
+	}
+	effects.holdEvents.Store(&hold)
+	defer effects.holdEvents.Store(nil)
 	st0, _ := env.Engine.Stats(c.Key())
 	r, err := c.Offer(ctx, "voice", "alice")
 	must(t, err)
 	must(t, env.Sim.Accept(r.SID))
 	if err := scenario.Poll(ctx, scenario.Wait, func() (bool, error) {
 		st, _ := env.Engine.Stats(c.Key())
-		return st.Conflicts > st0.Conflicts, nil
+		return st.Conflicts > st0.Conflicts && env.Engine.Idle(c.Key()), nil
 	}); err != nil {
 		t.Fatalf("the engine's write did not race the Break: %v", err)
 	}
+	releaseHeld()
 	must(t, c.WaitQuiet(ctx))
 	waitActivity(t, c, "alice", "Break", "")
 	must(t, env.Sim.Complete(r.SID))
