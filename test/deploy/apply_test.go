@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +16,10 @@ import (
 // monitoringKinds are the Prometheus Operator's; the test control plane does not have their
 // CRDs, so their objects are checked by checkMonitoring (monitoring_test.go) instead.
 var monitoringKinds = map[string]bool{"ServiceMonitor": true, "PrometheusRule": true}
+
+// certManagerKinds are cert-manager's (metrics.certManager); the test control plane lacks their
+// CRDs too, and TestChartMetricsCertificate checks how they fit the Deployment and ServiceMonitor.
+var certManagerKinds = map[string]bool{"Certificate": true, "Issuer": true}
 
 // dryRun creates every object with dryRun=All and strict field validation, so the API server
 // checks each against its schema (unknown fields included) without keeping it. Namespaces the
@@ -40,7 +45,7 @@ func dryRun(t *testing.T, objs []*unstructured.Unstructured) {
 	}
 	checked := 0
 	for _, o := range objs {
-		if monitoringKinds[o.GetKind()] {
+		if monitoringKinds[o.GetKind()] || certManagerKinds[o.GetKind()] {
 			continue
 		}
 		obj := o.DeepCopy()
@@ -71,6 +76,8 @@ func TestChartObjectsAreValid(t *testing.T) {
 	}{
 		"defaults":   {[]string{"webhook.publicURL=" + publicURL}, 0},
 		"everything": {everything, 2},
+		"metrics certificate": {append(slices.Clone(everything), "metrics.certManager.enabled=true",
+			"metrics.certManager.issuerRef.name=cluster-ca", "metrics.certManager.issuerRef.kind=ClusterIssuer"), 2},
 		"namespaced": {[]string{"webhook.publicURL=" + publicURL, "watchNamespaces={team-a,team-b}", "metrics.secure=false",
 			"metrics.serviceMonitor.enabled=true"}, 1},
 		"no metrics": {[]string{"webhook.publicURL=" + publicURL, "metrics.enabled=false", "podAntiAffinity=hard",
