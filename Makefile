@@ -123,8 +123,8 @@ docker-buildx: ## Build and push the image for PLATFORMS (linux/amd64,linux/arm6
 
 .PHONY: build-installer
 build-installer: manifests $(KUBECTL_DEP) check-public-url ## Write dist/install.yaml: the CRDs and the operator (image IMG, PUBLIC_URL), for kubectl apply.
-	@mkdir -p dist
-	$(KUBECTL) kustomize config/default | $(SET_IMAGE_AND_URL) > dist/install.yaml
+	@mkdir -p $(dir $(INSTALLER))
+	$(KUBECTL) kustomize config/default | $(SET_IMAGE_AND_URL) > $(INSTALLER)
 
 .PHONY: run
 run: manifests generate ## Run the manager against the current kubeconfig.
@@ -156,6 +156,8 @@ deploy: $(KUBECTL_DEP) check-public-url ## Deploy the operator (image IMG, PUBLI
 # config/manager's placeholder. https only, unless ALLOW_INSECURE_PUBLIC_URL=true (local
 # development: the https Flex page cannot call an http URL).
 PUBLIC_URL ?=
+# Where build-installer writes.
+INSTALLER ?= dist/install.yaml
 ALLOW_INSECURE_PUBLIC_URL ?= false
 SET_IMAGE_AND_URL = sed -e 's\#controller:latest\#$(IMG)\#' -e 's\#--webhook-public-url=https://flex-operator.example.com\#--webhook-public-url=$(PUBLIC_URL)\#'
 

@@ -2,8 +2,11 @@ package deploy
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -136,4 +139,62 @@ func TestKustomizeObjectsAreValid(t *testing.T) {
 		}
 		dryRun(t, objs)
 	})
+}
+
+// TestInstallerSetsThePublicURL runs `make build-installer` as the README says: the public URL and
+// the image given on the command line land in the manifests, with the PodDisruptionBudget and
+// topology spread the chart also has; without a public URL, or with an http one, it refuses.
+func TestInstallerSetsThePublicURL(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "install.yaml")
+	makeInstaller := func(vars ...string) (string, error) {
+		cmd := exec.Command("make", append([]string{"-s", "build-installer", "INSTALLER=" + out}, vars...)...)
+		cmd.Dir = filepath.Join("..", "..")
+		b, err := cmd.CombinedOutput()
+		return string(b), err
+	}
+	for name, vars := range map[string][]string{
+		"no public URL":   nil,
+		"http public URL": {"PUBLIC_URL=http://flex.acme.example"},
+	} {
+		if msg, err := makeInstaller(vars...); err == nil || !strings.Contains(msg, "PUBLIC_URL") {
+			t.Errorf("%s: make build-installer: %v\n%s\nwant a refusal naming PUBLIC_URL", name, err, msg)
+		}
+	}
+	if msg, err := makeInstaller("PUBLIC_URL=https://flex.acme.example", "IMG=registry.acme.example/flex-operator:v9.9.9"); err != nil {
+		t.Fatalf("make build-installer: %v\n%s", err, msg)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := decodeAll(t, string(b))
+	deploy := named(objs, "Deployment", "flex-operator-controller-manager")
+	if deploy == nil {
+		t.Fatal("no Deployment in the installer")
+	}
+	if args := containerArgs(t, deploy); !slices.Contains(args, "--webhook-public-url=https://flex.acme.example") {
+		t.Errorf("manager args %v lack the public URL given", args)
+	}
+	if strings.Contains(string(b), "--webhook-public-url=https://flex-operator.example.com") {
+		t.Error("the placeholder public URL is still in the installer")
+	}
+	containers, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
+	if img := containers[0].(map[string]any)["image"]; img != "registry.acme.example/flex-operator:v9.9.9" {
+		t.Errorf("image %v, want the one given", img)
+	}
+	pdb := named(objs, "PodDisruptionBudget", "flex-operator-controller-manager")
+	if pdb == nil {
+		t.Fatal("no PodDisruptionBudget in the installer")
+	}
+	if u, _, _ := unstructured.NestedFieldNoCopy(pdb.Object, "spec", "maxUnavailable"); u != int64(1) {
+		t.Errorf("PDB maxUnavailable %v, want 1", u)
+	}
+	spread, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "topologySpreadConstraints")
+	var keys []string
+	for _, c := range spread {
+		keys = append(keys, c.(map[string]any)["topologyKey"].(string))
+	}
+	if !slices.Contains(keys, "kubernetes.io/hostname") || !slices.Contains(keys, "topology.kubernetes.io/zone") {
+		t.Errorf("topology spread over %v, want hostname and zone", keys)
+	}
 }
