@@ -90,6 +90,7 @@ func operatorMetrics(t *testing.T) metricSet {
 			"flexoperator_webhook_signature_failures_total":        {"route": routes},
 			"flexoperator_webhook_duplicates_total":                {"route": routes},
 			"flexoperator_webhook_handling_seconds":                {"route": routes},
+			"flexoperator_graceful_marks_total":                    {"outcome": constValues(t, "webhookserver", "markOutcome")},
 			// A status code, or "error" when no response came back.
 			"flexoperator_twilio_requests_total": {"status": append(slices.Clone(codes), "error")},
 			"up":                                 {"job": {operatorJob}},
@@ -143,9 +144,8 @@ func crdEnum(t *testing.T, file string, path ...string) []string {
 	return out
 }
 
-// constValues reads the string constants of a package of the repository (its directory from the
-// top) whose names start with prefix:
-// the webhook server names its label values routeX and outcomeX.
+// constValues reads the string constants of a package (its directory from the repository's root)
+// whose names start with prefix: the webhook server names its label values routeX and outcomeX.
 func constValues(t *testing.T, pkg, prefix string) []string {
 	t.Helper()
 	dir := filepath.Join("..", "..", pkg)
