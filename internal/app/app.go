@@ -133,8 +133,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("--webhook-public-url: %w", err)
 	}
 	if o.WebhookAdvertiseAddress != "" {
-		if u, err := url.Parse(o.WebhookAdvertiseAddress); err != nil || u.Scheme != "http" || u.Host == "" {
-			return fmt.Errorf("--webhook-advertise-address %q must be an http://host:port URL", o.WebhookAdvertiseAddress)
+		if _, err := activity.ParseLeaderAddress(o.WebhookAdvertiseAddress); err != nil {
+			return fmt.Errorf("--webhook-advertise-address: %w", err)
 		}
 	}
 	if o.WebhookMaxBodyBytes < 0 {
