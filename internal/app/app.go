@@ -147,6 +147,9 @@ func (o *Options) Validate() error {
 	if o.RecoveryResyncAfter < 0 || o.RecoveryResyncRate < 0 {
 		return errors.New("--recovery-resync-after and --recovery-resync-rate must not be negative")
 	}
+	if o.RecoverySweepInterval < 0 {
+		return errors.New("--recovery-sweep-interval must not be negative")
+	}
 	if o.WebhookDrainDelay < 0 {
 		return errors.New("--webhook-drain-delay must not be negative")
 	}
