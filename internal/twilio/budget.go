@@ -131,18 +131,35 @@ func (b *budget) refillLocked(now time.Time) {
 	}
 }
 
-// earliestGrantLocked is the first instant a token could be granted, ignoring other waiters.
-func (b *budget) earliestGrantLocked(now time.Time) time.Time {
+// needLocked is how many tokens must be in the bucket for a request of priority p to take one.
+// A less urgent class leaves some behind (its headroom): under overload activity writes and
+// background reads then keep the bucket a few tokens above empty, so a recovery arriving finds
+// one at once instead of waiting for the next refill. The sustained rate is unchanged; only the
+// level the bucket hovers at is, which also leaves Twilio's own bucket a margin for jitter.
+func (b *budget) needLocked(p Priority) float64 {
+	if math.IsInf(b.rate, 1) || p <= PriorityRecovery {
+		return 1
+	}
+	headroom := max(1, math.Floor(b.burst/8))
+	if p >= PriorityBackground {
+		headroom = max(2, math.Floor(b.burst/4))
+	}
+	return 1 + min(headroom, b.burst-1)
+}
+
+// earliestGrantLocked is the first instant a request of priority p could be granted, ignoring
+// other waiters.
+func (b *budget) earliestGrantLocked(now time.Time, p Priority) time.Time {
 	at := now
 	if b.pausedUntil.After(at) {
 		at = b.pausedUntil
 	}
-	if b.tokens < 1 && !math.IsInf(b.rate, 1) {
+	if need := b.needLocked(p); b.tokens < need && !math.IsInf(b.rate, 1) {
 		from := b.last
 		if from.Before(now) {
 			from = now
 		}
-		next := from.Add(time.Duration((1 - b.tokens) / b.rate * float64(time.Second)))
+		next := from.Add(time.Duration((need - b.tokens) / b.rate * float64(time.Second)))
 		if next.After(at) {
 			at = next
 		}
@@ -158,13 +175,13 @@ func (b *budget) acquire(ctx context.Context, priority Priority, key string) err
 	b.mu.Lock()
 	now := b.now()
 	b.refillLocked(now)
-	if len(b.queue) == 0 && !now.Before(b.pausedUntil) && b.tokens >= 1 {
+	if len(b.queue) == 0 && !now.Before(b.pausedUntil) && b.tokens >= b.needLocked(priority) {
 		b.tokens--
 		b.mu.Unlock()
 		observeGrant(b.class, priority, 0)
 		return nil
 	}
-	if dl, ok := ctx.Deadline(); ok && b.earliestGrantLocked(now).After(dl) {
+	if dl, ok := ctx.Deadline(); ok && b.earliestGrantLocked(now, priority).After(dl) {
 		b.mu.Unlock()
 		return fmt.Errorf("wait for %s budget would exceed the context deadline: %w", b.class, context.DeadlineExceeded)
 	}
@@ -237,7 +254,8 @@ func (b *budget) dispatchLocked() {
 		b.armLocked(b.pausedUntil, now)
 		return
 	}
-	for len(b.queue) > 0 && b.tokens >= 1 {
+	// Headroom grows as urgency falls, so when the most urgent waiter must wait, all must.
+	for len(b.queue) > 0 && b.tokens >= b.needLocked(b.queue[0].priority) {
 		w := heap.Pop(&b.queue).(*waiter)
 		b.forgetKeyLocked(w)
 		b.tokens--
@@ -246,7 +264,7 @@ func (b *budget) dispatchLocked() {
 		w.ready <- nil
 	}
 	if len(b.queue) > 0 {
-		b.armLocked(b.earliestGrantLocked(now), now)
+		b.armLocked(b.earliestGrantLocked(now, b.queue[0].priority), now)
 	}
 }
 

@@ -325,3 +325,49 @@ func TestBudgetMetricsAreRegistered(t *testing.T) {
 		}
 	}
 }
+
+// TestBudgetKeepsHeadroomForRecovery: at the default limits, activity writes alone cannot empty
+// the bucket, background reads stop earlier still, so a recovery arriving while both are queued
+// is granted without waiting for a refill.
+func TestBudgetKeepsHeadroomForRecovery(t *testing.T) {
+	clock := &manualClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	l := limitsOf(Config{}).TaskRouter
+	if l != (Limit{Rate: 20, Burst: 40}) {
+		t.Fatalf("default TaskRouter limit = %+v, want 20/s burst 40", l)
+	}
+	b := newBudget(ClassTaskRouter, l, clock.now)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	granted := 0
+	for ; granted < 40; granted++ {
+		short, cancelShort := context.WithDeadline(ctx, clock.now())
+		err := b.acquire(short, PriorityBackground, "")
+		cancelShort()
+		if err != nil {
+			break
+		}
+	}
+	if granted != 30 {
+		t.Errorf("background took %d tokens of 40 at once, want 30 (10 left for activity and recovery)", granted)
+	}
+	out := make(chan grant, 4)
+	for ; granted < 40; granted++ {
+		short, cancelShort := context.WithDeadline(ctx, clock.now())
+		err := b.acquire(short, PriorityActivity, "")
+		cancelShort()
+		if err != nil {
+			break
+		}
+	}
+	if granted != 35 {
+		t.Errorf("background and activity took %d tokens of 40 at once, want 35 (5 left for recovery)", granted)
+	}
+	queueUp(t, ctx, b, "background", PriorityBackground, "", out)
+	queueUp(t, ctx, b, "activity", PriorityActivity, "", out)
+	if err := b.acquire(ctx, PriorityRecovery, ""); err != nil {
+		t.Fatalf("recovery: %v", err)
+	}
+	if n := b.queued(); n != 2 {
+		t.Errorf("%d queued, want the activity write and the background read still waiting", n)
+	}
+}
