@@ -20,7 +20,8 @@ type coalesceKey struct{}
 
 // WithCoalesceKey returns a context whose Twilio requests replace an older request with the same
 // key that still waits in the same budget's queue: the older one fails with ErrSuperseded, the
-// newer one keeps its own priority and arrival. Under overload this keeps one request per key
+// newer one takes its place in the queue (its arrival, and the more urgent of the two
+// priorities). Under overload this keeps one request per key
 // queued (a worker's newest decision) instead of a growing backlog of stale ones. A request
 // already sent is never affected. An empty key coalesces nothing.
 func WithCoalesceKey(ctx context.Context, key string) context.Context {
@@ -171,7 +172,6 @@ func (b *budget) earliestGrantLocked(now time.Time, p Priority) time.Time {
 // with the same key took its place, and an error wrapping ctx's when ctx ends first or when
 // even the earliest possible grant falls after ctx's deadline.
 func (b *budget) acquire(ctx context.Context, priority Priority, key string) error {
-	labels := []string{string(b.class), priority.String()}
 	b.mu.Lock()
 	now := b.now()
 	b.refillLocked(now)
@@ -192,11 +192,15 @@ func (b *budget) acquire(ctx context.Context, priority Priority, key string) err
 			b.removeLocked(older)
 			older.ready <- ErrSuperseded
 			budgetCoalesced.WithLabelValues(string(b.class), older.priority.String()).Inc()
+			// The newer request takes the older one's place: a worker whose decisions keep
+			// changing under overload must not go back to the end of the queue each time.
+			w.seq = older.seq
+			w.priority = min(w.priority, older.priority)
 		}
 		b.byKey[key] = w
 	}
 	heap.Push(&b.queue, w)
-	budgetQueued.WithLabelValues(labels...).Inc()
+	budgetQueued.WithLabelValues(string(b.class), w.priority.String()).Inc()
 	b.dispatchLocked()
 	b.mu.Unlock()
 

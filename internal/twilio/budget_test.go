@@ -119,8 +119,8 @@ func TestBudgetGrantsTheMostUrgentWaiterFirst(t *testing.T) {
 }
 
 // TestBudgetNewerRequestWithTheSameKeyReplacesTheQueuedOne: a worker's newer decision takes the
-// place of its older write still waiting; the older one ends with ErrSuperseded, unsent, and is
-// counted; other keys are untouched.
+// place of its older write still waiting, its turn included; the older one ends with
+// ErrSuperseded, unsent, and is counted; other keys are untouched.
 func TestBudgetNewerRequestWithTheSameKeyReplacesTheQueuedOne(t *testing.T) {
 	clock := &manualClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	b := newBudget(ClassTaskRouter, Limit{Rate: 1, Burst: 1}, clock.now)
@@ -143,7 +143,7 @@ func TestBudgetNewerRequestWithTheSameKeyReplacesTheQueuedOne(t *testing.T) {
 	if got := testutil.ToFloat64(coalesced) - before; got != 1 {
 		t.Errorf("coalesced counter rose by %v, want 1", got)
 	}
-	// Still two queued: WK2, then WK1's newer request at the back.
+	// Still two queued: WK1's newer request in the older one's place, then WK2.
 	waitFor(t, "the newer request queued", func() bool { return b.queued() == 2 })
 	var order []string
 	for range 2 {
@@ -155,7 +155,7 @@ func TestBudgetNewerRequestWithTheSameKeyReplacesTheQueuedOne(t *testing.T) {
 		}
 		order = append(order, g.name)
 	}
-	if diff := cmp.Diff([]string{"WK2", "WK1 newer"}, order); diff != "" {
+	if diff := cmp.Diff([]string{"WK1 newer", "WK2"}, order); diff != "" {
 		t.Errorf("grant order (-want +got):\n%s", diff)
 	}
 }
