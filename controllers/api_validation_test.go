@@ -21,7 +21,7 @@ import (
 func TestSamplesAccepted(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	files, err := filepath.Glob(filepath.Join("..", "..", "config", "samples", "*.yaml"))
+	files, err := filepath.Glob(filepath.Join("..", "config", "samples", "*.yaml"))
 	// The two policies and the kustomization: the samples hold no Secret (applying them with -k
 	// must not overwrite a real one) and no ConferenceRecovery (the operator creates those).
 	if err != nil || len(files) < 3 {
@@ -104,6 +104,9 @@ func TestInvalidSpecsRejected(t *testing.T) {
 		{"ping priority negative", crp(`{` + okCRP + `,"ping":{"priority":-1}}`), "spec.ping.priority"},
 		{"ping priority too big", crp(`{` + okCRP + `,"ping":{"priority":2147483648}}`), "spec.ping.priority"},
 		{"reconnect priority too big", crp(`{` + okCRP + `,"reconnect":{"priority":2147483648}}`), "spec.reconnect.priority"},
+		{"reconnect target timeout too short", crp(`{` + okCRP + `,"reconnect":{"targetTimeout":"1s"}}`), "spec.reconnect.targetTimeout"},
+		{"reconnect target timeout too long", crp(`{` + okCRP + `,"reconnect":{"targetTimeout":"2h"}}`), "spec.reconnect.targetTimeout"},
+		{"reconnect target timeout fractional", crp(`{` + okCRP + `,"reconnect":{"targetTimeout":"7.5s"}}`), "spec.reconnect.targetTimeout"},
 		{"announcement url and text", crp(`{` + okCRP + `,"customer":{"announcementUrl":"https://x/a.mp3","announcementText":"hi"}}`), "spec.customer"},
 		{"announcement url not http", crp(`{` + okCRP + `,"customer":{"announcementUrl":"ftp://x/a.mp3"}}`), "spec.customer.announcementUrl"},
 		{"public url with query", crp(`{` + okCRP + `,"publicBaseUrl":"https://x.example.com/?a=b"}`), "spec.publicBaseUrl"},
