@@ -87,8 +87,10 @@ type budget struct {
 	// tokens were available at last; they refill at rate up to burst.
 	tokens float64
 	last   time.Time
-	// pausedUntil is the end of the latest Retry-After; no token is granted before it.
-	pausedUntil time.Time
+	// pausedUntil[p] is the end of the latest Retry-After that applies to priority p; no token
+	// goes to a request of priority p before it. A 429 pauses its own priority and every less
+	// urgent one, so it is non-decreasing in p.
+	pausedUntil [PriorityBackground + 1]time.Time
 	queue       waiters
 	byKey       map[string]*waiter
 	seq         uint64
@@ -152,8 +154,8 @@ func (b *budget) needLocked(p Priority) float64 {
 // other waiters.
 func (b *budget) earliestGrantLocked(now time.Time, p Priority) time.Time {
 	at := now
-	if b.pausedUntil.After(at) {
-		at = b.pausedUntil
+	if until := b.pausedUntil[clampPriority(p)]; until.After(at) {
+		at = until
 	}
 	if need := b.needLocked(p); b.tokens < need && !math.IsInf(b.rate, 1) {
 		from := b.last
@@ -175,7 +177,7 @@ func (b *budget) acquire(ctx context.Context, priority Priority, key string) err
 	b.mu.Lock()
 	now := b.now()
 	b.refillLocked(now)
-	if len(b.queue) == 0 && !now.Before(b.pausedUntil) && b.tokens >= b.needLocked(priority) {
+	if len(b.queue) == 0 && !now.Before(b.pausedUntil[clampPriority(priority)]) && b.tokens >= b.needLocked(priority) {
 		b.tokens--
 		b.mu.Unlock()
 		observeGrant(b.class, priority, 0)
@@ -254,12 +256,10 @@ func (b *budget) forgetKeyLocked(w *waiter) {
 func (b *budget) dispatchLocked() {
 	now := b.now()
 	b.refillLocked(now)
-	if now.Before(b.pausedUntil) {
-		b.armLocked(b.pausedUntil, now)
-		return
-	}
-	// Headroom grows as urgency falls, so when the most urgent waiter must wait, all must.
-	for len(b.queue) > 0 && b.tokens >= b.needLocked(b.queue[0].priority) {
+	// Headroom and pauses grow as urgency falls, so when the most urgent waiter must wait, all
+	// must.
+	for len(b.queue) > 0 && b.tokens >= b.needLocked(b.queue[0].priority) &&
+		!now.Before(b.pausedUntil[clampPriority(b.queue[0].priority)]) {
 		w := heap.Pop(&b.queue).(*waiter)
 		b.forgetKeyLocked(w)
 		b.tokens--
@@ -297,27 +297,40 @@ func (b *budget) onTimer() {
 // conference recovery that long; past the cap a request that still earns a 429 pauses again.
 const maxPause = time.Minute
 
-// pause stops grants until now+d (at most maxPause), for every waiter of the budget: Twilio said (429 with
-// Retry-After) that the class is over its limit, and any request sent before then earns another
-// 429. When the pause ends one token is available, then the bucket refills at its rate: a burst
+// pause stops grants until now+d (at most maxPause) to requests of priority and every less urgent
+// one: Twilio said (429 with Retry-After) that the class is over its limit, and they would earn
+// another 429. A more urgent request still goes: a recovery must not wait out a pause that
+// activity writes earned (if it is throttled too, its own 429 pauses everything). When a pause
+// of every priority ends one token is available, then the bucket refills at its rate: a burst
 // right after a 429 would only be throttled again.
-func (b *budget) pause(d time.Duration) {
+func (b *budget) pause(d time.Duration, priority Priority) {
 	if d <= 0 {
 		return
 	}
 	d = min(d, maxPause)
+	priority = clampPriority(priority)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	until := b.now().Add(d)
-	if !until.After(b.pausedUntil) {
+	extended := false
+	for p := priority; p <= PriorityBackground; p++ {
+		if until.After(b.pausedUntil[p]) {
+			b.pausedUntil[p], extended = until, true
+		}
+	}
+	if !extended {
 		return
 	}
-	b.pausedUntil = until
-	if !math.IsInf(b.rate, 1) {
+	if priority == PriorityRecovery && !math.IsInf(b.rate, 1) {
 		b.tokens, b.last = 1, until
 	}
-	budgetPauses.WithLabelValues(string(b.class)).Inc()
+	budgetPauses.WithLabelValues(string(b.class), priority.String()).Inc()
 	b.dispatchLocked()
+}
+
+// clampPriority maps an unknown priority to the least urgent one.
+func clampPriority(p Priority) Priority {
+	return max(PriorityRecovery, min(p, PriorityBackground))
 }
 
 // queued reports how many requests wait, for tests.

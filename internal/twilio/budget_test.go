@@ -190,10 +190,11 @@ func TestBudgetCancelledWaiterLeavesTheQueue(t *testing.T) {
 }
 
 // TestRetryAfterPausesTheBudgetAgainstTheSimulator: the simulator limits the account to one
-// request per second; the operator's own bucket is lifted. The request that earns the 429 hands
-// back its Retry-After (no retries left), and a recovery request sent next is held in the
-// operator's queue, not sent to earn another 429, until the simulator's clock passes
-// Retry-After; then it goes and succeeds.
+// request per second, the operator's budget allows three at once. An activity write that earns a
+// 429 hands back its Retry-After (no retries left) and holds every activity write after it in the
+// operator's queue, unsent; a recovery still goes (a dropped call does not wait out a pause that
+// activity earned), and its own 429 holds everything, recovery included, until the simulator's
+// clock passes Retry-After. Then the recovery goes first and succeeds.
 func TestRetryAfterPausesTheBudgetAgainstTheSimulator(t *testing.T) {
 	sim := twiliosim.New(twiliosim.Options{RateLimit: 1, RateBurst: 1})
 	if err := sim.Start(); err != nil {
@@ -204,49 +205,80 @@ func TestRetryAfterPausesTheBudgetAgainstTheSimulator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(Config{AccountSID: sim.AccountSID(), AuthToken: sim.AuthToken(), BaseURL: sim.URL(), Rate: -1},
+	c, err := New(Config{AccountSID: sim.AccountSID(), AuthToken: sim.AuthToken(), BaseURL: sim.URL(), Rate: 1, Burst: 3},
 		withBudgetClock(sim.Now), WithRetry(-1, time.Millisecond, 5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := c.ListActivities(ctx, cc.WorkspaceSID); err != nil {
+	activity := WithPriority(ctx, PriorityActivity)
+	ws := cc.WorkspaceSID
+	if _, err := c.ListActivities(ctx, ws); err != nil {
 		t.Fatalf("first request: %v", err)
 	}
-	_, err = c.ListActivities(WithPriority(ctx, PriorityActivity), cc.WorkspaceSID)
-	if RetryAfter(err) != time.Second {
-		t.Fatalf("second request: %v, want a 429 with Retry-After 1s", err)
+	if _, err = c.ListActivities(activity, ws); RetryAfter(err) != time.Second {
+		t.Fatalf("activity request: %v, want a 429 with Retry-After 1s", err)
 	}
-	b := budgets.byAccount[sim.AccountSID()].get(ClassTaskRouter, cc.WorkspaceSID)
+	b := budgets.byAccount[sim.AccountSID()].get(ClassTaskRouter, ws)
+	stats := func(wantRequests, wantThrottled int) {
+		t.Helper()
+		if requests, throttled := sim.RequestStats(); requests != wantRequests || throttled != wantThrottled {
+			t.Fatalf("simulator saw %d requests, %d throttled; want %d and %d", requests, throttled, wantRequests, wantThrottled)
+		}
+	}
 
-	done := make(chan error, 1)
+	heldActivity := make(chan error, 1)
 	go func() {
-		_, err := c.ListActivities(ctx, cc.WorkspaceSID)
-		done <- err
+		_, err := c.ListActivities(activity, ws)
+		heldActivity <- err
 	}()
-	waitFor(t, "the recovery request held in the queue", func() bool { return b.queued() == 1 })
-	if requests, throttled := sim.RequestStats(); requests != 2 || throttled != 1 {
-		t.Fatalf("simulator saw %d requests, %d throttled; want 2 and 1", requests, throttled)
+	waitFor(t, "the activity request held", func() bool { return b.queued() == 1 })
+	stats(2, 1)
+	if _, err := c.ListActivities(ctx, ws); RetryAfter(err) != time.Second {
+		t.Fatalf("recovery during the activity pause: %v, want it sent and throttled by the simulator", err)
 	}
+	stats(3, 2)
+
+	heldRecovery := make(chan error, 1)
+	go func() {
+		_, err := c.ListActivities(ctx, ws)
+		heldRecovery <- err
+	}()
+	waitFor(t, "the recovery request held", func() bool { return b.queued() == 2 })
+	stats(3, 2)
 	sim.Advance(999 * time.Millisecond)
 	b.kick()
-	if n := b.queued(); n != 1 {
+	if n := b.queued(); n != 2 {
 		t.Fatalf("granted before Retry-After ended: %d queued", n)
 	}
 	sim.Advance(time.Millisecond)
 	b.kick()
 	select {
-	case err := <-done:
+	case err := <-heldRecovery:
 		if err != nil {
-			t.Fatalf("request after Retry-After: %v", err)
+			t.Fatalf("recovery after Retry-After: %v", err)
 		}
 	case <-ctx.Done():
-		t.Fatal("the held request never went")
+		t.Fatal("the held recovery never went")
 	}
-	if requests, throttled := sim.RequestStats(); requests != 3 || throttled != 1 {
-		t.Errorf("simulator saw %d requests, %d throttled; want 3 and 1", requests, throttled)
+	stats(4, 2)
+	// The activity write waits until the bucket holds a token beyond the one it leaves for
+	// recovery: two seconds later on the simulator's clock.
+	if n := b.queued(); n != 1 {
+		t.Fatalf("%d queued, want the activity write", n)
 	}
+	sim.Advance(time.Second)
+	b.kick()
+	if n := b.queued(); n != 1 {
+		t.Fatalf("the activity write took recovery's headroom: %d queued", n)
+	}
+	sim.Advance(time.Second)
+	b.kick()
+	if err := <-heldActivity; err != nil {
+		t.Fatalf("activity after the pause: %v", err)
+	}
+	stats(5, 2)
 }
 
 // TestClientCoalescesAWorkersQueuedWrite: through the whole client, a worker update tagged with
@@ -304,7 +336,7 @@ func TestBudgetMetricsAreRegistered(t *testing.T) {
 	if err := b.acquire(context.Background(), PriorityBackground, ""); err != nil {
 		t.Fatal(err)
 	}
-	b.pause(time.Second)
+	b.pause(time.Second, PriorityBackground)
 	budgetQueued.WithLabelValues(string(ClassOther), "background").Add(0)
 	budgetCoalesced.WithLabelValues(string(ClassOther), "background").Add(0)
 	families, err := ctrlmetrics.Registry.Gather()

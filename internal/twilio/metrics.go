@@ -51,8 +51,8 @@ var (
 
 	budgetPauses = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "flexoperator_twilio_budget_pauses_total",
-		Help: "Times a budget stopped granting tokens until a 429's Retry-After, by class.",
-	}, []string{"class"})
+		Help: "Times a budget stopped granting tokens until a 429's Retry-After, by class and the priority of the throttled request (that priority and every less urgent one wait).",
+	}, []string{"class", "priority"})
 )
 
 func init() {

@@ -209,9 +209,10 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			status = resp.StatusCode
 			retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), t.now())
 			if status == http.StatusTooManyRequests {
-				// Twilio throttles the class, not this request: every waiter of the
-				// budget holds back until Retry-After (or a first backoff step).
-				budget.pause(max(retryAfter, t.policy.minBackoff))
+				// Twilio throttles the class, not this request: every waiter of this
+				// priority or a less urgent one holds back until Retry-After (or a
+				// first backoff step).
+				budget.pause(max(retryAfter, t.policy.minBackoff), priority)
 			}
 		}
 		if state != nil {
