@@ -11,13 +11,15 @@ import (
 	"github.com/flexoperator/flex-operator/internal/twilio"
 )
 
-// reread reads one worker, its live reservations and their tasks (when in doubt).
+// reread reads one worker, its live reservations and their tasks (when in doubt). These reads are
+// on the activity engine's hot path (a 412, an event that cannot be placed) and go at its priority.
 func (r *run) reread(sid string) error {
+	ctx := twilio.WithPriority(r.ctx, twilio.PriorityActivity)
 	r.mu.Lock()
 	since := r.ws.Seq()
 	attr := r.ws.extendedAttr(sid)
 	r.mu.Unlock()
-	w, err := r.tw.FetchWorker(r.ctx, r.sid, sid)
+	w, err := r.tw.FetchWorker(ctx, r.sid, sid)
 	readsTotal.WithLabelValues("doubt").Inc()
 	if twilio.IsNotFound(err) {
 		r.mu.Lock()
@@ -28,7 +30,7 @@ func (r *run) reread(sid string) error {
 	if err != nil {
 		return err
 	}
-	res, err := r.tw.ListReservations(r.ctx, r.sid, twilio.ReservationFilter{WorkerSID: sid})
+	res, err := r.tw.ListReservations(ctx, r.sid, twilio.ReservationFilter{WorkerSID: sid})
 	readsTotal.WithLabelValues("doubt").Inc()
 	if err != nil {
 		return err
@@ -39,7 +41,7 @@ func (r *run) reread(sid string) error {
 		if st == ResUnknown || st == ResEnded {
 			continue
 		}
-		t, err := r.tw.FetchTask(r.ctx, r.sid, rv.TaskSID)
+		t, err := r.tw.FetchTask(ctx, r.sid, rv.TaskSID)
 		readsTotal.WithLabelValues("doubt").Inc()
 		if twilio.IsNotFound(err) {
 			continue
@@ -51,11 +53,8 @@ func (r *run) reread(sid string) error {
 			Extended: HasTrue(t.Attributes, attr)}
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if known := r.ws.Worker(sid); known == nil || ParseETag(w.Version) < 0 || known.Version < 0 || ParseETag(w.Version) >= known.Version {
-		r.ws.PutWorker(w.SID, w.FriendlyName, w.ActivitySID, w.Version, w.Attributes)
-	}
-	r.ws.SetReservations(sid, live, since)
+	r.ws.ReadWorker(w.SID, w.FriendlyName, w.ActivitySID, w.Version, w.Attributes, live, since)
+	r.mu.Unlock()
 	return nil
 }
 
@@ -117,8 +116,12 @@ func (r *run) decide(sid string) bool {
 	wctx := twilio.WithCoalesceKey(twilio.WithPriority(r.ctx, twilio.PriorityActivity), sid)
 	got, err := r.tw.UpdateWorker(wctx, r.sid, sid, u)
 	if errors.Is(err, twilio.ErrSuperseded) {
-		// A newer decision for this worker took this write's place unsent; that write, in flight
-		// now, records its own outcome (so this one must not clear the writing mark it set).
+		// A newer decision for this worker took this write's place unsent: not a failure, and
+		// nothing to retry (the newer write records its own outcome). Only this write's own
+		// in-flight mark goes.
+		r.mu.Lock()
+		r.ws.WriteFailed(sid, d)
+		r.mu.Unlock()
 		writesTotal.WithLabelValues("superseded").Inc()
 		return true
 	}
@@ -136,18 +139,28 @@ func (r *run) decide(sid string) bool {
 		return true
 	}
 	r.mu.Lock()
-	r.ws.WriteFailed(sid)
+	r.ws.WriteFailed(sid, d)
 	r.mu.Unlock()
 	switch {
+	case r.stopping():
+		// The run is being replaced or the engine stops: the request was cut short on purpose,
+		// and the next run reads the worker afresh. Not a failure.
+		writesTotal.WithLabelValues("canceled").Inc()
+		return true
 	case twilio.IsVersionConflict(err):
-		// The worker changed under us: read it again and decide again.
+		// The worker changed under us: read it again and decide again (a change of activity the
+		// read finds is a person's: PutWorker).
 		writesTotal.WithLabelValues("conflict").Inc()
 		c.conflicts.Add(1)
-		r.queue.Add(rereadPrefix + sid)
+		r.mu.Lock()
+		r.readFirst(sid)
+		r.mu.Unlock()
 		return true
 	case twilio.IsNotFound(err):
 		writesTotal.WithLabelValues("not_found").Inc()
-		r.queue.Add(rereadPrefix + sid)
+		r.mu.Lock()
+		r.readFirst(sid)
+		r.mu.Unlock()
 		return true
 	default:
 		writesTotal.WithLabelValues("error").Inc()
@@ -158,7 +171,7 @@ func (r *run) decide(sid string) bool {
 			r.e.opts.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, "EnforcementFailed", "SetActivity",
 				"Worker %s (%s): could not %s: %v", w.Name, sid, describe(d), err)
 		}
-		r.queue.AddRateLimited(sid)
+		r.retryLater(sid)
 		return false
 	}
 }
