@@ -49,7 +49,9 @@ func TestOperatorRunsWithChartRBAC(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			e := environment(t)
 			ctx := context.Background()
-			set := []string{"webhook.publicURL=" + e.WebhookURL}
+			// The operator's webhook listens on loopback over http in this test: allowed for local
+			// development only, which is what this is.
+			set := []string{"webhook.publicURL=" + e.WebhookURL, "webhook.allowInsecurePublicURL=true"}
 			if mode.namespaced {
 				set = append(set, "watchNamespaces={"+mode.watched+"}")
 			}
