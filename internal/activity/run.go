@@ -40,6 +40,8 @@ type run struct {
 	since map[string]time.Time
 	// observed is the last decision reported per worker in Observe mode (reported once).
 	observed map[string]Decision
+	// activityReads shares one read among workers waiting for the same unknown activity.
+	activityReads activityReads
 }
 
 type bufferedEvent struct {
@@ -124,8 +126,9 @@ func (r *run) start() {
 // whose activities or expression do not check out is reported and left out.
 func (r *run) policies(acts []Activity) []*Policy {
 	var out []*Policy
+	activities := NewCatalog(acts)
 	for key, obj := range r.objects {
-		cfg, ok := NewConfig(obj.Spec, obj.Status.Activities, acts)
+		cfg, ok := NewConfigOn(obj.Spec, obj.Status.Activities, activities)
 		if !ok {
 			msg := "an activity in status.activities no longer exists in the workspace"
 			r.log().Info("Policy not run: "+msg, "policy", key.String())
