@@ -12,7 +12,6 @@ import (
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/events"
-	"github.com/flexoperator/flex-operator/internal/expr"
 	"github.com/flexoperator/flex-operator/internal/twilio"
 )
 
@@ -138,13 +137,9 @@ func (r *run) policies(acts []Activity) []*Policy {
 			r.e.mu.Unlock()
 			continue
 		}
-		src := obj.Spec.Workers
-		if src == "" {
-			src = "1==1"
-		}
-		ex, err := expr.Parse(src)
+		ex, err := WorkersExpression(obj.Spec.Workers)
 		if err != nil {
-			r.log().Info("Policy not run: its workers expression does not parse", "policy", key.String(), "error", err.Error())
+			r.log().Info("Policy not run: its workers expression is refused", "policy", key.String(), "error", err.Error())
 			badInputTotal.WithLabelValues("policy").Inc()
 			continue
 		}
