@@ -117,9 +117,19 @@ func TestCatalogRenameAndReorder(t *testing.T) {
 	applyEvent(t, ws, pickLunch(2), t0)
 	ws.Written("WK1", Decision{ActivitySID: sidOnATaskNo, SetPending: true, Pending: "Lunch", requests: ws.Worker("WK1").requests},
 		sidOnATaskNo, "3", `{"pendingActivity":"Lunch"}`)
-	applyEvent(t, ws, activityEvent("activity.updated", "Meal", nil, t0.Add(2*time.Second)), t0)
+	if out := applyEvent(t, ws, activityEvent("activity.updated", "Meal", nil, t0.Add(2*time.Second)), t0); len(out.Touched) != 1 {
+		t.Fatalf("rename touched %v, want the worker holding the old name", out.Touched)
+	}
 	if a, ok := ws.Catalog().ByName("Meal"); !ok || a.SID != sidLunch || a.Available {
 		t.Fatalf("renamed activity: %+v %v", a, ok)
+	}
+	// The pending attribute follows the rename (what Flex shows; what a restart finds).
+	if _, d := ws.Decide("WK1"); d.ActivitySID != "" || !d.SetPending || d.Pending != "Meal" {
+		t.Fatalf("decision after the rename: %+v", d)
+	}
+	// Until that write lands, the old name still finds the activity.
+	if a, ok := ws.Catalog().ByName("lunch"); !ok || a.SID != sidLunch {
+		t.Fatalf("the old name: %+v %v", a, ok)
 	}
 	// An older rename, delivered late.
 	applyEvent(t, ws, activityEvent("activity.updated", "Snack", &no, t0.Add(time.Second)), t0)
@@ -127,7 +137,9 @@ func TestCatalogRenameAndReorder(t *testing.T) {
 		t.Fatal("an older rename undid a newer one")
 	}
 	applyEvent(t, ws, events.TaskRouterEvent{ID: "EZdone", Type: "task.completed", WorkspaceSID: "WStest", TaskSID: "WT1"}, t0)
-	// The pending attribute says "Lunch", the activity's name when it was picked.
+	wantDecision(t, ws, sidLunch, "")
+	// Had the rename's write not landed, the attribute's old name still applies the activity.
+	ws.Worker("WK1").Requested = nil
 	wantDecision(t, ws, sidLunch, "")
 
 	applyEvent(t, ws, activityEvent("activity.deleted", "Meal", &no, t0.Add(3*time.Second)), t0)

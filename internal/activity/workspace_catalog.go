@@ -2,6 +2,7 @@ package activity
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/flexoperator/flex-operator/internal/events"
 )
@@ -68,6 +69,9 @@ func (ws *Workspace) applyActivity(ev events.TaskRouterEvent) (Outcome, error) {
 			changed = ws.catalog.Updated(a, ev.Time)
 		}
 		out.Touched = ws.settleRequests(ev.ActivitySID)
+		if changed && ok && known.Name != a.Name {
+			out.Touched = append(out.Touched, ws.renamePending(known.Name, a.Name)...)
+		}
 		out.Ignored = !changed && len(out.Touched) == 0
 	case "activity.deleted":
 		if !ws.catalog.Known(ev.ActivitySID) || ws.catalog.gone[ev.ActivitySID] {
@@ -81,6 +85,23 @@ func (ws *Workspace) applyActivity(ev events.TaskRouterEvent) (Outcome, error) {
 		out.Ignored = true
 	}
 	return out, nil
+}
+
+// renamePending follows a rename in the pending activities held under the old name: the next
+// decision writes the new name into the worker's pending attribute (what Flex shows, and what a
+// rebuild finds after a restart, when the catalogue no longer knows the old name). Until then the
+// old name still finds the activity (Catalog.ByName).
+func (ws *Workspace) renamePending(oldName, newName string) []string {
+	var touched []string
+	for sid, w := range ws.workers {
+		if w.EffectivePending() == "" || !strings.EqualFold(w.EffectivePending(), oldName) {
+			continue
+		}
+		name := newName
+		w.Requested = &name
+		touched = append(touched, sid)
+	}
+	return touched
 }
 
 // MissingActivities lists the activities a worker's decision needs that the catalogue does not

@@ -45,7 +45,7 @@ func countActivityReads(t *testing.T, activitySID string) *atomic.Int64 {
 // TestActivityCreatedMidDay: an administrator adds an unavailable "Lunch" after the engine read the
 // workspace; the agent picks it during a call. It is deferred by name with the No ACD variants and
 // applied once the work is done. A second call: she picks Lunch again, the administrator renames it
-// "Meal" while it is pending, and she gets it (by what it is, not by its old name) after the call.
+// "Meal" while it is pending; her pending activity follows the rename and she gets it after the call.
 func TestActivityCreatedMidDay(t *testing.T) {
 	c := newActivityCentre(t, scenario.ActivityCentreOptions{Name: "midday", Agents: []string{"alice"}})
 	ctx := context.Background()
@@ -71,7 +71,8 @@ func TestActivityCreatedMidDay(t *testing.T) {
 	must(t, env.Sim.SetWorkerActivity(c.Worker("alice"), "Lunch"))
 	waitActivity(t, c, "alice", "On a Task, No ACD", "Lunch")
 	simREST(t, http.MethodPost, "/v1/Workspaces/"+c.CC.WorkspaceSID+"/Activities/"+lunch.SID, url.Values{"FriendlyName": {"Meal"}})
-	must(t, c.WaitQuiet(ctx))
+	// The pending attribute follows the rename: Flex shows what she will get.
+	waitActivity(t, c, "alice", "On a Task, No ACD", "Meal")
 	must(t, env.Sim.Complete(r.SID))
 	waitActivity(t, c, "alice", "Meal", "")
 }
