@@ -97,6 +97,7 @@ func TestActivityUnknownActivityReadOnDemand(t *testing.T) {
 	sink, err := c.Twilio.CreateSink(ctx, twilio.SinkCreate{Description: "by hand",
 		Destination: env.WebhookURL + "/twilio/" + c.Namespace + "/activity/" + c.Policy + "/events", BatchEvents: true})
 	must(t, err)
+	t.Cleanup(func() { _ = c.Twilio.DeleteSink(context.Background(), sink.SID) })
 	must(t, env.Sim.ActivateSink(sink.SID))
 	_, err = c.Twilio.CreateSubscription(ctx, twilio.SubscriptionCreate{SinkSID: sink.SID, Description: "by hand", Types: types})
 	must(t, err)
