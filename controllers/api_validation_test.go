@@ -21,7 +21,7 @@ import (
 func TestSamplesAccepted(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
-	files, err := filepath.Glob(filepath.Join("..", "..", "config", "samples", "*.yaml"))
+	files, err := filepath.Glob(filepath.Join("..", "config", "samples", "*.yaml"))
 	// The two policies and the kustomization: the samples hold no Secret (applying them with -k
 	// must not overwrite a real one) and no ConferenceRecovery (the operator creates those).
 	if err != nil || len(files) < 3 {
