@@ -64,7 +64,9 @@ func pingWorkflowConfiguration(queueSID string) string {
 // directToAgentFilter is the filter that sends a reconnect task carrying targetWorkerSid back to
 // that agent. It has no timeout and no skip_if ("Do not skip" in the Console): the reconnect task
 // must enter a queue before the agent's original reservation is completed, and a task that skipped
-// the step would be offered to anyone.
+// the step would be offered to anyone. The wait for the agent is bounded by the recovery instead
+// (spec.reconnect.targetTimeout, see recovery.RerouteReconnect), which knows why it gave up and
+// says so in the recovery's status.
 func directToAgentFilter(queueSID string) string {
 	b, _ := json.Marshal(workflowFilter{
 		FilterFriendlyName: directToAgentFilterName,

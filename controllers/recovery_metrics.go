@@ -13,7 +13,7 @@ import (
 var (
 	recoveryStepsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "flexoperator_recovery_steps_total",
-		Help: "Recovery steps taken on Twilio, by step (EndConferenceOnExit, Announce, CreatePingTask, EnqueueReconnect, Redial, …) and outcome (Done, Skipped, Failed).",
+		Help: "Recovery steps taken on Twilio, by step (EndConferenceOnExit, Announce, CreatePingTask, EnqueueReconnect, RerouteReconnect, Redial, …) and outcome (Done, Skipped, Failed).",
 	}, []string{"step", "state"})
 
 	recoveryPhasesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{

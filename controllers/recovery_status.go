@@ -101,5 +101,8 @@ func mergeOwned(dst *v1alpha1.ConferenceRecoveryStatus, src v1alpha1.ConferenceR
 		if rc.OriginalReservationCompletedAt != nil {
 			dst.Reconnect.OriginalReservationCompletedAt = rc.OriginalReservationCompletedAt
 		}
+		if rc.ReroutedAt != nil {
+			dst.Reconnect.ReroutedAt, dst.Reconnect.RerouteReason = rc.ReroutedAt, rc.RerouteReason
+		}
 	}
 }

@@ -45,6 +45,8 @@ func (run *recoveryRun) execute(ctx context.Context, a recovery.Action) error {
 		return run.enqueueReconnect(ctx, a)
 	case recovery.CompleteOriginalReservation:
 		return run.completeOriginalReservation(ctx, a)
+	case recovery.RerouteReconnect:
+		return run.rerouteReconnect(ctx, a)
 	case recovery.Redial:
 		return run.redial(ctx, a)
 	}

@@ -37,6 +37,11 @@ type pluginContract struct {
 		Body     map[string]string `json:"body"`
 		OKStatus int               `json:"okStatus"`
 	} `json:"graceful"`
+	Check struct {
+		Route    string            `json:"route"`
+		Headers  map[string]string `json:"headers"`
+		OKStatus int               `json:"okStatus"`
+	} `json:"check"`
 	TaskMarkers struct {
 		Attribute string `json:"attribute"`
 		// Built are the SIDs of the incident the ping and reconnect examples come from.
@@ -55,7 +60,7 @@ type pluginContract struct {
 
 func readPluginContract(t *testing.T) pluginContract {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "flex-plugin", "contract", "operator-routes.json"))
+	b, err := os.ReadFile(filepath.Join("..", "flex-plugin", "contract", "operator-routes.json"))
 	if err != nil {
 		t.Fatalf("read the plugin contract: %v", err)
 	}
@@ -100,6 +105,7 @@ func TestPluginContractShapes(t *testing.T) {
 	for got, want := range map[string]string{
 		c.ConferenceCallback.Route: webhookserver.PatternConference,
 		c.Graceful.Route:           webhookserver.PatternGraceful,
+		c.Check.Route:              webhookserver.PatternCheck,
 	} {
 		if got != want {
 			t.Errorf("contract route %q, the operator serves %q", got, want)

@@ -26,3 +26,8 @@ func RequestsTotal(route, code string) float64 {
 
 // StoreRetriesTotal reads flexoperator_webhook_store_retries_total.
 func StoreRetriesTotal() float64 { return testutil.ToFloat64(storeRetriesTotal) }
+
+// GracefulMarksTotal reads flexoperator_graceful_marks_total.
+func GracefulMarksTotal(outcome string) float64 {
+	return testutil.ToFloat64(gracefulMarksTotal.WithLabelValues(outcome))
+}

@@ -18,6 +18,22 @@ const (
 	routeTaskRouter     = "taskrouter"
 	routeGraceful       = "graceful"
 	routeRecovery       = "recovery"
+	routeCheck          = "check"
+)
+
+// Outcomes of a graceful mark, the "outcome" label of flexoperator_graceful_marks_total. Anything
+// but marked and nothing_to_mark means an agent's deliberate hang-up may be taken for an outage.
+const (
+	// markOutcomeMarked: the leg is marked graceful (200).
+	markOutcomeMarked = "marked"
+	// markOutcomeNothingToMark: not a protected call, or no such leg of the worker (404, 409).
+	markOutcomeNothingToMark = "nothing_to_mark"
+	// markOutcomeRefused: no token, a token Twilio rejects, or another worker's leg (401, 403).
+	markOutcomeRefused = "refused"
+	// markOutcomeInvalid: a body the operator cannot read (400, 413, 415).
+	markOutcomeInvalid = "invalid"
+	// markOutcomeFailed: the operator could not take the mark now (429, 5xx).
+	markOutcomeFailed = "failed"
 )
 
 // Outcomes of one event, the "outcome" label of flexoperator_webhook_events_total.
@@ -68,6 +84,10 @@ var (
 		Name: "flexoperator_webhook_store_retries_total",
 		Help: "Events tried again in-process after the API server (or Twilio, for a conference's task) failed to store them.",
 	})
+	gracefulMarksTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "flexoperator_graceful_marks_total",
+		Help: "Graceful-hangup marks from the Flex companion, by outcome (marked, nothing_to_mark, refused, invalid, failed). Marks that never reach the operator are not counted: see the FlexOperatorGracefulMarksMissing alert.",
+	}, []string{"outcome"})
 	handlingSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "flexoperator_webhook_handling_seconds",
 		Help: "Time from receiving a webhook request to answering it, by route.",
@@ -77,7 +97,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(requestsTotal, signatureFailures, eventsTotal, duplicatesTotal, correctionsTotal, storeRetriesTotal, handlingSeconds)
+	metrics.Registry.MustRegister(requestsTotal, signatureFailures, eventsTotal, duplicatesTotal, correctionsTotal, storeRetriesTotal, handlingSeconds, gracefulMarksTotal)
 }
 
 // instrument counts a route's answers by status code and times them.
@@ -89,6 +109,30 @@ func instrument(route string, h http.HandlerFunc) http.Handler {
 		requestsTotal.WithLabelValues(route, strconv.Itoa(rec.code)).Inc()
 		handlingSeconds.WithLabelValues(route).Observe(time.Since(start).Seconds())
 	})
+}
+
+// countMarks counts a graceful mark's answer by outcome.
+func countMarks(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h(rec, r)
+		gracefulMarksTotal.WithLabelValues(markOutcome(rec.code)).Inc()
+	}
+}
+
+// markOutcome classifies a graceful mark's status code.
+func markOutcome(code int) string {
+	switch {
+	case code >= 200 && code < 300:
+		return markOutcomeMarked
+	case code == http.StatusNotFound || code == http.StatusConflict:
+		return markOutcomeNothingToMark
+	case code == http.StatusUnauthorized || code == http.StatusForbidden:
+		return markOutcomeRefused
+	case code == http.StatusTooManyRequests || code >= 500:
+		return markOutcomeFailed
+	}
+	return markOutcomeInvalid
 }
 
 // statusRecorder remembers the status code written through it.

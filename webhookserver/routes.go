@@ -52,6 +52,9 @@ const (
 	PatternTaskRouter = "POST /twilio/{namespace}/{policy}/taskrouter"
 	// PatternGraceful is the Flex companion's graceful-hangup mark (GracefulRequest).
 	PatternGraceful = "POST /flex/{namespace}/{policy}/graceful"
+	// PatternCheck is the Flex companion's start-up check that it reaches the operator's /flex/
+	// routes and that they accept its token (CheckResponse).
+	PatternCheck = "GET /flex/{namespace}/{policy}/check"
 	// PatternRecovery is the Flex companion's read of a recovery (RecoverySummary).
 	PatternRecovery = "GET /flex/{namespace}/{policy}/recoveries/{conferenceSid}"
 	// PatternActivityEvents takes Event Streams deliveries for a WorkerActivityPolicy (the path
@@ -186,13 +189,15 @@ func (r *Routes) Register(s *Server) {
 	s.Handle(PatternConference, instrument(routeConference, r.handleConference))
 	s.Handle(PatternEvents, instrument(routeEvents, r.handleEvents))
 	s.Handle(PatternTaskRouter, instrument(routeTaskRouter, r.handleTaskRouter))
-	s.Handle(PatternGraceful, instrument(routeGraceful, r.handleGraceful))
+	s.Handle(PatternGraceful, instrument(routeGraceful, countMarks(r.handleGraceful)))
+	s.Handle(PatternCheck, instrument(routeCheck, r.handleCheck))
 	s.Handle(PatternRecovery, instrument(routeRecovery, r.handleRecovery))
 	if r.opts.Activity != nil {
 		s.Handle(PatternActivityEvents, instrument(routeActivityEvents, r.handleActivityEvents))
 	}
 	// CORS preflight: the companion runs in the Flex UI, on another origin.
 	s.Handle("OPTIONS /flex/{namespace}/{policy}/graceful", http.HandlerFunc(preflight))
+	s.Handle("OPTIONS /flex/{namespace}/{policy}/check", http.HandlerFunc(preflight))
 	s.Handle("OPTIONS /flex/{namespace}/{policy}/recoveries/{conferenceSid}", http.HandlerFunc(preflight))
 }
 

@@ -83,7 +83,7 @@ func startEnv() error {
 	}
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
 	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
 	cfg, err := env.Start()

@@ -195,7 +195,7 @@ func recoveryMutation(policy *v1alpha1.ConferenceRecoveryPolicy, ev events.TaskR
 		return "", nil
 	}
 	switch ev.Type {
-	case "task.created", "task.canceled", "task-queue.entered", "reservation.accepted":
+	case "task.created", "task.canceled", "task-queue.entered", "reservation.accepted", "reservation.rejected", "reservation.timeout":
 	default:
 		return "", nil
 	}
@@ -264,7 +264,8 @@ func pingEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.TaskRouterEvent,
 }
 
 // reconnectEvent records what the reconnect task's event says: its SID, when it entered a queue,
-// who accepted it and when, or that it was canceled before anyone did.
+// who accepted it and when, that it was canceled before anyone did, or that the agent it was
+// routed to rejected its offer or let it time out.
 func reconnectEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.TaskRouterEvent, at metav1.Time, observed metav1.MicroTime) bool {
 	rc := st.Reconnect
 	if rc == nil {
@@ -292,6 +293,13 @@ func reconnectEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.TaskRouterE
 	case "task.canceled":
 		if rc.AcceptedAt == nil && rc.CanceledAt == nil {
 			rc.CanceledAt, rc.CancelReason, changed = &at, ev.Reason, true
+		}
+	case "reservation.rejected", "reservation.timeout":
+		// Only the agent the task was routed to refusing it matters: the controller then routes
+		// the customer to anyone at once instead of waiting out the bound.
+		if rc.AcceptedAt == nil && rc.ReroutedAt == nil && rc.TargetRefusedAt == nil && !rc.Fallback &&
+			rc.TargetWorkerSID != "" && ev.WorkerSID == rc.TargetWorkerSID {
+			rc.TargetRefusedAt, rc.TargetRefusal, changed = &at, strings.TrimPrefix(ev.Type, "reservation."), true
 		}
 	}
 	if changed {

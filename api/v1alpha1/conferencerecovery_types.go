@@ -101,6 +101,12 @@ type ParticipantStatus struct {
 	// connected.
 	// +optional
 	LeftAt *metav1.Time `json:"leftAt,omitempty"`
+	// LeftSequenceNumber is the SequenceNumber of the participant-leave callback that set LeftAt.
+	// It orders the leaves of different legs (Twilio numbers a conference's callbacks in the order
+	// things happened), which LeftAt's whole seconds cannot: two agents often leave in the same
+	// second. 0 when no callback told it (a leave the resync repaired).
+	// +optional
+	LeftSequenceNumber int64 `json:"leftSequenceNumber,omitempty"`
 	// LeftObservedAt is when the operator received the leave (its own clock, microseconds): the
 	// start of the customer's wait in the timings.
 	// +optional
@@ -211,6 +217,24 @@ type ReconnectStatus struct {
 	// CancelReason is TaskRouter's reason for the cancellation.
 	// +optional
 	CancelReason string `json:"cancelReason,omitempty"`
+
+	// TargetRefusedAt is when the agent the reconnect task was routed to rejected its offer or let
+	// it time out (TaskRouter's reservation.rejected or reservation.timeout).
+	// +optional
+	TargetRefusedAt *metav1.Time `json:"targetRefusedAt,omitempty"`
+
+	// TargetRefusal is how that agent refused: rejected or timeout.
+	// +optional
+	TargetRefusal string `json:"targetRefusal,omitempty"`
+
+	// ReroutedAt is when the reconnect task, routed to an agent who did not take it, was routed to
+	// any agent on the original workflow instead (the fallback).
+	// +optional
+	ReroutedAt *metav1.Time `json:"reroutedAt,omitempty"`
+
+	// RerouteReason says why the reconnect task was rerouted, for a person.
+	// +optional
+	RerouteReason string `json:"rerouteReason,omitempty"`
 }
 
 // ActionState is where one side effect stands.

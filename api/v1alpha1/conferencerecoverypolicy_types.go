@@ -53,14 +53,26 @@ type ReconnectSpec struct {
 	// +optional
 	Priority int64 `json:"priority,omitempty"`
 
-	// Timeout bounds how long a recovery may wait for an agent to take the reconnect task before it
-	// is marked Failed (the customer stays queued on the original workflow). 1m to 24h.
+	// Timeout bounds how long a recovery may wait for any agent to take the reconnect task before it
+	// is marked Failed (the customer, by then routed to any agent, stays queued on the original
+	// workflow). 1m to 24h.
 	// +kubebuilder:default="30m"
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:Format=duration
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('24h')",message="timeout must be between 1m and 24h"
 	// +optional
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// TargetTimeout bounds how long the reconnect task routed back to the agent who answered the
+	// ping waits for that agent. When it runs out, or the agent rejects the offer or lets it time
+	// out, the customer is routed to any agent on the original workflow at this priority (the
+	// fallback), and the recovery says so. Whole seconds, 5s to 1h; empty means the ping's TTL.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Format=duration
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('5s') && duration(self) <= duration('1h')",message="targetTimeout must be between 5s and 1h"
+	// +kubebuilder:validation:XValidation:rule="duration(self).getMilliseconds() % 1000 == 0",message="targetTimeout must be a whole number of seconds"
+	// +optional
+	TargetTimeout *metav1.Duration `json:"targetTimeout,omitempty"`
 
 	// QueueName is the friendly name of the TaskQueue the "Direct to an Agent" filter routes the
 	// reconnect task through (Flex's "Everyone"). It must hold every agent a call can be handed back

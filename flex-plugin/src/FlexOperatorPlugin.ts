@@ -14,6 +14,6 @@ export default class FlexOperatorPlugin extends FlexPlugin {
   async init(flex: typeof Flex, manager: Flex.Manager): Promise<void> {
     // Flex's own objects are passed where the plugin's narrow interfaces are expected, so the
     // compiler checks Flex provides what the plugin (and its tests' fakes) rely on.
-    start(flex, manager, { fetch: (url, init) => window.fetch(url, init), log: console });
+    start(flex, manager, { fetch: (url, init) => window.fetch(url, init), log: console, checkOperator: true });
   }
 }

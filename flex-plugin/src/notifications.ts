@@ -17,6 +17,10 @@ export enum NoticeId {
   WrapupExtended = 'FlexOperatorWrapupExtended',
   /** Extending wrap-up failed. */
   WrapupExtendFailed = 'FlexOperatorWrapupExtendFailed',
+  /** At start, the operator's /flex/ routes could not be reached or refused the agent's token. */
+  OperatorUnreachable = 'FlexOperatorOperatorUnreachable',
+  /** A deliberate hang-up or cold transfer could not be reported to the operator. */
+  GracefulMarkLost = 'FlexOperatorGracefulMarkLost',
 }
 
 export function registerNotices(flex: FlexApi): void {
@@ -37,4 +41,22 @@ export function registerNotices(flex: FlexApi): void {
   notices.forEach(([id, content, type]) =>
     flex.Notifications.registerNotification({ id, content, type, timeout: 5000, closeButton: true }),
   );
+  // These two stay until the agent closes them: a hang-up that is not reported keeps the customer
+  // on the line and brings them back to the agent, which the agent and a supervisor must know.
+  flex.Notifications.registerNotification({
+    id: NoticeId.OperatorUnreachable,
+    content:
+      'flex-operator cannot be reached ({{reason}}). If you hang up, your customer may be kept on the line and offered back to you: tell your supervisor.',
+    type: warning,
+    timeout: 0,
+    closeButton: true,
+  });
+  flex.Notifications.registerNotification({
+    id: NoticeId.GracefulMarkLost,
+    content:
+      'Your hang-up could not be reported to flex-operator ({{reason}}): the customer may be kept on the line and offered back to you.',
+    type: error,
+    timeout: 0,
+    closeButton: true,
+  });
 }

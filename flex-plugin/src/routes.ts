@@ -25,6 +25,14 @@ export function gracefulUrl(p: PolicyConfig): string {
   return `${p.publicUrl}/flex/${p.namespace}/${p.name}/graceful`;
 }
 
+/**
+ * checkUrl is GET /flex/{namespace}/{policy}/check: the start-up check that the /flex/ routes are
+ * reachable and accept the agent's token (200), which is what makes a graceful mark count.
+ */
+export function checkUrl(p: PolicyConfig): string {
+  return `${p.publicUrl}/flex/${p.namespace}/${p.name}/check`;
+}
+
 /** GracefulRequest is the body of a graceful mark (webhookserver.GracefulRequest). */
 export interface GracefulRequest {
   /** The conference (CF…) of the call. */

@@ -9,6 +9,7 @@ import { registerNotices } from './notifications';
 import { installAutoAccept } from './recovery/autoAccept';
 import { installConferenceCallback } from './recovery/callback';
 import { Fetch, installGracefulMarks, newGracefulMarker } from './recovery/graceful';
+import { checkOperator } from './recovery/operatorCheck';
 import { policyLookup } from './recovery/policies';
 import { watchPendingActivity } from './activity/pending';
 import { PendingActivityLabel } from './activity/PendingActivityLabel';
@@ -20,6 +21,12 @@ import { ExtendWrapupButton } from './activity/ExtendWrapupButton';
 export interface StartOptions {
   fetch: Fetch;
   log: Logger;
+  /**
+   * Check at start that the operator's /flex/ routes are reachable and accept the agent's token,
+   * and warn the agent when not (the plugin's entry point sets it; tests of other behaviours leave
+   * it off so that their fetch sees only what they test).
+   */
+  checkOperator?: boolean;
 }
 
 export type StartResult = ConfigResult['kind'];
@@ -27,7 +34,10 @@ export type StartResult = ConfigResult['kind'];
 function startRecovery(flex: FlexApi, manager: ManagerLike, cfg: RecoveryConfig, o: StartOptions): void {
   const policyFor = policyLookup(cfg);
   installConferenceCallback(flex, policyFor, o.log);
-  installGracefulMarks(flex, manager, policyFor, newGracefulMarker(o.fetch, cfg.gracefulTimeoutMs, o.log), o.log);
+  installGracefulMarks(flex, manager, policyFor, newGracefulMarker(o.fetch, cfg.gracefulTimeoutMs, o.log), cfg.gracefulTimeoutMs, o.log);
+  if (o.checkOperator) {
+    void checkOperator(flex, cfg.policies, manager.user?.token ?? '', o.fetch, o.log);
+  }
   if (cfg.autoAccept && manager.workerClient) {
     installAutoAccept(flex, manager.workerClient, o.log);
   }

@@ -26,6 +26,7 @@ const (
 	NameMarkPingSuccessful          = "MarkPingSuccessful"
 	NameEnqueueReconnect            = "EnqueueReconnect"
 	NameCompleteOriginalReservation = "CompleteOriginalReservation"
+	NameRerouteReconnect            = "RerouteReconnect"
 	namePrefixRedial                = "Redial/"
 	namePrefixCorrection            = "EndConferenceOnExit/"
 )
@@ -139,6 +140,21 @@ type CompleteOriginalReservation struct {
 
 // ActionName implements Action.
 func (CompleteOriginalReservation) ActionName() string { return NameCompleteOriginalReservation }
+
+// RerouteReconnect routes a reconnect task that was routed to one agent, who did not take it, to
+// any agent on the original workflow: a pending offer to that agent is withdrawn (rejected on
+// their behalf) and targetWorkerSid is removed from the task, which TaskRouter re-evaluates
+// against the workflow. TaskSID is empty when the task has not been reported yet (the controller
+// looks it up by the incident's marker). Why is the reason, for a person.
+type RerouteReconnect struct {
+	TaskSID         string
+	TargetWorkerSID string
+	Priority        int64
+	Why             string
+}
+
+// ActionName implements Action.
+func (RerouteReconnect) ActionName() string { return NameRerouteReconnect }
 
 // Redial dials a leg that remained in the old conference into the new one (BuildRedialTwiML),
 // keeping its label.

@@ -87,14 +87,18 @@ func ApplyConferenceEvent(st *v1alpha1.ConferenceRecoveryStatus, ev events.Confe
 		if p.LeftAt != nil && p.JoinedAt.After(p.LeftAt.Time) {
 			// A join after the leave: the leg came back (for example after a redirect).
 			p.LeftAt, p.LeftObservedAt, p.LeaveReason, p.Graceful = nil, nil, "", false
+			p.LeftSequenceNumber = 0
 			changed = true
 		}
 	case events.ParticipantLeave:
 		if p.JoinedAt != nil && ts.Before(p.JoinedAt) {
 			return changed // superseded by a later join
 		}
-		if p.LeftAt == nil || ts.After(p.LeftAt.Time) {
+		// A later leave of the leg replaces the earlier; within one second the sequence number
+		// says which is later.
+		if p.LeftAt == nil || ts.After(p.LeftAt.Time) || (ts.Equal(p.LeftAt) && ev.SequenceNumber > p.LeftSequenceNumber) {
 			p.LeftAt = &ts
+			p.LeftSequenceNumber = ev.SequenceNumber
 			p.LeaveReason = ev.ReasonParticipantLeft
 			changed = true
 		}

@@ -35,7 +35,7 @@ func TestApplyConferenceEvent(t *testing.T) {
 			ev(3, 2, events.ParticipantJoin, agentLeg, "worker"),
 		},
 		want: v1alpha1.ConferenceRecoveryStatus{LastSequenceNumber: 5, Participants: []v1alpha1.ParticipantStatus{
-			{CallSID: agentLeg, Label: "worker", Role: v1alpha1.RoleAgent, JoinedAt: mt(2), LeftAt: mt(9), LeaveReason: "participant_hung_up"},
+			{CallSID: agentLeg, Label: "worker", Role: v1alpha1.RoleAgent, JoinedAt: mt(2), LeftAt: mt(9), LeftSequenceNumber: 5, LeaveReason: "participant_hung_up"},
 		}},
 	}, {
 		name: "API-initiated leave is graceful",
@@ -44,7 +44,7 @@ func TestApplyConferenceEvent(t *testing.T) {
 			leave(5, 9, agentLeg, "worker", "participant_updated_via_api"),
 		},
 		want: v1alpha1.ConferenceRecoveryStatus{LastSequenceNumber: 5, Participants: []v1alpha1.ParticipantStatus{
-			{CallSID: agentLeg, Label: "worker", Role: v1alpha1.RoleAgent, JoinedAt: mt(2), LeftAt: mt(9), LeaveReason: "participant_updated_via_api", Graceful: true},
+			{CallSID: agentLeg, Label: "worker", Role: v1alpha1.RoleAgent, JoinedAt: mt(2), LeftAt: mt(9), LeftSequenceNumber: 5, LeaveReason: "participant_updated_via_api", Graceful: true},
 		}},
 	}, {
 		name:  "companion mark makes a hang-up graceful",
@@ -53,7 +53,7 @@ func TestApplyConferenceEvent(t *testing.T) {
 			leave(5, 9, agentLeg, "worker", "participant_hung_up"),
 		},
 		want: v1alpha1.ConferenceRecoveryStatus{LastSequenceNumber: 5, Participants: []v1alpha1.ParticipantStatus{
-			{CallSID: agentLeg, Label: "worker", Role: v1alpha1.RoleAgent, LeftAt: mt(9), LeaveReason: "participant_hung_up", Graceful: true},
+			{CallSID: agentLeg, Label: "worker", Role: v1alpha1.RoleAgent, LeftAt: mt(9), LeftSequenceNumber: 5, LeaveReason: "participant_hung_up", Graceful: true},
 		}},
 	}, {
 		name: "rejoin after a leave reconnects; replayed old leave does not",

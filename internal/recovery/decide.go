@@ -30,6 +30,7 @@ const (
 	ReasonPingResolved      = "PingResolved"
 	ReasonPingFailed        = "PingFailed"
 	ReasonReconnectQueued   = "ReconnectQueued"
+	ReasonReconnectRerouted = "ReconnectRerouted"
 	ReasonRedialing         = "RedialingParticipants"
 	ReasonRecovered         = "Recovered"
 	ReasonCustomerLeft      = "CustomerLeft"
@@ -136,8 +137,11 @@ func decide(st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.ConferenceRecoveryP
 	var recheck time.Duration
 	if !accepted && !start.IsZero() {
 		if !now.Before(start.Add(timeout)) {
-			return Decision{Phase: v1alpha1.PhaseFailed, Reason: ReasonReconnectTimeout,
-				Message: fmt.Sprintf("No agent took the reconnect task within %s; the customer stays queued on the original workflow.", timeout)}
+			msg := fmt.Sprintf("No agent took the reconnect task within %s; the customer stays queued for any agent on the original workflow.", timeout)
+			if rc := st.Reconnect; rc != nil && rc.TargetWorkerSID != "" && !rc.Fallback && rc.ReroutedAt == nil {
+				msg = fmt.Sprintf("Agent %s did not take the reconnect task within %s, and it could not be routed to anyone else; the customer is still waiting for them.", rc.TargetWorkerSID, timeout)
+			}
+			return Decision{Phase: v1alpha1.PhaseFailed, Reason: ReasonReconnectTimeout, Message: msg}
 		}
 		recheck = start.Add(timeout).Sub(now)
 	}
@@ -188,6 +192,9 @@ func decide(st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.ConferenceRecoveryP
 			d.Actions = append(d.Actions, CompleteOriginalReservation{ReservationSID: disconnect.ReservationSID})
 		}
 	}
+	if !accepted && recorded[NameEnqueueReconnect] == v1alpha1.ActionDone {
+		reroute(&d, st, p, priority, now, recorded)
+	}
 	if rc == nil || rc.ConferenceSID == "" || !accepted {
 		return d
 	}
@@ -212,8 +219,62 @@ func decide(st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.ConferenceRecoveryP
 	}
 	d.Phase, d.Reason = v1alpha1.PhaseRecovered, ReasonRecovered
 	d.Message = fmt.Sprintf("The customer is back with agent %s.", rc.WorkerSID)
+	if rc.ReroutedAt != nil {
+		d.Message = fmt.Sprintf("The customer is with agent %s, after the reconnect was routed to anyone (%s).", rc.WorkerSID, rc.RerouteReason)
+	}
 	d.Actions = nil
 	return d
+}
+
+// reroute bounds the wait for the agent a reconnect task was routed to: once they reject its
+// offer, let it time out, or do not take it within the policy's targetTimeout (the ping's TTL by
+// default) after the enqueue, the task is routed to any agent on the original workflow. The
+// "Direct to an Agent" filter has no timeout and never skips (the task must enter a queue before
+// the original reservation is completed), so without this a customer whose agent answered the
+// ping and then vanished would wait for them until the reconnect timeout.
+func reroute(d *Decision, st v1alpha1.ConferenceRecoveryStatus, p v1alpha1.ConferenceRecoveryPolicySpec, priority int64, now time.Time, recorded map[string]v1alpha1.ActionState) {
+	rc := st.Reconnect
+	if rc == nil || rc.Fallback || rc.TargetWorkerSID == "" || rc.EnqueuedAt == nil {
+		return
+	}
+	if rc.ReroutedAt != nil || recorded[NameRerouteReconnect] == v1alpha1.ActionDone {
+		d.Reason = ReasonReconnectRerouted
+		d.Message = fmt.Sprintf("%s; the customer was routed to any agent on the original workflow at priority %d.", cmp.Or(rc.RerouteReason, "The agent did not take the reconnect"), priority)
+		return
+	}
+	if s := recorded[NameRerouteReconnect]; s == v1alpha1.ActionFailed || s == v1alpha1.ActionSkipped {
+		return // the agent took it meanwhile (Skipped), or Twilio refused (Failed, with an Event)
+	}
+	wait := reconnectTargetTimeout(p)
+	deadline := rc.EnqueuedAt.Add(wait)
+	var why string
+	switch {
+	case rc.TargetRefusedAt != nil && rc.TargetRefusal == "timeout":
+		why = fmt.Sprintf("Agent %s let the reconnect offer time out", rc.TargetWorkerSID)
+	case rc.TargetRefusedAt != nil:
+		why = fmt.Sprintf("Agent %s rejected the reconnect", rc.TargetWorkerSID)
+	case !now.Before(deadline):
+		why = fmt.Sprintf("Agent %s did not take the reconnect within %s", rc.TargetWorkerSID, wait)
+	default:
+		if until := deadline.Sub(now); d.RecheckAfter == 0 || until < d.RecheckAfter {
+			d.RecheckAfter = until
+		}
+		return
+	}
+	d.Reason = ReasonReconnectRerouted
+	d.Message = fmt.Sprintf("%s; routing the customer to any agent on the original workflow at priority %d.", why, priority)
+	d.Actions = append(d.Actions, RerouteReconnect{TaskSID: rc.TaskSID, TargetWorkerSID: rc.TargetWorkerSID, Priority: priority, Why: why})
+}
+
+// reconnectTargetTimeout is how long a reconnect routed to one agent waits for them.
+func reconnectTargetTimeout(p v1alpha1.ConferenceRecoveryPolicySpec) time.Duration {
+	if p.Reconnect.TargetTimeout != nil && p.Reconnect.TargetTimeout.Duration > 0 {
+		return p.Reconnect.TargetTimeout.Duration
+	}
+	if p.Ping.TTL != nil && p.Ping.TTL.Duration > 0 {
+		return p.Ping.TTL.Duration
+	}
+	return DefaultPingTTL
 }
 
 // agentReturned stops a recovery whose customer has an agent again: the ping is withdrawn (or
@@ -301,8 +362,13 @@ func anyAgentConnected(st v1alpha1.ConferenceRecoveryStatus) bool {
 	return false
 }
 
-// lastAgentToLeave is the agent leg that left last; on a tie a graceful leave wins, so a doubtful
-// case never starts a recovery.
+// lastAgentToLeave is the agent leg that left last. Leaves are ordered by the sequence number of
+// their callbacks, which Twilio assigns in the order things happened in the conference; LeftAt has
+// whole seconds only, and two agents leaving in the same second (a warm transfer's hand-over, two
+// pages dying with one network) is common. Time orders only a pair where one leave's sequence
+// number is unknown (repaired by the resync). When even time cannot tell, the non-graceful leave
+// counts as the last: a needless recovery costs the customer an announcement and a short hold, a
+// missed one loses the customer.
 func lastAgentToLeave(st v1alpha1.ConferenceRecoveryStatus) *v1alpha1.ParticipantStatus {
 	var last *v1alpha1.ParticipantStatus
 	for i := range st.Participants {
@@ -310,14 +376,22 @@ func lastAgentToLeave(st v1alpha1.ConferenceRecoveryStatus) *v1alpha1.Participan
 		if !isAgent(*leg) || leg.LeftAt == nil {
 			continue
 		}
-		switch {
-		case last == nil, leg.LeftAt.After(last.LeftAt.Time):
-			last = leg
-		case leg.LeftAt.Equal(last.LeftAt) && leg.Graceful:
+		if last == nil || leftAfter(*leg, *last) {
 			last = leg
 		}
 	}
 	return last
+}
+
+// leftAfter reports whether leg a's leave is to be taken as later than leg b's.
+func leftAfter(a, b v1alpha1.ParticipantStatus) bool {
+	if a.LeftSequenceNumber > 0 && b.LeftSequenceNumber > 0 && a.LeftSequenceNumber != b.LeftSequenceNumber {
+		return a.LeftSequenceNumber > b.LeftSequenceNumber
+	}
+	if !a.LeftAt.Equal(b.LeftAt) {
+		return a.LeftAt.After(b.LeftAt.Time)
+	}
+	return !a.Graceful && b.Graceful
 }
 
 func findCustomer(st v1alpha1.ConferenceRecoveryStatus) *v1alpha1.ParticipantStatus {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/events"
@@ -26,6 +27,17 @@ func pinged(outcome v1alpha1.PingOutcome) v1alpha1.ConferenceRecoveryStatus {
 	record(&st, v1alpha1.ActionDone, NameAnnounce, NameHoldCustomer, NameMarkOriginalTask, NameCreatePingTask)
 	st.Ping = &v1alpha1.PingStatus{TaskSID: pingSID, CreatedAt: mt(11), Outcome: outcome, ResolvedAt: mt(20)}
 	st.Phase = v1alpha1.PhasePinging
+	return st
+}
+
+// targetedReconnect is pinged(Accepted) after the enqueue routed the customer back to the agent,
+// with the reconnect task queued and the original reservation completed.
+func targetedReconnect() v1alpha1.ConferenceRecoveryStatus {
+	st := pinged(v1alpha1.PingAccepted)
+	record(&st, v1alpha1.ActionDone, NameCompletePingTask, NameMarkPingSuccessful, NameEnqueueReconnect, NameCompleteOriginalReservation)
+	st.Reconnect = &v1alpha1.ReconnectStatus{TargetWorkerSID: workerSID, EnqueuedAt: mt(21), TaskSID: reconSID, QueuedAt: mt(22),
+		OriginalReservationCompletedAt: mt(23)}
+	st.Phase = v1alpha1.PhaseReconnecting
 	return st
 }
 
@@ -74,6 +86,54 @@ func TestDecide(t *testing.T) {
 		},
 		wantPhase:  v1alpha1.PhaseMonitoring,
 		wantReason: ReasonNoAgentLeft,
+	}, {
+		// Defect 4 of issue 17: the graceful leave came first in the same second; the leaves are
+		// ordered by sequence number, so the refresh is the last and a recovery starts.
+		name: "two agents leave in one second, graceful first: recovery",
+		st: func() v1alpha1.ConferenceRecoveryStatus {
+			st := callInProgress()
+			applyAll(&st, nil, ev(4, 5, events.ParticipantJoin, agent2Leg, "worker"),
+				leave(5, 10, agentLeg, "worker", "participant_updated_via_api"), leave(6, 10, agent2Leg, "worker", "participant_hung_up"))
+			return st
+		},
+		wantPhase:   v1alpha1.PhaseDisconnected,
+		wantReason:  ReasonAgentDisconnected,
+		wantActions: []string{NameCreatePingTask, NameAnnounce, NameHoldCustomer, NameMarkOriginalTask},
+		wantDisc:    true,
+	}, {
+		name: "two agents leave in one second, graceful first, callbacks delivered in reverse: recovery",
+		st: func() v1alpha1.ConferenceRecoveryStatus {
+			st := callInProgress()
+			applyAll(&st, nil, ev(4, 5, events.ParticipantJoin, agent2Leg, "worker"),
+				leave(6, 10, agent2Leg, "worker", "participant_hung_up"), leave(5, 10, agentLeg, "worker", "participant_updated_via_api"))
+			return st
+		},
+		wantPhase:   v1alpha1.PhaseDisconnected,
+		wantReason:  ReasonAgentDisconnected,
+		wantActions: []string{NameCreatePingTask, NameAnnounce, NameHoldCustomer, NameMarkOriginalTask},
+		wantDisc:    true,
+	}, {
+		name: "two agents leave in one second, graceful last: no recovery",
+		st: func() v1alpha1.ConferenceRecoveryStatus {
+			st := callInProgress()
+			applyAll(&st, nil, ev(4, 5, events.ParticipantJoin, agent2Leg, "worker"),
+				leave(5, 10, agent2Leg, "worker", "participant_hung_up"), leave(6, 10, agentLeg, "worker", "participant_updated_via_api"))
+			return st
+		},
+		wantPhase:  v1alpha1.PhaseMonitoring,
+		wantReason: ReasonNoAgentLeft,
+	}, {
+		name: "sequence number outranks a later timestamp",
+		st: func() v1alpha1.ConferenceRecoveryStatus {
+			st := callInProgress()
+			applyAll(&st, nil, ev(4, 5, events.ParticipantJoin, agent2Leg, "worker"),
+				leave(5, 11, agentLeg, "worker", "participant_updated_via_api"), leave(6, 10, agent2Leg, "worker", "participant_hung_up"))
+			return st
+		},
+		wantPhase:   v1alpha1.PhaseDisconnected,
+		wantReason:  ReasonAgentDisconnected,
+		wantActions: []string{NameCreatePingTask, NameAnnounce, NameHoldCustomer, NameMarkOriginalTask},
+		wantDisc:    true,
 	}, {
 		name: "supervisor leg does not count as an agent",
 		st: func() v1alpha1.ConferenceRecoveryStatus {
@@ -180,6 +240,7 @@ func TestDecide(t *testing.T) {
 			st.Reconnect = &v1alpha1.ReconnectStatus{TargetWorkerSID: workerSID, EnqueuedAt: mt(21)}
 			return st
 		},
+		now:       t0.Add(30 * time.Second),
 		wantPhase: v1alpha1.PhaseReconnecting, wantReason: ReasonPingResolved,
 	}, {
 		name: "the customer's redirect into the queue is not an abandon",
@@ -190,6 +251,7 @@ func TestDecide(t *testing.T) {
 			applyAll(&st, nil, leave(9, 21, customerLeg, "customer", "participant_updated_via_api"))
 			return st
 		},
+		now:       t0.Add(30 * time.Second),
 		wantPhase: v1alpha1.PhaseReconnecting, wantReason: ReasonPingResolved,
 	}, {
 		name: "reconnect queued: complete the original reservation",
@@ -199,8 +261,61 @@ func TestDecide(t *testing.T) {
 			st.Reconnect = &v1alpha1.ReconnectStatus{TargetWorkerSID: workerSID, EnqueuedAt: mt(21), TaskSID: reconSID, QueuedAt: mt(22)}
 			return st
 		},
+		now:       t0.Add(30 * time.Second),
 		wantPhase: v1alpha1.PhaseReconnecting, wantReason: ReasonReconnectQueued,
 		wantActions: []string{NameCompleteOriginalReservation},
+	}, {
+		// Issue 17, defect 3: the agent answered the ping but does not take the reconnect task.
+		name:      "targeted reconnect not taken within the ping's TTL: reroute to anyone",
+		st:        targetedReconnect,
+		now:       t0.Add(36 * time.Second), // enqueued at 21 s, ping TTL 15 s
+		wantPhase: v1alpha1.PhaseReconnecting, wantReason: ReasonReconnectRerouted,
+		wantActions: []string{NameRerouteReconnect},
+	}, {
+		name: "targeted reconnect rejected by the agent: reroute at once",
+		st: func() v1alpha1.ConferenceRecoveryStatus {
+			st := targetedReconnect()
+			st.Reconnect.TargetRefusedAt, st.Reconnect.TargetRefusal = mt(24), "rejected"
+			return st
+		},
+		now:       t0.Add(24 * time.Second),
+		wantPhase: v1alpha1.PhaseReconnecting, wantReason: ReasonReconnectRerouted,
+		wantActions: []string{NameRerouteReconnect},
+	}, {
+		name: "targeted reconnect offer timed out: reroute at once",
+		st: func() v1alpha1.ConferenceRecoveryStatus {
+			st := targetedReconnect()
+			st.Reconnect.TargetRefusedAt, st.Reconnect.TargetRefusal = mt(24), "timeout"
+			return st
+		},
+		now:       t0.Add(24 * time.Second),
+		wantPhase: v1alpha1.PhaseReconnecting, wantReason: ReasonReconnectRerouted,
+		wantActions: []string{NameRerouteReconnect},
+	}, {
+		name:      "targeted reconnect within the bound: wait for the agent",
+		st:        targetedReconnect,
+		now:       t0.Add(35 * time.Second),
+		wantPhase: v1alpha1.PhaseReconnecting, wantReason: ReasonReconnectQueued,
+	}, {
+		name: "rerouted reconnect: the status says so, nothing more to do",
+		st: func() v1alpha1.ConferenceRecoveryStatus {
+			st := targetedReconnect()
+			record(&st, v1alpha1.ActionDone, NameRerouteReconnect)
+			st.Reconnect.ReroutedAt, st.Reconnect.RerouteReason = mt(36), "Agent WK… did not take the reconnect within 15s"
+			return st
+		},
+		now:       t0.Add(10 * time.Minute),
+		wantPhase: v1alpha1.PhaseReconnecting, wantReason: ReasonReconnectRerouted,
+	}, {
+		name: "fallback reconnect is never rerouted",
+		st: func() v1alpha1.ConferenceRecoveryStatus {
+			st := pinged(v1alpha1.PingTimedOut)
+			record(&st, v1alpha1.ActionDone, NameEnqueueReconnect, NameCompleteOriginalReservation)
+			st.Reconnect = &v1alpha1.ReconnectStatus{Fallback: true, EnqueuedAt: mt(21), TaskSID: reconSID, QueuedAt: mt(22), OriginalReservationCompletedAt: mt(23)}
+			return st
+		},
+		now:       t0.Add(10 * time.Minute),
+		wantPhase: v1alpha1.PhaseReconnecting, wantReason: ReasonReconnectQueued,
 	}, {
 		name: "no agent within the reconnect timeout: Failed",
 		st: func() v1alpha1.ConferenceRecoveryStatus {
@@ -484,5 +599,32 @@ func TestAgentBackStopsTheRecovery(t *testing.T) {
 	record(&st, v1alpha1.ActionDone, NameEnqueueReconnect)
 	if d := Decide(st, policy(), t0.Add(12*time.Second)); d.EndIncident {
 		t.Error("incident ended after the enqueue")
+	}
+}
+
+// The wait for the agent a reconnect is routed to ends at the policy's targetTimeout, the ping's
+// TTL when none is set: Decide asks to be run again then, with nothing else observed.
+func TestRerouteBound(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		target time.Duration
+		want   time.Duration
+	}{
+		{name: "ping TTL by default", want: 6 * time.Second}, // enqueued at 21 s + 15 s, now 30 s
+		{name: "targetTimeout", target: time.Minute, want: 51 * time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := policy()
+			if tt.target > 0 {
+				p.Reconnect.TargetTimeout = &metav1.Duration{Duration: tt.target}
+			}
+			d := Decide(targetedReconnect(), p, t0.Add(30*time.Second))
+			if len(d.Actions) != 0 || d.RecheckAfter != tt.want {
+				t.Errorf("actions %v, recheck after %s; want none and %s", names(d.Actions), d.RecheckAfter, tt.want)
+			}
+			if d := Decide(targetedReconnect(), p, t0.Add(30*time.Second+tt.want)); d.Reason != ReasonReconnectRerouted {
+				t.Errorf("at the bound: %s (%s), want %s", d.Reason, d.Message, ReasonReconnectRerouted)
+			}
+		})
 	}
 }

@@ -86,6 +86,7 @@ func operatorMetrics(t *testing.T) metricSet {
 			"flexoperator_webhook_signature_failures_total":        {"route": routes},
 			"flexoperator_webhook_duplicates_total":                {"route": routes},
 			"flexoperator_webhook_handling_seconds":                {"route": routes},
+			"flexoperator_graceful_marks_total":                    {"outcome": constValues(t, "webhookserver", "markOutcome")},
 			// A status code, or "error" when no response came back.
 			"flexoperator_twilio_requests_total": {"status": append(slices.Clone(codes), "error")},
 		},
@@ -138,11 +139,11 @@ func crdEnum(t *testing.T, file string, path ...string) []string {
 	return out
 }
 
-// constValues reads the string constants of an internal package whose names start with prefix:
-// the webhook server names its label values routeX and outcomeX.
+// constValues reads the string constants of a package (its directory from the repository's root)
+// whose names start with prefix: the webhook server names its label values routeX and outcomeX.
 func constValues(t *testing.T, pkg, prefix string) []string {
 	t.Helper()
-	dir := filepath.Join("..", "..", "internal", pkg)
+	dir := filepath.Join("..", "..", pkg)
 	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +181,7 @@ func constValues(t *testing.T, pkg, prefix string) []string {
 		}
 	}
 	if len(out) == 0 {
-		t.Fatalf("internal/%s has no %s* string constants", pkg, prefix)
+		t.Fatalf("%s has no %s* string constants", pkg, prefix)
 	}
 	slices.Sort(out)
 	return out

@@ -2,7 +2,7 @@
 // (webhookserver/contract_test.go sends exactly these requests to the real routes).
 import contract from '../../contract/operator-routes.json';
 import { readConfig } from '../config';
-import { conferenceCallbackUrl, CONFERENCE_CALLBACK_EVENTS } from '../routes';
+import { checkUrl, conferenceCallbackUrl, CONFERENCE_CALLBACK_EVENTS } from '../routes';
 import { taskRole } from '../recovery/taskRoles';
 import { start } from '../start';
 import { AGENT_CALL, CONFERENCE, fakeFlex, recordingLogger, validCustomData, voiceTask } from '../testing/fakeFlex';
@@ -45,6 +45,15 @@ describe('contract with the operator routes', () => {
     expect(Object.keys(payload.conferenceOptions).sort()).toEqual([url, events].sort());
     expect(payload.conferenceOptions[events]).toBe(contract.conferenceCallback.events.join(contract.conferenceCallback.eventSeparator));
     expect(routePath(contract.conferenceCallback.route).method).toBe('POST');
+  });
+
+  it('checks the operator on the route the contract names', () => {
+    const policy = { namespace: 'contact-centre', name: 'recovery', publicUrl: 'https://flex-operator.example.com', workflowSids: [] };
+    const { method, path } = routePath(contract.check.route);
+    expect(method).toBe('GET');
+    expect(checkUrl(policy)).toBe(`${policy.publicUrl}${fill(path, { namespace: policy.namespace, policy: policy.name })}`);
+    expect(contract.check.headers).toEqual({ Authorization: 'Bearer {token}' });
+    expect(contract.check.okStatus).toBe(200);
   });
 
   it('sends the graceful mark the contract describes', async () => {

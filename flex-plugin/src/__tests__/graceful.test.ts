@@ -1,3 +1,5 @@
+import { NoticeId } from '../notifications';
+import { RETRY_DELAYS_MS } from '../recovery/graceful';
 import { start } from '../start';
 import { AGENT_CALL, CONFERENCE, fakeFlex, recordingLogger, validCustomData, voiceTask, WORKFLOW_OTHER } from '../testing/fakeFlex';
 
@@ -56,6 +58,7 @@ describe('graceful hang-up and cold transfer', () => {
     expect(aborted).toBe(false);
     expect(signal?.aborted).toBe(true);
     expect(log.lines.warn.join(' ')).toMatch(/no answer within 1500 ms; going on/);
+    expect(flex.Notifications.text(0)).toMatch(/could not be reported to flex-operator \(no answer within 1500 ms\)/);
   });
 
   it('honours a configured bound', async () => {
@@ -71,16 +74,60 @@ describe('graceful hang-up and cold transfer', () => {
   });
 
   it.each([
-    ['the request fails', jest.fn(async () => Promise.reject(new TypeError('Failed to fetch')))],
     ['the operator refuses (409: no leg of this worker)', answering(409)],
     ['the operator has no recovery for the call (404)', answering(404)],
-    ['the operator is unavailable (503)', answering(503)],
-  ])('lets the hang-up go on when %s', async (_, fetch) => {
+  ])('lets the hang-up go on, quietly, when %s', async (_, fetch) => {
     const { flex } = started(fetch as FetchMock);
     await expect(flex.Actions.runBefore('HangupCall', { task: voiceTask() })).resolves.toEqual({ aborted: false });
     expect(fetch).toHaveBeenCalledTimes(1);
+    expect(flex.Notifications.shown).toEqual([]);
     // The listener itself never fails.
     expect(flex.Actions.listenerErrors).toEqual([]);
+  });
+
+  it.each([
+    ['the request fails', jest.fn(async () => Promise.reject(new TypeError('Failed to fetch')))],
+    ['the operator is unavailable (503)', answering(503)],
+    ['the operator is throttled (429)', answering(429)],
+  ])('retries within the bound, then lets the hang-up go on and warns the agent, when %s', async (_, fetch) => {
+    jest.useFakeTimers();
+    const { flex } = started(fetch as FetchMock);
+    const hangup = flex.Actions.runBefore('HangupCall', { task: voiceTask() });
+    // Three retries, 100 + 200 + 400 ms apart: all within the 1500 ms bound.
+    for (let i = 0; i < 20; i++) {
+      await Promise.resolve();
+    }
+    for (const delay of RETRY_DELAYS_MS) {
+      jest.advanceTimersByTime(delay);
+      for (let i = 0; i < 20; i++) {
+        await Promise.resolve();
+      }
+    }
+    await expect(hangup).resolves.toEqual({ aborted: false });
+    expect(fetch).toHaveBeenCalledTimes(1 + RETRY_DELAYS_MS.length);
+    expect(flex.Notifications.shown.map((n) => n.id)).toEqual([NoticeId.GracefulMarkLost]);
+    expect(flex.Notifications.text(0)).toMatch(/could not be reported .*could not be reached.*offered back to you/);
+    expect(flex.Actions.listenerErrors).toEqual([]);
+  });
+
+  it('counts a mark that succeeds on a retry, and warns no one', async () => {
+    const fetch: FetchMock = jest
+      .fn()
+      .mockRejectedValueOnce(new TypeError('Failed to fetch'))
+      .mockResolvedValueOnce({ ok: false, status: 502 })
+      .mockResolvedValue({ ok: true, status: 200 });
+    const { flex } = started(fetch);
+    await expect(flex.Actions.runBefore('HangupCall', { task: voiceTask() })).resolves.toEqual({ aborted: false });
+    expect(fetch).toHaveBeenCalledTimes(3);
+    expect(flex.Notifications.shown).toEqual([]);
+  });
+
+  it('warns the agent, without retrying, when the operator refuses the token (403)', async () => {
+    const fetch = answering(403);
+    const { flex } = started(fetch);
+    await expect(flex.Actions.runBefore('HangupCall', { task: voiceTask() })).resolves.toEqual({ aborted: false });
+    expect(fetch).toHaveBeenCalledTimes(1);
+    expect(flex.Notifications.text(0)).toMatch(/refused the request/);
   });
 
   it('marks a cold transfer, not a warm one', async () => {
