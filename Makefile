@@ -130,6 +130,12 @@ demo: envtest ## Play a call whose agent's page refreshes, and watch the operato
 twiliosim: ## Run the Twilio simulator standalone.
 	go run ./hack/twiliosim
 
+##@ Release
+
+.PHONY: release
+release: $(HELM) ## Build a release's artefacts, with checksums and changelog, into dist/VERSION/ (VERSION=v1.2.3; README "Releasing").
+	MAKE="$(MAKE)" HELM="$(HELM)" GOARCH="$(GOARCH)" $(if $(IMAGE_REPO),IMAGE_REPO="$(IMAGE_REPO)") bash hack/release.sh "$(VERSION)"
+
 ##@ Deployment
 
 .PHONY: install

@@ -19,6 +19,16 @@ import (
 // plugin makes of the operator. The plugin's Jest suite checks that the plugin builds exactly
 // these; the tests here check that the operator's real routes accept them.
 type pluginContract struct {
+	FlexConfig struct {
+		Route           string            `json:"route"`
+		Query           map[string]string `json:"query"`
+		Headers         map[string]string `json:"headers"`
+		OKStatus        int               `json:"okStatus"`
+		RefusedStatuses []int             `json:"refusedStatuses"`
+		CacheControl    string            `json:"cacheControl"`
+		// Answer is the FlexConfig for one recovery and one activity policy, with {placeholders}.
+		Answer json.RawMessage `json:"answer"`
+	} `json:"flexConfig"`
 	ConferenceCallback struct {
 		Route             string            `json:"route"`
 		ConferenceOptions map[string]string `json:"conferenceOptions"`
@@ -105,6 +115,7 @@ func TestPluginContractShapes(t *testing.T) {
 	for got, want := range map[string]string{
 		c.ConferenceCallback.Route: webhookserver.PatternConference,
 		c.Graceful.Route:           webhookserver.PatternGraceful,
+		c.FlexConfig.Route:         webhookserver.PatternFlexConfig,
 		c.Check.Route:              webhookserver.PatternCheck,
 	} {
 		if got != want {
@@ -137,6 +148,18 @@ func TestPluginContractShapes(t *testing.T) {
 	var gr webhookserver.GracefulRequest
 	if err := dec.Decode(&gr); err != nil {
 		t.Errorf("the plugin's graceful body is not a GracefulRequest: %v", err)
+	}
+	// The configuration answer the plugin reads is a FlexConfig of the version the operator
+	// writes, with nothing the operator does not write.
+	dec = json.NewDecoder(strings.NewReader(string(c.FlexConfig.Answer)))
+	dec.DisallowUnknownFields()
+	var cfg webhookserver.FlexConfig
+	if err := dec.Decode(&cfg); err != nil {
+		t.Errorf("the contract's configuration answer is not a FlexConfig: %v", err)
+	}
+	if cfg.Version != webhookserver.FlexConfigVersion || cfg.MaxAgeSeconds != webhookserver.FlexConfigMaxAge {
+		t.Errorf("the contract's answer is of version %d with max age %d; the operator writes version %d, max age %d",
+			cfg.Version, cfg.MaxAgeSeconds, webhookserver.FlexConfigVersion, webhookserver.FlexConfigMaxAge)
 	}
 }
 

@@ -73,22 +73,33 @@ func (r *Routes) authenticateFlex(w http.ResponseWriter, req *http.Request, toke
 		unavailable(w, "the policy's credentials are not usable")
 		return nil, false
 	}
-	identity, err := r.tokens.identify(req.Context(), clientAddress(req), creds.AccountSID, tw, token)
+	identity, ok := r.checkFlexToken(w, req, policy.Namespace+"/"+policy.Name, creds.AccountSID, tw, token)
+	if !ok {
+		return nil, false
+	}
+	return &flexRequest{policy: policy, twilio: tw, identity: identity}, true
+}
+
+// checkFlexToken asks (through the token cache) whether Twilio accepts the token for the account,
+// with a client of that account (of the policy named by source, for the logs). On failure it has
+// answered: 429 (too many token checks), 503 (Twilio unreachable), 403 (token refused).
+func (r *Routes) checkFlexToken(w http.ResponseWriter, req *http.Request, source, accountSID string, tw twilio.Client, token string) (twilio.FlexIdentity, bool) {
+	identity, err := r.tokens.identify(req.Context(), clientAddress(req), accountSID, tw, token)
 	switch {
 	case errors.Is(err, errTooManyTokenChecks):
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, err.Error(), http.StatusTooManyRequests)
-		return nil, false
+		return identity, false
 	case err != nil:
-		r.log.Error(err, "Validate a Flex token", "policy", policy.Namespace+"/"+policy.Name)
+		r.log.Error(err, "Validate a Flex token", "policy", source)
 		unavailable(w, "cannot validate the Flex token now")
-		return nil, false
+		return identity, false
 	case !identity.Valid:
 		r.failedAuthentication(req)
 		http.Error(w, "the Flex token is not valid", http.StatusForbidden)
-		return nil, false
+		return identity, false
 	}
-	return &flexRequest{policy: policy, twilio: tw, identity: identity}, true
+	return identity, true
 }
 
 // errTooManyTokenChecks means the account's budget for validating unknown Flex tokens is spent.

@@ -18,6 +18,7 @@ const (
 	routeTaskRouter     = "taskrouter"
 	routeGraceful       = "graceful"
 	routeRecovery       = "recovery"
+	routeFlexConfig     = "flex_config"
 	routeCheck          = "check"
 )
 

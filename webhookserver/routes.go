@@ -57,6 +57,9 @@ const (
 	PatternCheck = "GET /flex/{namespace}/{policy}/check"
 	// PatternRecovery is the Flex companion's read of a recovery (RecoverySummary).
 	PatternRecovery = "GET /flex/{namespace}/{policy}/recoveries/{conferenceSid}"
+	// PatternFlexConfig is the Flex companion's configuration (FlexConfig), read for the worker's
+	// own Flex token: GET /flex/config?accountSid=AC….
+	PatternFlexConfig = "GET /flex/config"
 	// PatternActivityEvents takes Event Streams deliveries for a WorkerActivityPolicy (the path
 	// of activity.EventsPathFormat); the events go to the activity engine.
 	PatternActivityEvents = "POST /twilio/{namespace}/activity/{policy}/events"
@@ -192,6 +195,7 @@ func (r *Routes) Register(s *Server) {
 	s.Handle(PatternGraceful, instrument(routeGraceful, countMarks(r.handleGraceful)))
 	s.Handle(PatternCheck, instrument(routeCheck, r.handleCheck))
 	s.Handle(PatternRecovery, instrument(routeRecovery, r.handleRecovery))
+	s.Handle(PatternFlexConfig, instrument(routeFlexConfig, r.handleFlexConfig))
 	if r.opts.Activity != nil {
 		s.Handle(PatternActivityEvents, instrument(routeActivityEvents, r.handleActivityEvents))
 	}
@@ -199,6 +203,7 @@ func (r *Routes) Register(s *Server) {
 	s.Handle("OPTIONS /flex/{namespace}/{policy}/graceful", http.HandlerFunc(preflight))
 	s.Handle("OPTIONS /flex/{namespace}/{policy}/check", http.HandlerFunc(preflight))
 	s.Handle("OPTIONS /flex/{namespace}/{policy}/recoveries/{conferenceSid}", http.HandlerFunc(preflight))
+	s.Handle("OPTIONS /flex/config", http.HandlerFunc(preflight))
 }
 
 // policy reads the ConferenceRecoveryPolicy the request's path names, from the cache. The answer

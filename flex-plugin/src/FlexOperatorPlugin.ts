@@ -5,6 +5,15 @@ import { start } from './start';
 
 const PLUGIN_NAME = 'FlexOperatorPlugin';
 
+/** window.localStorage, or none where the browser refuses it (some private modes throw on access). */
+function browserStorage(): Storage | undefined {
+  try {
+    return window.localStorage;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The Flex companion of flex-operator: what only the agent's browser can do. */
 export default class FlexOperatorPlugin extends FlexPlugin {
   constructor() {
@@ -14,6 +23,15 @@ export default class FlexOperatorPlugin extends FlexPlugin {
   async init(flex: typeof Flex, manager: Flex.Manager): Promise<void> {
     // Flex's own objects are passed where the plugin's narrow interfaces are expected, so the
     // compiler checks Flex provides what the plugin (and its tests' fakes) rely on.
-    start(flex, manager, { fetch: (url, init) => window.fetch(url, init), log: console, checkOperator: true });
+    await start(flex, manager, {
+      fetch: (url, init) => window.fetch(url, init),
+      log: console,
+      checkOperator: true,
+      config: {
+        fetch: (url, init) => window.fetch(url, init),
+        storage: browserStorage(),
+        schedule: (refresh, everyMs) => window.setInterval(() => void refresh(), everyMs),
+      },
+    });
   }
 }

@@ -1,7 +1,8 @@
-// The plugin's configuration: Flex's ui_attributes.custom_data.flexOperator, checked once at start.
-// Every check that the operator's routes would make later (a public URL Twilio can sign, Kubernetes
-// names, SIDs) is made here, so a bad configuration stops the plugin with one clear message instead
-// of failing call by call.
+// The plugin's resolved configuration: the operator's answer to GET /flex/config (operatorConfig.ts)
+// with the local overrides of Flex's ui_attributes.custom_data.flexOperator (settings.ts), checked
+// once at start. Every check that the operator's routes would make later (a public URL Twilio can
+// sign, Kubernetes names, SIDs) is made here, so a bad configuration stops the plugin with one clear
+// message instead of failing call by call.
 
 /** The key of custom_data the plugin reads. */
 export const CONFIG_KEY = 'flexOperator';
@@ -80,15 +81,24 @@ export const isPolicyName = (s: string): boolean => s.length <= 253 && DNS1123_S
  * checkPublicUrl returns the base URL the plugin builds Twilio URLs on, or an error. The URL is kept
  * exactly as written (bar one trailing slash, which the operator drops too): Twilio signs the URL it
  * is given, the operator checks the signature against its own configured URL, so any rewriting
- * here (a host's case, an escaped path) would break every signature.
+ * here (a host's case, an escaped path) would break every signature. http:// is refused unless
+ * allowHttp (local development): the Flex page is https, so the browser blocks every call to an
+ * http:// URL as mixed content, and Twilio would post the customer's call events in clear.
  */
-export function checkPublicUrl(raw: string): { url: string } | { error: string } {
+export function checkPublicUrl(raw: string, allowHttp = false): { url: string } | { error: string } {
   if (/\s/.test(raw)) {
     return { error: 'must not contain spaces' };
   }
   const m = /^(https?):\/\/([^/?#@]+)(\/[^?#]*)?$/.exec(raw);
   if (!m) {
-    return { error: 'must be an absolute http or https URL without a query, fragment or user info' };
+    return { error: 'must be an absolute https URL without a query, fragment or user info' };
+  }
+  if (m[1] === 'http' && !allowHttp) {
+    return {
+      error:
+        'must be an https URL: the Flex page is https, so the browser blocks http:// calls as mixed content ' +
+        '(set custom_data.flexOperator.allowInsecureHttp to true for local development only)',
+    };
   }
   try {
     // A host the browser cannot parse (a bad port, say) is refused too.
@@ -101,6 +111,8 @@ export function checkPublicUrl(raw: string): { url: string } | { error: string }
 
 class Checker {
   errors: string[] = [];
+
+  constructor(readonly allowHttp = false) {}
 
   fail(path: string, msg: string): void {
     this.errors.push(`${path} ${msg}`);
@@ -143,7 +155,7 @@ class Checker {
   }
 
   url(raw: string, path: string): string {
-    const r = checkPublicUrl(raw);
+    const r = checkPublicUrl(raw, this.allowHttp);
     if ('error' in r) {
       this.fail(path, r.error);
       return '';
@@ -251,11 +263,17 @@ function checkActivity(c: Checker, a: unknown, path: string): ActivityConfig | u
   return { pendingActivityAttribute, extendedWrapupAttribute, systemActivities, deferWhileBusy: busy !== 'Allow' };
 }
 
+export interface ReadOptions {
+  /** Accept http:// public URLs (local development only). */
+  allowInsecureHttp?: boolean;
+}
+
 /**
- * readConfig checks custom_data and returns the plugin's configuration, "disabled" when
- * custom_data.flexOperator.enabled is false, or every problem found.
+ * readConfig checks a resolved configuration ({flexOperator: {…}}, as resolveConfig builds it) and
+ * returns the plugin's configuration, "disabled" when flexOperator.enabled is false, or every
+ * problem found.
  */
-export function readConfig(customData: unknown): ConfigResult {
+export function readConfig(customData: unknown, o: ReadOptions = {}): ConfigResult {
   const path = `custom_data.${CONFIG_KEY}`;
   const top = isObject(customData) ? customData[CONFIG_KEY] : undefined;
   if (top === undefined) {
@@ -264,7 +282,7 @@ export function readConfig(customData: unknown): ConfigResult {
   if (!isObject(top)) {
     return { kind: 'invalid', errors: [`${path} must be an object`] };
   }
-  const c = new Checker();
+  const c = new Checker(o.allowInsecureHttp);
   c.unknownKeys(top, ['enabled', 'publicUrl', 'namespace', 'recovery', 'activity'], path);
   if (!c.bool(top, 'enabled', path, true)) {
     return c.errors.length > 0 ? { kind: 'invalid', errors: c.errors } : { kind: 'disabled' };

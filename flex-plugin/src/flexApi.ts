@@ -54,7 +54,8 @@ export interface WorkerLike {
 }
 
 export interface ManagerLike {
-  serviceConfiguration: { ui_attributes: any };
+  /** Flex's service configuration: account_sid names the account, ui_attributes.custom_data holds the settings. */
+  serviceConfiguration: { ui_attributes: any; account_sid?: string };
   user: { token: string };
   workerClient?: WorkerLike;
   store: { getState(): any; subscribe(listener: () => void): () => void };

@@ -250,6 +250,13 @@ func TestKubebuilderCreateAPILandsInTheLayout(t *testing.T) {
 // into a temporary directory.
 func copyTrackedFiles(t *testing.T, root string) string {
 	t.Helper()
+	return copyTracked(t, root, false)
+}
+
+// copyTracked copies the files git tracks into a temporary directory, the Flex plugin's only when
+// withPlugin.
+func copyTracked(t *testing.T, root string, withPlugin bool) string {
+	t.Helper()
 	cmd := exec.Command("git", "ls-files", "-z")
 	cmd.Dir = root
 	out, err := cmd.Output()
@@ -258,7 +265,7 @@ func copyTrackedFiles(t *testing.T, root string) string {
 	}
 	work := t.TempDir()
 	for _, f := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
-		if f == "" || strings.HasPrefix(f, "flex-plugin/") {
+		if f == "" || (!withPlugin && strings.HasPrefix(f, "flex-plugin/")) {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join(root, f))

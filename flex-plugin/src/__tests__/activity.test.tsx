@@ -3,15 +3,15 @@ import { act, create, ReactTestRenderer } from 'react-test-renderer';
 
 import { ActivityMenuFilter } from '../activity/ActivityMenuFilter';
 import { ExtendWrapupButton } from '../activity/ExtendWrapupButton';
-import { activityMenuCss, systemActivityMatcher } from '../activity/systemActivities';
+import { hideSystemEntries, HIDDEN_MARK } from '../activity/activityMenu';
+import { systemActivityMatcher } from '../activity/systemActivities';
 import { NoticeId } from '../notifications';
-import { start } from '../start';
-import { fakeFlex, recordingLogger, validCustomData, voiceTask } from '../testing/fakeFlex';
+import { fakeFlex, installResolved, recordingLogger, validCustomData, voiceTask } from '../testing/fakeFlex';
 
 const started = (customData = validCustomData()) => {
   const f = fakeFlex(customData);
   const log = recordingLogger();
-  start(f.flex, f.manager, { fetch: jest.fn(), log });
+  installResolved(f.flex, f.manager, { fetch: jest.fn(), log });
   return { ...f, log };
 };
 
@@ -51,7 +51,7 @@ describe('pending activity', () => {
   it('shows a pending activity already there when the page loads', () => {
     const f = fakeFlex(validCustomData());
     f.manager.workerClient.attributes = { pendingActivity: 'Break' };
-    start(f.flex, f.manager, { fetch: jest.fn(), log: recordingLogger() });
+    installResolved(f.flex, f.manager, { fetch: jest.fn(), log: recordingLogger() });
     let r!: ReactTestRenderer;
     act(() => {
       r = create(headerLabel(f.flex as any));
@@ -91,11 +91,16 @@ describe('system activities', () => {
     expect(flex.Notifications.shown).toHaveLength(2);
   });
 
-  it('lets other activities, and the plugin-invoked ones, through', async () => {
+  it('lets other activities through', async () => {
     const { flex } = started();
     expect(await flex.Actions.runBefore('SetActivity', { activityName: 'Break' })).toEqual({ aborted: false });
-    expect(await flex.Actions.runBefore('SetActivity', { activityName: 'Wrap Up', isInvokedByPlugin: true })).toEqual({ aborted: false });
     expect(flex.Notifications.shown).toEqual([]);
+  });
+
+  it('refuses a system activity whoever invokes it: Flex marks no invocation as a plugin\'s', async () => {
+    const { flex } = started();
+    // Flex 2.17 never sets isInvokedByPlugin; a payload that carries it is refused like any other.
+    expect(await flex.Actions.runBefore('SetActivity', { activityName: 'Wrap Up', isInvokedByPlugin: true })).toEqual({ aborted: true });
   });
 
   it('knows the activity from its SID when Flex gives only that', async () => {
@@ -131,30 +136,79 @@ describe('system activities', () => {
     expect(flex.Notifications.shown).toEqual([]);
   });
 
-  it('hides the system activities of the menu by their position in the list Flex renders', () => {
+  // The menu as Flex 2.17 draws it: a heading, then one menu item per activity but Reserved.
+  const menu = (...labels: string[]): HTMLElement => {
+    const container = document.createElement('div');
+    const items = labels.map((l) => `<div role="menuitem"><span>${l}</span></div>`).join('');
+    container.innerHTML = `<div data-testid="activity-menu" role="menu"><div><span>Status</span></div>${items}</div>`;
+    return container;
+  };
+  const visible = (root: HTMLElement): string[] =>
+    Array.from(root.querySelectorAll<HTMLElement>('[role="menuitem"]'))
+      .filter((i) => i.style.display !== 'none')
+      .map((i) => i.textContent ?? '');
+
+  it('hides the menu entries labelled with a system activity, and only those', () => {
     const isSystem = systemActivityMatcher(['On a Task', 'Wrap Up']);
-    const list = Array.from(activities('Available', 'Reserved', 'on a task', 'Break', 'Wrap Up').values());
-    expect(activityMenuCss(list, isSystem)).toBe(
-      [
-        '[data-testid="activity-menu"] > :nth-child(2 of [role="menuitem"]) { display: none; }',
-        '[data-testid="activity-menu"] > :nth-child(4 of [role="menuitem"]) { display: none; }',
-      ].join('\n'),
-    );
+    const root = menu('Available', 'on a task', 'Break', 'Wrap Up', 'Wrap Up later');
+    expect(hideSystemEntries(root, isSystem)).toBe(2);
+    expect(visible(root)).toEqual(['Available', 'Break', 'Wrap Up later']);
+    // An entry Flex adds or moves does not shift what is hidden (the former CSS hid by position).
+    const first = root.querySelector('[role="menuitem"]')!;
+    first.parentElement!.insertBefore(menu('Lunch').querySelector('[role="menuitem"]')!, first);
+    hideSystemEntries(root, isSystem);
+    expect(visible(root)).toEqual(['Lunch', 'Available', 'Break', 'Wrap Up later']);
   });
 
-  it('keeps the menu filter in step with the activities in the store', () => {
-    const { flex, manager } = started();
+  it('fails harmlessly when the menu is not the one it knows: nothing is hidden', () => {
+    const isSystem = systemActivityMatcher(['On a Task']);
+    const unmarked = menu('Available', 'On a Task');
+    unmarked.querySelector('[data-testid]')!.removeAttribute('data-testid');
+    expect(hideSystemEntries(unmarked, isSystem)).toBe(0);
+    expect(visible(unmarked)).toEqual(['Available', 'On a Task']);
+    // A translated label is not the activity's name: shown (the SetActivity guard still refuses it).
+    const translated = menu('Disponible', 'En una tarea');
+    expect(hideSystemEntries(translated, isSystem)).toBe(0);
+  });
+
+  it('shows again an entry it hid once the activity is no longer a system one', () => {
+    const root = menu('Available', 'Break');
+    hideSystemEntries(root, systemActivityMatcher(['Break']));
+    expect(visible(root)).toEqual(['Available']);
+    hideSystemEntries(root, systemActivityMatcher(['On a Task']));
+    expect(visible(root)).toEqual(['Available', 'Break']);
+    expect(root.querySelectorAll(`[${HIDDEN_MARK}]`)).toHaveLength(0);
+  });
+
+  it('hides the entries of a menu Flex draws after the plugin started, until unmounted', async () => {
+    const { flex } = started();
     const added = flex.MainHeader.Content.added.find((a) => a.element.key === 'flex-operator-activity-menu-filter');
     expect(added).toBeDefined();
+    const root = document.createElement('div');
     let r!: ReactTestRenderer;
     act(() => {
-      r = create(<ActivityMenuFilter {...added!.element.props} />);
+      r = create(<ActivityMenuFilter {...added!.element.props} root={root} />);
     });
-    expect(text(r)).toBe('');
-    act(() => manager.store.setState({ flex: { worker: { activities: activities('Available', 'Wrap Up') } } }));
-    expect(text(r)).toBe('[data-testid="activity-menu"] > :nth-child(2 of [role="menuitem"]) { display: none; }');
+    expect(r.toJSON()).toBeNull();
+    // The agent opens the menu: Flex renders it.
+    root.appendChild(menu('Available', 'Wrap Up').firstElementChild!);
+    await until(() => visible(root).length === 1);
+    expect(visible(root)).toEqual(['Available']);
+    act(() => r.unmount());
+    root.appendChild(menu('On a Task').firstElementChild!);
+    await flushObservers();
+    expect(visible(root)).toEqual(['Available', 'On a Task']);
   });
 });
+
+// MutationObserver callbacks run as microtasks after the change; these wait for them.
+const flushObservers = () => new Promise<void>((resolve) => setImmediate(resolve));
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 100 && !cond(); i += 1) {
+    await flushObservers();
+  }
+  if (!cond()) throw new Error('condition not met');
+}
 
 describe('extend wrap-up', () => {
   const wrapping = (attributes: any = { from: '+15550001111' }) => {

@@ -1,7 +1,7 @@
 import { ReservationLike } from '../flexApi';
 import { NoticeId } from '../notifications';
-import { start } from '../start';
-import { CONFERENCE, fakeFlex, recordingLogger, validCustomData } from '../testing/fakeFlex';
+
+import { CONFERENCE, fakeFlex, installResolved, recordingLogger, validCustomData } from '../testing/fakeFlex';
 
 const reservation = (sid: string, attributes: any, status = 'pending'): ReservationLike => ({
   sid,
@@ -30,7 +30,7 @@ const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
 const started = (customData = validCustomData()) => {
   const f = fakeFlex(customData);
   const log = recordingLogger();
-  return { ...f, log, go: () => start(f.flex, f.manager, { fetch: jest.fn(), log }) };
+  return { ...f, log, go: () => installResolved(f.flex, f.manager, { fetch: jest.fn(), log }) };
 };
 
 describe('auto-accept of recovery tasks', () => {

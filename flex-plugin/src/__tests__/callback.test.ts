@@ -1,10 +1,9 @@
-import { start } from '../start';
-import { fakeFlex, recordingLogger, validCustomData, voiceTask, WORKFLOW_OTHER } from '../testing/fakeFlex';
+import { fakeFlex, installResolved, recordingLogger, validCustomData, voiceTask, WORKFLOW_OTHER } from '../testing/fakeFlex';
 
 const started = (customData = validCustomData()) => {
   const f = fakeFlex(customData);
   const log = recordingLogger();
-  expect(start(f.flex, f.manager, { fetch: jest.fn(), log })).toBe('ok');
+  expect(installResolved(f.flex, f.manager, { fetch: jest.fn(), log })).toBe('ok');
   return { ...f, log };
 };
 

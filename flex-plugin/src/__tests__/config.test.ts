@@ -161,7 +161,12 @@ describe('readConfig', () => {
 describe('checkPublicUrl', () => {
   it('keeps the URL as written but for one trailing slash (the operator does the same)', () => {
     expect(checkPublicUrl('https://Ops.Example.com:8443/a/')).toEqual({ url: 'https://Ops.Example.com:8443/a' });
-    expect(checkPublicUrl('http://10.0.0.1:9443')).toEqual({ url: 'http://10.0.0.1:9443' });
+    expect(checkPublicUrl('http://10.0.0.1:9443', true)).toEqual({ url: 'http://10.0.0.1:9443' });
+  });
+  it('refuses http:// (mixed content on the https Flex page) unless allowed for local development', () => {
+    expect(checkPublicUrl('http://10.0.0.1:9443')).toEqual({ error: expect.stringMatching(/must be an https URL.*allowInsecureHttp/) });
+    expect(readConfig(validCustomData({ publicUrl: 'http://flex-operator.example.com' }))).toMatchObject({ kind: 'invalid' });
+    expect(readConfig(validCustomData({ publicUrl: 'http://flex-operator.example.com' }), { allowInsecureHttp: true })).toMatchObject({ kind: 'ok' });
   });
   it('refuses a URL the browser cannot parse', () => {
     expect(checkPublicUrl('https://x.example.com:99999')).toHaveProperty('error');

@@ -5,7 +5,20 @@ import { readConfig } from '../config';
 import { checkUrl, conferenceCallbackUrl, CONFERENCE_CALLBACK_EVENTS } from '../routes';
 import { taskRole } from '../recovery/taskRoles';
 import { start } from '../start';
-import { AGENT_CALL, CONFERENCE, fakeFlex, recordingLogger, validCustomData, voiceTask } from '../testing/fakeFlex';
+import { ConfigNoticeId } from '../configNotices';
+import {
+  ACCOUNT,
+  AGENT_CALL,
+  CONFERENCE,
+  fakeFlex,
+  installResolved,
+  jsonResponse,
+  recordingLogger,
+  validCustomData,
+  validSettings,
+  voiceTask,
+  WORKFLOW_PROTECTED,
+} from '../testing/fakeFlex';
 
 const fill = (template: string, values: Record<string, string>): string =>
   template.replace(/{(\w+)}/g, (_, k) => {
@@ -38,7 +51,7 @@ describe('contract with the operator routes', () => {
   it('subscribes the conference events the contract lists, in the conference options it names', async () => {
     expect(CONFERENCE_CALLBACK_EVENTS).toEqual(contract.conferenceCallback.events);
     const { flex, manager } = fakeFlex(validCustomData());
-    start(flex, manager, { fetch: jest.fn(), log: recordingLogger() });
+    installResolved(flex, manager, { fetch: jest.fn(), log: recordingLogger() });
     const payload: any = { task: voiceTask() };
     await flex.Actions.runBefore('AcceptTask', payload);
     const { url, events } = contract.conferenceCallback.conferenceOptions;
@@ -59,7 +72,7 @@ describe('contract with the operator routes', () => {
   it('sends the graceful mark the contract describes', async () => {
     const { flex, manager } = fakeFlex(validCustomData(), 'the-agents-flex-token');
     const fetch = jest.fn(async () => ({ ok: true, status: contract.graceful.okStatus }));
-    start(flex, manager, { fetch, log: recordingLogger() });
+    installResolved(flex, manager, { fetch, log: recordingLogger() });
     await flex.Actions.runBefore('HangupCall', { task: voiceTask() });
 
     expect(fetch).toHaveBeenCalledTimes(1);
@@ -78,6 +91,52 @@ describe('contract with the operator routes', () => {
     expect(init.headers).toEqual(headers);
     const body = Object.fromEntries(Object.entries(contract.graceful.body).map(([k, v]) => [k, fill(v, values)]));
     expect(JSON.parse(String(init.body))).toEqual(body);
+  });
+});
+
+describe('contract: the configuration the plugin reads from the operator', () => {
+  const values = {
+    accountSid: ACCOUNT,
+    token: 'the-agents-flex-token',
+    namespace: 'contact-centre',
+    policy: 'recovery',
+    activityPolicy: 'activity',
+    publicUrl: 'https://flex-operator.example.com',
+    workflowSid: WORKFLOW_PROTECTED,
+    conferenceSid: '{conferenceSid}',
+  };
+  const answer = () => JSON.parse(fill(JSON.stringify(contract.flexConfig.answer), values));
+
+  it('asks for it as the contract says, and installs what the answer says', async () => {
+    const { flex, manager } = fakeFlex(validSettings(), values.token);
+    const configFetch = jest.fn(async () => jsonResponse(contract.flexConfig.okStatus, answer()));
+    const log = recordingLogger();
+    await expect(start(flex, manager, { fetch: jest.fn(), log, config: { fetch: configFetch } })).resolves.toBe('ok');
+
+    expect(configFetch).toHaveBeenCalledTimes(1);
+    const [url, init] = configFetch.mock.calls[0] as unknown as [string, RequestInit];
+    const { method, path } = routePath(contract.flexConfig.route);
+    const query = new URLSearchParams(Object.entries(contract.flexConfig.query).map(([k, v]) => [k, fill(v, values)]));
+    expect(url).toBe(`${values.publicUrl}${path}?${query}`);
+    expect(init.method).toBe(method);
+    expect(init.headers).toEqual(Object.fromEntries(Object.entries(contract.flexConfig.headers).map(([k, v]) => [k, fill(v, values)])));
+
+    // The callback is the policy's conference route of the answer.
+    const payload: any = { task: voiceTask() };
+    await flex.Actions.runBefore('AcceptTask', payload);
+    expect(payload.conferenceOptions.conferenceStatusCallback).toBe(answer().recovery.policies[0].routes.conference);
+    // The policy's system activities are refused.
+    const { aborted } = await flex.Actions.runBefore('SetActivity', { activityName: 'After Call Work' });
+    expect(aborted).toBe(true);
+    expect(log.lines.error).toEqual([]);
+  });
+
+  it.each(contract.flexConfig.refusedStatuses)('shows the agent that the operator refused the token (%i)', async (status) => {
+    const { flex, manager } = fakeFlex(validSettings());
+    const log = recordingLogger();
+    const configFetch = jest.fn(async () => jsonResponse(status, 'the Flex token is not valid'));
+    await expect(start(flex, manager, { fetch: jest.fn(), log, config: { fetch: configFetch } })).resolves.toBe('unavailable');
+    expect(flex.Notifications.shown.map((n) => n.id)).toEqual([ConfigNoticeId.Unavailable]);
   });
 });
 

@@ -1,14 +1,13 @@
 import { NoticeId } from '../notifications';
 import { RETRY_DELAYS_MS } from '../recovery/graceful';
-import { start } from '../start';
-import { AGENT_CALL, CONFERENCE, fakeFlex, recordingLogger, validCustomData, voiceTask, WORKFLOW_OTHER } from '../testing/fakeFlex';
+import { AGENT_CALL, CONFERENCE, fakeFlex, installResolved, recordingLogger, validCustomData, voiceTask, WORKFLOW_OTHER } from '../testing/fakeFlex';
 
 type FetchMock = jest.Mock<Promise<{ ok: boolean; status: number }>, [string, RequestInit]>;
 
 const started = (fetch: FetchMock, customData = validCustomData(), token = 'flex-token-of-alice') => {
   const f = fakeFlex(customData, token);
   const log = recordingLogger();
-  start(f.flex, f.manager, { fetch, log });
+  installResolved(f.flex, f.manager, { fetch, log });
   return { ...f, log };
 };
 

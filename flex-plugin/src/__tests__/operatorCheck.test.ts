@@ -1,7 +1,6 @@
 import { NoticeId } from '../notifications';
 import { CHECK_TIMEOUT_MS, checkOperator } from '../recovery/operatorCheck';
-import { start } from '../start';
-import { fakeFlex, recordingLogger, validCustomData } from '../testing/fakeFlex';
+import { fakeFlex, installResolved, recordingLogger, validCustomData } from '../testing/fakeFlex';
 
 type FetchMock = jest.Mock<Promise<{ ok: boolean; status: number }>, [string, RequestInit]>;
 
@@ -11,7 +10,7 @@ const answering = (status: number): FetchMock =>
 const setUp = (fetch: FetchMock, token = 'flex-token-of-alice') => {
   const f = fakeFlex(validCustomData(), token);
   const log = recordingLogger();
-  start(f.flex, f.manager, { fetch, log });
+  installResolved(f.flex, f.manager, { fetch, log });
   return { ...f, log };
 };
 
@@ -78,7 +77,7 @@ describe('start-up check of the operator', () => {
 
     const fetch = answering(403);
     const { flex, manager } = fakeFlex(validCustomData(), 'flex-token-of-alice');
-    start(flex, manager, { fetch, log: recordingLogger(), checkOperator: true });
+    installResolved(flex, manager, { fetch, log: recordingLogger(), checkOperator: true });
     for (let i = 0; i < 10 && flex.Notifications.shown.length === 0; i++) {
       await Promise.resolve();
     }

@@ -1,17 +1,14 @@
-// A <style> element in the header that hides the system activities in Flex's activity menu,
-// following the activities in Flex's store.
-import React, { useEffect, useState } from 'react';
+// A header component with nothing to show: while mounted it hides the system activities in Flex's
+// activity menu (activityMenu.ts says how, and why only as best effort).
+import { useEffect } from 'react';
 
-import { ManagerLike } from '../flexApi';
-import { activityMenuCss, IsSystemActivity, storeActivities } from './systemActivities';
+import { watchActivityMenu } from './activityMenu';
+import { IsSystemActivity } from './systemActivities';
 
-export function ActivityMenuFilter({ manager, isSystem }: { manager: ManagerLike; isSystem: IsSystemActivity }): JSX.Element {
-  const compute = (): string => activityMenuCss(storeActivities(manager), isSystem);
-  const [css, setCss] = useState(compute);
+export function ActivityMenuFilter({ isSystem, root }: { isSystem: IsSystemActivity; root?: HTMLElement }): null {
   useEffect(() => {
-    setCss(compute());
-    return manager.store.subscribe(() => setCss(compute()));
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [manager, isSystem]);
-  return <style data-testid="flex-operator-activity-menu-filter">{css}</style>;
+    const target = root ?? (typeof document === 'undefined' ? undefined : document.body);
+    return target ? watchActivityMenu(target, isSystem) : undefined;
+  }, [isSystem, root]);
+  return null;
 }

@@ -1,6 +1,7 @@
 // System activities (On a Task, Wrap Up, …) are the operator's to set. An agent picking one is
-// refused with a notice (Flex's SetActivity action is aborted), and the header's activity menu does
-// not list them. A supervisor moving a busy agent is told the change waits for the agent's tasks.
+// refused with a notice (Flex's SetActivity action is aborted: the Actions framework is documented),
+// and the header's activity menu hides them where it can (activityMenu.ts: Flex documents no way to
+// filter that menu). A supervisor moving a busy agent is told the change waits for the agent's tasks.
 import { FlexApi, Logger, ManagerLike } from '../flexApi';
 import { NoticeId } from '../notifications';
 
@@ -26,27 +27,17 @@ export function storeActivities(manager: ManagerLike): ActivityLike[] {
   return activities && typeof activities === 'object' ? Object.values(activities) : [];
 }
 
-/** The activity name of a SetActivity or SetWorkerActivity payload (which may carry only the SID). */
+/**
+ * The activity name of a SetActivity or SetWorkerActivity payload. Flex fills activityName from the
+ * SID before the "before" listeners run (the action's documented payload: activitySid,
+ * activityName, activityAvailable); the lookup by SID covers a payload that carries only that.
+ */
 export function payloadActivityName(payload: any, manager: ManagerLike): string | undefined {
   if (typeof payload?.activityName === 'string') {
     return payload.activityName;
   }
   const sid = payload?.activitySid;
   return sid ? storeActivities(manager).find((a) => a.sid === sid)?.name : undefined;
-}
-
-/**
- * activityMenuCss hides the system activities in Flex's activity menu. Flex renders one menu item
- * per activity of its store, in order, leaving out "Reserved"; there is no supported filter, so this
- * hides the items by position. It is cosmetic: the SetActivity guard is what enforces.
- */
-export function activityMenuCss(activities: ActivityLike[], isSystem: IsSystemActivity): string {
-  return activities
-    .filter((a) => a.name !== 'Reserved')
-    .map((a, i) => (isSystem(a.name) ? i + 1 : 0))
-    .filter((n) => n > 0)
-    .map((n) => `[data-testid="activity-menu"] > :nth-child(${n} of [role="menuitem"]) { display: none; }`)
-    .join('\n');
 }
 
 export function installSystemActivityGuard(
@@ -56,10 +47,11 @@ export function installSystemActivityGuard(
   deferWhileBusy: boolean,
   log: Logger,
 ): void {
+  // Every SetActivity to a system activity is refused, whoever invokes it: Flex gives its payload
+  // no field that tells the agent's click from another plugin's call (isInvokedByPlugin, which this
+  // guard once trusted, is never set by Flex 2.17), and the operator never sets activities through
+  // the browser, so no invocation of it is lost.
   flex.Actions.addListener('beforeSetActivity', (payload, abort) => {
-    if (payload?.isInvokedByPlugin) {
-      return;
-    }
     const name = payloadActivityName(payload, manager);
     if (isSystem(name)) {
       log.debug(`flex-operator: refused the agent's pick of the system activity "${name}"`);

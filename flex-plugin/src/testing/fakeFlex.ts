@@ -5,7 +5,10 @@
 // not run.
 import type { ReactElement } from 'react';
 
+import { readConfig } from '../config';
 import type { ActionListener, FlexApi, Logger, ManagerLike, NotificationSpec, ReservationLike } from '../flexApi';
+import type { ConfigResponse, OperatorConfig, StorageLike } from '../operatorConfig';
+import { install, StartOptions, StartResult } from '../start';
 
 export class FakeActions {
   listeners = new Map<string, ActionListener[]>();
@@ -162,7 +165,7 @@ export function fakeFlex(customData: unknown, token = 'flex-token-of-alice'): Fa
       TaskCanvasHeader: { Content: new FakeFragment() },
     },
     manager: {
-      serviceConfiguration: { ui_attributes: { custom_data: customData } },
+      serviceConfiguration: { ui_attributes: { custom_data: customData }, account_sid: ACCOUNT },
       user: { token },
       workerClient: new FakeWorker(),
       store: new FakeStore(),
@@ -182,6 +185,7 @@ export function recordingLogger(): Logger & { lines: Record<'debug' | 'warn' | '
 }
 
 // SIDs used across the tests.
+export const ACCOUNT = 'AC0123456789abcdef0123456789abcdef';
 export const WORKFLOW_PROTECTED = 'WW0123456789abcdef0123456789abcdef';
 export const WORKFLOW_OTHER = 'WWfedcba9876543210fedcba9876543210';
 export const CONFERENCE = 'CF0123456789abcdef0123456789abcdef';
@@ -218,4 +222,83 @@ export function voiceTask(overrides: Record<string, unknown> = {}): any {
     },
     ...overrides,
   };
+}
+
+/**
+ * installResolved installs the plugin from a resolved configuration held where the fake keeps
+ * custom_data (validCustomData's shape: what start builds from the operator's answer), for the
+ * tests of the behaviours; start.test.ts and operatorConfig.test.ts test how it is built.
+ */
+export function installResolved(flex: FlexApi, manager: ManagerLike, o: StartOptions): StartResult {
+  const r = readConfig(manager.serviceConfiguration.ui_attributes.custom_data);
+  if (r.kind === 'ok') {
+    install(flex, manager, r.config, o);
+  }
+  return r.kind;
+}
+
+/** The plugin's settings in custom_data: the operator's URL and optional overrides. */
+export function validSettings(overrides: Record<string, unknown> = {}): any {
+  return { flexOperator: { operatorUrl: 'https://flex-operator.example.com', ...overrides } };
+}
+
+/** The operator's answer to GET /flex/config matching validCustomData(). */
+export function operatorAnswer(overrides: Partial<OperatorConfig> = {}): OperatorConfig {
+  const base = 'https://flex-operator.example.com';
+  return {
+    version: 1,
+    accountSid: ACCOUNT,
+    maxAgeSeconds: 300,
+    recovery: {
+      gracefulTimeoutMs: 1500,
+      policies: [
+        {
+          namespace: 'contact-centre',
+          name: 'recovery',
+          publicUrl: base,
+          workflowSids: [WORKFLOW_PROTECTED],
+          routes: {
+            conference: `${base}/twilio/contact-centre/recovery/conference`,
+            graceful: `${base}/flex/contact-centre/recovery/graceful`,
+            recovery: `${base}/flex/contact-centre/recovery/recoveries/{conferenceSid}`,
+          },
+        },
+      ],
+    },
+    activity: {
+      policies: [
+        {
+          namespace: 'contact-centre',
+          name: 'activity',
+          pendingActivityAttribute: 'pendingActivity',
+          extendedWrapupAttribute: 'extendedWrapup',
+          systemActivities: ['On a Task', 'On a Task, No ACD', 'Wrap Up', 'Wrap Up, No ACD', 'Extended Wrap Up'],
+          activityChangeWhileBusy: 'Defer',
+        },
+      ],
+    },
+    ...overrides,
+  };
+}
+
+/** A response of the config fetch. */
+export function jsonResponse(status: number, body: unknown): ConfigResponse {
+  return { ok: status >= 200 && status < 300, status, json: async () => body };
+}
+
+/** Web Storage in memory. */
+export class MemoryStorage implements StorageLike {
+  items = new Map<string, string>();
+
+  getItem(key: string): string | null {
+    return this.items.get(key) ?? null;
+  }
+
+  setItem(key: string, value: string): void {
+    this.items.set(key, value);
+  }
+
+  removeItem(key: string): void {
+    this.items.delete(key);
+  }
 }
