@@ -17,13 +17,15 @@ KUBEBUILDER ?= $(LOCALBIN)/kubebuilder-$(KUBEBUILDER_VERSION)
 ENVTEST_ASSETS = $(or $(XDG_DATA_HOME),$(HOME)/.local/share)/kubebuilder-envtest/k8s/$(ENVTEST_K8S_VERSION)-linux-amd64
 # install/deploy use the kubectl on PATH; without one, the test control plane's, of which only
 # kubectl is built (`make envtest-kubectl`) rather than the whole control plane (`make envtest`,
-# about 25 minutes).
+# about 10 minutes on 2 cores).
 KUBECTL ?= $(or $(shell command -v kubectl 2>/dev/null),$(ENVTEST_ASSETS)/kubectl)
 KUBECTL_DEP = $(if $(shell command -v kubectl 2>/dev/null),,envtest-kubectl)
 
 # The image: `make docker-build docker-push IMG=...` with a container daemon, `make image` without.
+# The version defaults to the chart's appVersion, so that `make image` tags the image the chart
+# installs by default (image.tag empty: appVersion); REVISION records the commit.
 IMG ?= ghcr.io/flexoperator/flex-operator:$(VERSION)
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+VERSION ?= $(shell awk '$$1 == "appVersion:" { gsub(/"/, "", $$2); print $$2 }' charts/flex-operator/Chart.yaml)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 GOARCH ?= $(shell go env GOARCH)
 PLATFORMS ?= linux/amd64,linux/arm64
@@ -31,6 +33,12 @@ LDFLAGS = -s -w -X github.com/flexoperator/flex-operator/internal/version.Versio
 IMAGE_TAR ?= $(LOCALBIN)/flex-operator-image-$(GOARCH).tar
 CONTAINER_TOOL ?= docker
 CHART_DIR = charts/flex-operator
+# The Dockerfile's base images: pin them by digest here, e.g.
+# GOLANG_IMAGE=golang:1.26@sha256:<digest> (`crane digest golang:1.26` or
+# `docker buildx imagetools inspect golang:1.26` prints it).
+GOLANG_IMAGE ?=
+BASE_IMAGE ?=
+IMAGE_BUILD_ARGS = --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) $(if $(GOLANG_IMAGE),--build-arg GOLANG_IMAGE=$(GOLANG_IMAGE)) $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE))
 
 GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
 
@@ -39,7 +47,7 @@ all: build
 
 .PHONY: help
 help: ## Show the targets.
-	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^##@/ { printf "\n%s\n", substr($$0, 5) } /^[a-zA-Z_-]+:.*## / { printf "  %-18s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 ##@ Development
 
@@ -94,29 +102,29 @@ build: ## Build the manager binary, version stamped.
 	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/manager .
 
 .PHONY: image
-image: ## Write the container image as an OCI image layout tarball (no container daemon needed): $(IMAGE_TAR).
+image: ## Write the image (tag IMG, version VERSION) as an OCI image layout tarball, bin/flex-operator-image-<arch>.tar (no container daemon needed).
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build -trimpath -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/manager-linux-$(GOARCH) .
 	go run ./hack/image -binary $(LOCALBIN)/manager-linux-$(GOARCH) -arch $(GOARCH) -out $(IMAGE_TAR) -tag $(IMG) -version $(VERSION) -revision $(REVISION)
 
 .PHONY: docker-build
-docker-build: ## Build the image with a container tool ($(CONTAINER_TOOL)).
-	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMG) .
+docker-build: ## Build the image with a container tool (CONTAINER_TOOL, default docker).
+	$(CONTAINER_TOOL) build $(IMAGE_BUILD_ARGS) -t $(IMG) .
 
 .PHONY: docker-push
 docker-push: ## Push the image.
 	$(CONTAINER_TOOL) push $(IMG)
 
 .PHONY: docker-buildx
-docker-buildx: ## Build and push the image for $(PLATFORMS) with buildx.
+docker-buildx: ## Build and push the image for PLATFORMS (linux/amd64,linux/arm64) with buildx.
 	- $(CONTAINER_TOOL) buildx create --name flex-operator-builder
 	$(CONTAINER_TOOL) buildx use flex-operator-builder
-	$(CONTAINER_TOOL) buildx build --push --platform=$(PLATFORMS) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMG) .
+	$(CONTAINER_TOOL) buildx build --push --platform=$(PLATFORMS) $(IMAGE_BUILD_ARGS) -t $(IMG) .
 	- $(CONTAINER_TOOL) buildx rm flex-operator-builder
 
 .PHONY: build-installer
-build-installer: manifests $(KUBECTL_DEP) ## Write dist/install.yaml: the CRDs and the operator (image $(IMG)), for kubectl apply.
-	@mkdir -p dist
-	$(KUBECTL) kustomize config/default | sed 's#controller:latest#$(IMG)#' > dist/install.yaml
+build-installer: manifests $(KUBECTL_DEP) check-public-url ## Write dist/install.yaml: the CRDs and the operator (image IMG, PUBLIC_URL), for kubectl apply.
+	@mkdir -p $(dir $(INSTALLER))
+	$(KUBECTL) kustomize config/default | $(SET_IMAGE_AND_URL) > $(INSTALLER)
 
 .PHONY: run
 run: manifests generate ## Run the manager against the current kubeconfig.
@@ -147,15 +155,33 @@ uninstall: $(KUBECTL_DEP) ## Remove the CRDs from the cluster.
 	$(KUBECTL) delete --ignore-not-found -k config/crd
 
 .PHONY: deploy
-deploy: $(KUBECTL_DEP) ## Deploy the operator (image $(IMG)) with the default overlay.
-	$(KUBECTL) kustomize config/default | sed 's#controller:latest#$(IMG)#' | $(KUBECTL) apply --server-side -f -
+deploy: $(KUBECTL_DEP) check-public-url ## Deploy the operator (image IMG, PUBLIC_URL) with the default overlay.
+	$(KUBECTL) kustomize config/default | $(SET_IMAGE_AND_URL) | $(KUBECTL) apply --server-side -f -
+
+# PUBLIC_URL: the URL at which Twilio reaches the webhook server (--webhook-public-url), replacing
+# config/manager's placeholder. https only, unless ALLOW_INSECURE_PUBLIC_URL=true (local
+# development: the https Flex page cannot call an http URL).
+PUBLIC_URL ?=
+# Where build-installer writes.
+INSTALLER ?= dist/install.yaml
+ALLOW_INSECURE_PUBLIC_URL ?= false
+SET_IMAGE_AND_URL = sed -e 's\#controller:latest\#$(IMG)\#' -e 's\#--webhook-public-url=https://flex-operator.example.com\#--webhook-public-url=$(PUBLIC_URL)\#'
+
+.PHONY: check-public-url
+check-public-url:
+	@case "$(PUBLIC_URL)" in \
+	  https://?*) ;; \
+	  http://?*) test "$(ALLOW_INSECURE_PUBLIC_URL)" = true || { echo "PUBLIC_URL=$(PUBLIC_URL) is http: browsers block it from the https Flex page; use https, or ALLOW_INSECURE_PUBLIC_URL=true for local development" >&2; exit 1; } ;; \
+	  *) echo "set PUBLIC_URL to the https URL at which Twilio reaches the webhook server, e.g. make $(MAKECMDGOALS) PUBLIC_URL=https://flex-operator.example.com" >&2; exit 1 ;; \
+	esac
 
 .PHONY: undeploy
 undeploy: $(KUBECTL_DEP) ## Remove the operator from the cluster.
 	$(KUBECTL) kustomize config/default | $(KUBECTL) delete --ignore-not-found -f -
 
 .PHONY: helm
-helm: $(HELM) ## Build helm into bin/ from its Go module.
+helm: $(HELM) ## Build helm into bin/ from its Go module (bin/helm links to bin/helm-<version>).
+	@ln -sf $(notdir $(HELM)) $(LOCALBIN)/helm
 
 .PHONY: kubebuilder
 kubebuilder: $(KUBEBUILDER) ## Build kubebuilder into bin/ from its Go module.

@@ -8,9 +8,12 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -45,20 +48,36 @@ func main() {
 	showVersion := flag.Bool("version", false, "Print the version and exit.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
-	flag.Parse()
+	// A parse error is one plain line (below), not the whole usage; --help prints the usage.
+	flag.CommandLine.Init(os.Args[0], flag.ContinueOnError)
+	flag.CommandLine.SetOutput(io.Discard)
+	if err := flag.CommandLine.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			flag.CommandLine.SetOutput(os.Stdout)
+			fmt.Printf("Usage of %s:\n", filepath.Base(os.Args[0]))
+			flag.CommandLine.PrintDefaults()
+			return
+		}
+		fail(2, err)
+	}
 	build := version.Get()
 	if *showVersion {
 		fmt.Println(build)
 		return
 	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	// Flags first, then the kubeconfig, each reported as one plain line as kubectl does: the
+	// JSON logger (with its stack traces) is for the running manager.
 	if err := opts.Validate(); err != nil {
-		setupLog.Error(err, "Invalid flags")
-		os.Exit(2)
+		fail(2, err)
 	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		fail(1, fmt.Errorf("loading the kubeconfig (--kubeconfig, $KUBECONFIG, in-cluster, ~/.kube/config): %w", err))
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 
 	ctx := ctrl.SetupSignalHandler()
-	mgr, err := app.NewManager(ctx, ctrl.GetConfigOrDie(), opts)
+	mgr, err := app.NewManager(ctx, cfg, opts)
 	if err != nil {
 		setupLog.Error(err, "Unable to build the manager")
 		os.Exit(1)
@@ -70,4 +89,10 @@ func main() {
 		setupLog.Error(err, "Manager stopped with an error")
 		os.Exit(1)
 	}
+}
+
+// fail prints err as kubectl prints its errors, and exits with code.
+func fail(code int, err error) {
+	fmt.Fprintf(os.Stderr, "error: %v\nRun '%s --help' for the flags.\n", err, filepath.Base(os.Args[0]))
+	os.Exit(code)
 }

@@ -56,7 +56,10 @@ echo "release $version: image"
 "$make" image VERSION="$version" IMG="$img" GOARCH="$arch" IMAGE_TAR="$root/$out/flex-operator-$version-image-$arch.tar"
 
 echo "release $version: install.yaml"
-"$make" build-installer VERSION="$version" IMG="$img"
+# build-installer needs the public URL; a release is for every installation, so its install.yaml
+# carries the placeholder (config/manager's) unless PUBLIC_URL is given: an installer replaces it
+# (README, Deploy: `make build-installer PUBLIC_URL=...` writes one with theirs).
+"$make" build-installer VERSION="$version" IMG="$img" PUBLIC_URL="${PUBLIC_URL:-https://flex-operator.example.com}"
 mv dist/install.yaml "$out/install.yaml"
 
 echo "release $version: chart"

@@ -36,8 +36,11 @@ func (r *run) knowActivities(workerSID string) bool {
 			return nil, err
 		})
 		if err != nil {
+			if r.stopping() {
+				return false
+			}
 			r.log().Error(err, "Read an activity the engine did not know; will retry", "activity", sid, "worker", workerSID)
-			r.queue.AddRateLimited(workerSID)
+			r.retryLater(workerSID)
 			return false
 		}
 	}

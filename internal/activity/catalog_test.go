@@ -38,7 +38,7 @@ func applyEvent(t *testing.T, ws *Workspace, ev events.TaskRouterEvent, at time.
 // pickLunch is the agent (or a supervisor) choosing Lunch while alice is on the call.
 func pickLunch(version int64) events.TaskRouterEvent {
 	return events.TaskRouterEvent{ID: "EZpick", Type: "worker.activity.update", WorkspaceSID: "WStest",
-		WorkerSID: "WK1", WorkerVersion: version, WorkerActivitySID: sidLunch}
+		WorkerSID: "WK1", WorkerVersion: events.VersionOf(version), WorkerActivitySID: sidLunch}
 }
 
 func wantDecision(t *testing.T, ws *Workspace, activity, pending string) {

@@ -48,7 +48,11 @@ func (r *run) applyLocked(ev events.TaskRouterEvent, at time.Time) {
 	}
 	for _, sid := range out.Unknown {
 		eventsTotal.WithLabelValues("unknown_worker").Inc()
-		r.queue.Add(rereadPrefix + sid)
+		r.readFirst(sid)
+	}
+	for _, sid := range out.Doubt {
+		eventsTotal.WithLabelValues("doubt").Inc()
+		r.readFirst(sid)
 	}
 	if out.Ignored && len(out.Unknown) == 0 {
 		eventsTotal.WithLabelValues("ignored").Inc()

@@ -40,8 +40,9 @@ const (
 	// DefaultResync is how often the policy set is compared with the cache even without a change
 	// notification (a credentials Secret fixed, an activity restored in Twilio).
 	DefaultResync = 30 * time.Second
-	// tombstoneTTL is how long an ended task's reservations are remembered against late events.
-	tombstoneTTL = 10 * time.Minute
+	// workspaceDedupSize is how many recent event ids are remembered per workspace, to apply an
+	// event once however many policies' sinks deliver it and however often.
+	workspaceDedupSize = 100_000
 )
 
 // Options configure an Engine. Reader, Credentials and Recorder are required.
@@ -73,6 +74,13 @@ type Engine struct {
 	runs     map[string]*run
 	byPolicy map[types.NamespacedName]*run
 	counters map[types.NamespacedName]*counters
+	// retired are runs stopped without a successor (no ready policy left on their workspace),
+	// by workspace, until their goroutines end: a run started for the workspace meanwhile waits
+	// for them.
+	retired map[string]*run
+	// seen are the recent event ids of each workspace: every policy of a workspace receives every
+	// event through its own sink, and each event is applied once (ids by workspace SID).
+	seen map[string]*events.Dedup
 }
 
 // counters are a policy's running totals.
@@ -106,6 +114,7 @@ func New(o Options) (*Engine, error) {
 	return &Engine{
 		opts: o, log: ctrl.Log.WithName("activity"), kick: make(chan struct{}, 1),
 		runs: map[string]*run{}, byPolicy: map[types.NamespacedName]*run{}, counters: map[types.NamespacedName]*counters{},
+		retired: map[string]*run{}, seen: map[string]*events.Dedup{},
 	}, nil
 }
 
@@ -151,12 +160,22 @@ func (e *Engine) Start(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			e.mu.Lock()
+			var all []*run
 			for sid, r := range e.runs {
 				r.stop()
+				all = append(all, r)
 				delete(e.runs, sid)
+			}
+			for sid, r := range e.retired {
+				all = append(all, r)
+				delete(e.retired, sid)
 			}
 			e.byPolicy = map[types.NamespacedName]*run{}
 			e.mu.Unlock()
+			// The runs call back into the engine (counters): wait without holding its lock.
+			for _, r := range all {
+				r.wait()
+			}
 			return nil
 		case <-e.kick:
 		case <-t.C:
@@ -183,14 +202,36 @@ func (e *Engine) Deliver(policy types.NamespacedName, evs []events.TaskRouterEve
 		eventsTotal.WithLabelValues("no_policy").Add(float64(len(evs)))
 		return nil
 	}
-	if evs = r.ofWorkspace(evs); len(evs) > 0 {
+	if evs = e.fresh(r.sid, r.ofWorkspace(evs)); len(evs) > 0 {
 		r.deliver(evs, time.Now())
 	}
 	return nil
 }
 
+// fresh drops the events the workspace's engine has already taken: the same event delivered
+// again, or delivered through the sink of another policy of the workspace.
+func (e *Engine) fresh(workspaceSID string, evs []events.TaskRouterEvent) []events.TaskRouterEvent {
+	e.mu.Lock()
+	seen := e.seen[workspaceSID]
+	if seen == nil {
+		seen = events.NewDedup(workspaceDedupSize)
+		e.seen[workspaceSID] = seen
+	}
+	e.mu.Unlock()
+	out := evs[:0:0]
+	for _, ev := range evs {
+		if ev.ID != "" && seen.Seen(ev.ID) {
+			eventsTotal.WithLabelValues("duplicate").Inc()
+			continue
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
 // Idle reports whether the engine has nothing queued or in flight for the policy's workspace
-// (tests and benchmarks wait for it; retries scheduled after a failure count as queued).
+// (tests and benchmarks wait for it). A rebuild not finished, a read asked for and a retry
+// scheduled after a failure but not yet due all count as work to do.
 func (e *Engine) Idle(policy types.NamespacedName) bool {
 	e.mu.Lock()
 	r := e.byPolicy[policy]
@@ -199,9 +240,9 @@ func (e *Engine) Idle(policy types.NamespacedName) bool {
 		return true
 	}
 	r.mu.Lock()
-	buffered := len(r.buffer)
+	pending := !r.synced || len(r.buffer) > 0 || len(r.retrying) > 0 || len(r.needRead) > 0
 	r.mu.Unlock()
-	return buffered == 0 && r.queue.Len() == 0 && r.busy.Load() == 0
+	return !pending && r.queue.Len() == 0 && r.busy.Load() == 0
 }
 
 // Stats implements StatsSource.

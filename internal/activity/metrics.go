@@ -10,7 +10,7 @@ import (
 var (
 	eventsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "flexoperator_activity_events_total",
-		Help: "TaskRouter events handed to the activity engine, by outcome (applied, ignored, buffered, unknown_worker, bad, no_policy, other_workspace).",
+		Help: "TaskRouter events handed to the activity engine, by outcome (applied, ignored, buffered, unknown_worker, doubt, duplicate, bad, no_policy, other_workspace).",
 	}, []string{"outcome"})
 
 	decisionsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -20,7 +20,7 @@ var (
 
 	writesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "flexoperator_activity_writes_total",
-		Help: "Worker updates sent to TaskRouter, by outcome (ok, conflict, not_found, error).",
+		Help: "Worker updates sent to TaskRouter, by outcome (ok, conflict, not_found, error, canceled).",
 	}, []string{"outcome"})
 
 	readsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{

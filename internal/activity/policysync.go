@@ -51,6 +51,7 @@ func (e *Engine) syncPolicies(ctx context.Context) {
 			e.log.Info("No ready policy governs the workspace any more; releasing its workers", "workspace", sid)
 			r.stop()
 			delete(e.runs, sid)
+			e.retire(sid, r)
 		}
 	}
 	for sid, ps := range byWS {
@@ -58,13 +59,18 @@ func (e *Engine) syncPolicies(ctx context.Context) {
 			return ps[i].Namespace+"/"+ps[i].Name < ps[j].Namespace+"/"+ps[j].Name
 		})
 		fp := fingerprint(ps)
-		if r, ok := e.runs[sid]; ok && r.fingerprint == fp {
+		prev, ok := e.runs[sid]
+		if ok && prev.fingerprint == fp {
 			continue
-		} else if ok {
-			r.stop()
 		}
-		r := e.newRun(ctx, sid, fp, ps)
-		e.runs[sid] = r
+		if !ok {
+			prev = e.retired[sid]
+			delete(e.retired, sid)
+		}
+		// The new run stops the old one and starts once it has ended; it buffers the events
+		// delivered meanwhile. Waiting here would hold the engine's lock, which the old run's
+		// goroutines take to count what they do.
+		e.runs[sid] = e.newRun(ctx, sid, fp, ps, prev)
 	}
 	e.byPolicy = map[types.NamespacedName]*run{}
 	for _, r := range e.runs {
@@ -72,6 +78,20 @@ func (e *Engine) syncPolicies(ctx context.Context) {
 			e.byPolicy[key] = r
 		}
 	}
+}
+
+// retire keeps a stopped run until its goroutines have ended, for a successor to wait for. The
+// caller holds e.mu.
+func (e *Engine) retire(sid string, r *run) {
+	e.retired[sid] = r
+	go func() {
+		r.wait()
+		e.mu.Lock()
+		if e.retired[sid] == r {
+			delete(e.retired, sid)
+		}
+		e.mu.Unlock()
+	}()
 }
 
 func (e *Engine) countersOf(key types.NamespacedName) *counters {

@@ -24,8 +24,8 @@ type catalogHarness struct {
 	reads int
 }
 
-func newCatalogHarness(t *testing.T, seed int64) *catalogHarness {
-	h := &catalogHarness{harness: newHarness(t, seed), activities: map[string]Activity{}, sids: map[string]bool{}}
+func newCatalogHarness(t *testing.T, seed int64, v variant) *catalogHarness {
+	h := &catalogHarness{harness: newHarness(t, seed, v), activities: map[string]Activity{}, sids: map[string]bool{}}
 	for _, a := range testActivities() {
 		h.activities[a.SID] = a
 		h.sids[a.SID] = true
@@ -65,6 +65,9 @@ func (h *catalogHarness) step() {
 		}
 	case k == 3: // the agent picks an added activity
 		if a, ok := h.anyAdded(); ok && a.SID != h.m.activity {
+			if h.cfg.BusyChange == v1alpha1.BusyChangeAllow && h.m.busy(h.cfg) {
+				h.m.allowed = true
+			}
 			h.m.activity = a.SID
 			h.m.version++
 			h.m.emit("worker.activity.update", "")
@@ -116,7 +119,7 @@ func (h *catalogHarness) truth() Decision {
 	for _, a := range h.activities {
 		all = append(all, a)
 	}
-	cfg, ok := NewConfig(v1alpha1.WorkerActivityPolicySpec{}, v1alpha1.ResolvedActivities{
+	cfg, ok := NewConfig(v1alpha1.WorkerActivityPolicySpec{ActivityChangeWhileBusy: h.cfg.BusyChange}, v1alpha1.ResolvedActivities{
 		Available: sidAvailable, OnATask: sidOnATask, OnATaskNoAcd: sidOnATaskNo,
 		Wrapup: sidWrapup, WrapupNoAcd: sidWrapupNo, ExtendedWrapup: sidExtended,
 	}, all)
@@ -128,11 +131,13 @@ func (h *catalogHarness) truth() Decision {
 		cp := *r
 		w.Reservations[sid] = &cp
 	}
+	// In mode Allow, a person's change while busy stands until the work changes.
+	w.Allowed = h.m.allowed
 	return Decide(cfg, w)
 }
 
-func runCatalogInterleaving(t *testing.T, seed int64, steps int) {
-	h := newCatalogHarness(t, seed)
+func runCatalogInterleaving(t *testing.T, seed int64, steps int, v variant) {
+	h := newCatalogHarness(t, seed, v)
 	for i := 0; i < steps; i++ {
 		h.step()
 		if h.rng.Intn(2) == 0 {
@@ -162,7 +167,9 @@ func runCatalogInterleaving(t *testing.T, seed int64, steps int) {
 // works and picks them, with events duplicated and reordered, converge to the decision on
 // TaskRouter's state, and the pending attribute never holds a SID.
 func TestInterleavingsWithCatalogueChanges(t *testing.T) {
-	for seed := int64(1); seed <= 2000; seed++ {
-		runCatalogInterleaving(t, seed, 80)
+	for _, v := range variants() {
+		for seed := int64(1); seed <= 500; seed++ {
+			runCatalogInterleaving(t, seed, 80, v)
+		}
 	}
 }

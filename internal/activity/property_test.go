@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/events"
 	"github.com/flexoperator/flex-operator/internal/expr"
 )
@@ -23,27 +24,47 @@ type model struct {
 	seq      int
 	// taskVersion counts each task's changes (events carry task_version).
 	taskVersion map[string]int64
+	// allowed is set when a person's change while busy stands (mode Allow), until the work changes.
+	allowed bool
+	// copies is how many policies of the workspace receive every event (one copy each).
+	copies int
+}
+
+// busy reports whether the worker holds an accepted or wrapping reservation that counts.
+func (m *model) busy(cfg *Config) bool {
+	for _, r := range m.res {
+		if cfg.Counts(r.Channel) && (r.Status == ResAccepted || r.Status == ResWrapping) {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *model) emit(typ string, resSID string) {
 	m.seq++
 	ev := events.TaskRouterEvent{
 		ID: "EZ" + strconv.Itoa(m.seq), Type: typ, WorkspaceSID: "WStest", WorkerSID: "WKtest",
-		WorkerActivitySID: m.activity, WorkerAttributes: m.attrs, WorkerVersion: m.version,
+		WorkerActivitySID: m.activity, WorkerAttributes: m.attrs, WorkerVersion: events.VersionOf(m.version),
 		Time: time.Unix(int64(m.seq), 0),
 	}
 	if resSID != "" {
 		r := m.res[resSID]
 		m.taskVersion[r.TaskSID]++
 		ev.ReservationSID, ev.TaskSID, ev.TaskChannel = resSID, r.TaskSID, r.Channel
-		ev.TaskVersion = m.taskVersion[r.TaskSID]
+		ev.TaskVersion = events.VersionOf(m.taskVersion[r.TaskSID])
 		if r.Extended {
 			ev.TaskAttributes = `{"extendedWrapup":true}`
 		} else {
 			ev.TaskAttributes = `{}`
 		}
 	}
-	m.events = append(m.events, ev)
+	if resSID != "" {
+		// The work changed: a change a person was allowed to make no longer stands.
+		m.allowed = false
+	}
+	for i := 0; i < max(m.copies, 1); i++ {
+		m.events = append(m.events, ev)
+	}
 }
 
 // harness drives the engine's synchronous core against the model with random interleavings.
@@ -61,12 +82,59 @@ type harness struct {
 	history                []string
 }
 
-func newHarness(t *testing.T, seed int64) *harness {
+// variant is what a run of the harness varies beyond the seed.
+type variant struct {
+	// allow runs the policy with ActivityChangeWhileBusy Allow (Defer otherwise).
+	allow bool
+	// twoPolicies governs the workspace with two policies, each of which receives every event.
+	twoPolicies bool
+	// version0 starts the worker at version 0, as TaskRouter creates it.
+	version0 bool
+}
+
+func (v variant) String() string {
+	return fmt.Sprintf("allow=%v twoPolicies=%v version0=%v", v.allow, v.twoPolicies, v.version0)
+}
+
+func newHarness(t *testing.T, seed int64, v variant) *harness {
 	cfg := testConfig()
-	ws := NewWorkspace("WStest", []*Policy{{Key: types.NamespacedName{Name: "p"}, Workers: expr.MustParse("1==1"), Config: cfg}})
-	m := &model{activity: sidAvailable, version: 1, attrs: `{"skills":["a"]}`, res: map[string]*Reservation{}, taskVersion: map[string]int64{}}
-	ws.PutWorker("WKtest", "alice", m.activity, "1", m.attrs)
+	if v.allow {
+		cfg = testConfig(allow)
+	}
+	policies := []*Policy{{Key: types.NamespacedName{Name: "p"}, Workers: expr.MustParse("1==1"), Config: cfg}}
+	copies := 1
+	if v.twoPolicies {
+		// A younger policy selecting the same worker: it does not govern her, but its sink
+		// receives every event too.
+		policies = append(policies, &Policy{Key: types.NamespacedName{Name: "q"}, Created: time.Unix(1, 0),
+			Workers: expr.MustParse(`skills HAS "a"`), Config: testConfig()})
+		copies = 2
+	}
+	ws := NewWorkspace("WStest", policies)
+	m := &model{activity: sidAvailable, version: 1, attrs: `{"skills":["a"]}`, res: map[string]*Reservation{},
+		taskVersion: map[string]int64{}, copies: copies}
+	if v.version0 {
+		m.version = 0
+	}
+	ws.PutWorker("WKtest", "alice", m.activity, strconv.FormatInt(m.version, 10), m.attrs)
 	return &harness{t: t, rng: rand.New(rand.NewSource(seed)), m: m, ws: ws, cfg: cfg, lastWriteInput: -1}
+}
+
+// personChanges plays an agent or supervisor picking an activity.
+func (h *harness) personChanges(why string) {
+	m := h.m
+	acts := []string{sidAvailable, sidBreak, sidOffline, sidBackup, sidOnATask, sidWrapup}
+	a := acts[h.rng.Intn(len(acts))]
+	if a == m.activity {
+		return
+	}
+	if h.cfg.BusyChange == v1alpha1.BusyChangeAllow && m.busy(h.cfg) && !h.cfg.IsSystem(a) {
+		m.allowed = true
+	}
+	m.activity = a
+	m.version++
+	m.emit("worker.activity.update", "")
+	h.log("person sets %s (%s)", h.cfg.name(a), why)
 }
 
 func (h *harness) log(format string, args ...any) {
@@ -112,14 +180,7 @@ func (h *harness) step() {
 			break
 		}
 	case k < 6: // a person changes the activity
-		acts := []string{sidAvailable, sidBreak, sidOffline, sidBackup, sidOnATask, sidWrapup}
-		a := acts[h.rng.Intn(len(acts))]
-		if a != m.activity {
-			m.activity = a
-			m.version++
-			m.emit("worker.activity.update", "")
-			h.log("person sets %s", a)
-		}
+		h.personChanges("alone")
 	default: // deliver some events: duplicated, reordered
 		h.deliver(h.rng.Intn(4))
 	}
@@ -150,6 +211,10 @@ func (h *harness) engine() {
 		return
 	}
 	w := h.ws.Worker("WKtest")
+	if h.rng.Intn(5) == 0 {
+		// A person's change lands between the engine's decision and its write.
+		h.personChanges("before the write")
+	}
 	if strconv.FormatInt(h.m.version, 10) != w.ETag {
 		// 412: read the worker and its reservations again.
 		h.log("412 (engine at %s, truth %d): reread", w.ETag, h.m.version)
@@ -179,15 +244,20 @@ func (h *harness) engine() {
 		h.m.emit("worker.activity.update", "")
 	}
 	h.log("write %s pending(%v,%q) → v%d", h.cfg.name(d.ActivitySID), d.SetPending, d.Pending, h.m.version)
+	answer := []string{h.m.activity, strconv.FormatInt(h.m.version, 10), h.m.attrs}
+	if h.rng.Intn(5) == 0 {
+		// A person's change lands just after the write, before its answer reaches the engine.
+		h.personChanges("after the write")
+	}
 	if h.rng.Intn(2) == 0 {
 		// The echo of the write can arrive before the answer to it.
 		h.deliver(len(h.queue) + len(h.m.events))
 	}
-	h.ws.Written("WKtest", d, h.m.activity, strconv.FormatInt(h.m.version, 10), h.m.attrs)
+	h.ws.Written("WKtest", d, answer[0], answer[1], answer[2])
 }
 
+// reread reads the worker as the engine does after a 412: its reservations, then the worker.
 func (h *harness) reread() {
-	h.ws.PutWorker("WKtest", "alice", h.m.activity, strconv.FormatInt(h.m.version, 10), h.m.attrs)
 	since := h.ws.Seq()
 	live := map[string]Reservation{}
 	for sid, r := range h.m.res {
@@ -195,7 +265,7 @@ func (h *harness) reread() {
 			live[sid] = *r
 		}
 	}
-	h.ws.SetReservations("WKtest", live, since)
+	h.ws.ReadWorker("WKtest", "alice", h.m.activity, strconv.FormatInt(h.m.version, 10), h.m.attrs, live, since)
 	h.inputs++
 }
 
@@ -206,11 +276,13 @@ func (h *harness) truth() Decision {
 		cp := *r
 		w.Reservations[sid] = &cp
 	}
+	// In mode Allow, a person's change while busy stands until the work changes.
+	w.Allowed = h.m.allowed
 	return Decide(h.cfg, w)
 }
 
-func runInterleaving(t *testing.T, seed int64, steps int) {
-	h := newHarness(t, seed)
+func runInterleaving(t *testing.T, seed int64, steps int, v variant) {
+	h := newHarness(t, seed, v)
 	for i := 0; i < steps; i++ {
 		h.step()
 		if h.rng.Intn(2) == 0 {
@@ -229,12 +301,12 @@ func runInterleaving(t *testing.T, seed int64, steps int) {
 			}
 		}
 		if round > 50 {
-			t.Fatalf("seed %d: no convergence\n%v", seed, h.history)
+			t.Fatalf("seed %d (%v): no convergence\n%v", seed, v, h.history)
 		}
 	}
 	if d := h.truth(); d.Changes() {
-		t.Fatalf("seed %d: converged to %s (pending attr %q) but the decision on TaskRouter's state is %+v\n%v",
-			seed, h.cfg.name(h.m.activity), PendingFromAttributes(h.m.attrs, h.cfg.PendingAttribute), d, h.history)
+		t.Fatalf("seed %d (%v): converged to %s (pending attr %q) but the decision on TaskRouter's state is %+v\n%v",
+			seed, v, h.cfg.name(h.m.activity), PendingFromAttributes(h.m.attrs, h.cfg.PendingAttribute), d, h.history)
 	}
 	// Every old event delivered again (late duplicates of the engine's own writes included)
 	// changes nothing: no flip between two activities.
@@ -245,19 +317,35 @@ func runInterleaving(t *testing.T, seed int64, steps int) {
 		h.engine()
 	}
 	if h.writes != writes {
-		t.Fatalf("seed %d: late duplicates caused %d more writes\n%v", seed, h.writes-writes, h.history)
+		t.Fatalf("seed %d (%v): late duplicates caused %d more writes\n%v", seed, v, h.writes-writes, h.history)
 	}
 }
 
+// TestInterleavingsConverge: whatever the order and number of deliveries, with the worker created
+// at version 0 or not, one policy or two receiving every event, and people changing the activity
+// alone or racing the engine's writes in mode Defer or Allow, the engine converges to the decision
+// on TaskRouter's state and late duplicates change nothing.
 func TestInterleavingsConverge(t *testing.T) {
-	for seed := int64(1); seed <= 2000; seed++ {
-		runInterleaving(t, seed, 60)
+	for _, v := range variants() {
+		t.Run(v.String(), func(t *testing.T) {
+			for seed := int64(1); seed <= 500; seed++ {
+				runInterleaving(t, seed, 60, v)
+			}
+		})
 	}
+}
+
+func variants() []variant {
+	var out []variant
+	for i := 0; i < 8; i++ {
+		out = append(out, variant{allow: i&1 != 0, twoPolicies: i&2 != 0, version0: i&4 != 0})
+	}
+	return out
 }
 
 func FuzzInterleavings(f *testing.F) {
-	f.Add(int64(1), uint8(40))
-	f.Fuzz(func(t *testing.T, seed int64, steps uint8) {
-		runInterleaving(t, seed, int(steps))
+	f.Add(int64(1), uint8(40), uint8(0))
+	f.Fuzz(func(t *testing.T, seed int64, steps, v uint8) {
+		runInterleaving(t, seed, int(steps), variants()[v%8])
 	})
 }

@@ -24,11 +24,13 @@ func (r *run) rebuild() error {
 			first = obj
 		}
 	}
-	_, tw, err := r.e.opts.Credentials.For(r.ctx, first.Namespace, first.Spec.Twilio)
+	// Reads of a whole workspace wait behind recoveries and activity writes.
+	ctx := twilio.WithPriority(r.ctx, twilio.PriorityBackground)
+	_, tw, err := r.e.opts.Credentials.For(ctx, first.Namespace, first.Spec.Twilio)
 	if err != nil {
 		return fmt.Errorf("credentials of %s/%s: %w", first.Namespace, first.Name, err)
 	}
-	acts, err := tw.ListActivities(r.ctx, r.sid)
+	acts, err := tw.ListActivities(ctx, r.sid)
 	readsTotal.WithLabelValues("rebuild").Inc()
 	if err != nil {
 		return err
@@ -38,7 +40,7 @@ func (r *run) rebuild() error {
 		all = append(all, Activity{SID: a.SID, Name: a.FriendlyName, Available: a.Available})
 	}
 	ws := NewWorkspace(r.sid, r.policies(all))
-	workers, err := tw.ListWorkers(r.ctx, r.sid, twilio.WorkerFilter{})
+	workers, err := tw.ListWorkers(ctx, r.sid, twilio.WorkerFilter{})
 	readsTotal.WithLabelValues("rebuild").Add(float64(pages(len(workers))))
 	if err != nil {
 		return err
@@ -46,13 +48,13 @@ func (r *run) rebuild() error {
 	for _, w := range workers {
 		ws.PutWorker(w.SID, w.FriendlyName, w.ActivitySID, w.Version, w.Attributes)
 	}
-	tasks, err := tw.ListTasks(r.ctx, r.sid, twilio.TaskFilter{AssignmentStatus: []string{"reserved", "assigned", "wrapping"}})
+	tasks, err := tw.ListTasks(ctx, r.sid, twilio.TaskFilter{AssignmentStatus: []string{"reserved", "assigned", "wrapping"}})
 	readsTotal.WithLabelValues("rebuild").Add(float64(pages(len(tasks))))
 	if err != nil {
 		return err
 	}
 	for _, t := range tasks {
-		res, err := tw.ListReservations(r.ctx, r.sid, twilio.ReservationFilter{TaskSID: t.SID})
+		res, err := tw.ListReservations(ctx, r.sid, twilio.ReservationFilter{TaskSID: t.SID})
 		readsTotal.WithLabelValues("rebuild").Inc()
 		if err != nil {
 			if twilio.IsNotFound(err) {
@@ -70,6 +72,13 @@ func (r *run) rebuild() error {
 				Extended: HasTrue(t.Attributes, ws.extendedAttr(rv.WorkerSID)),
 			})
 		}
+	}
+	if prev := r.prev; prev != nil {
+		// The run this one replaced has ended: what it knew of ended work still holds.
+		prev.mu.Lock()
+		ws.InheritEnded(prev.ws)
+		prev.mu.Unlock()
+		r.prev = nil
 	}
 	r.mu.Lock()
 	r.tw, r.ws, r.synced = tw, ws, true

@@ -25,9 +25,14 @@ type run struct {
 	ctx         context.Context
 	cancel      context.CancelFunc
 	done        sync.WaitGroup
-	queue       workqueue.TypedRateLimitingInterface[string]
+	// queue holds workers by SID, one key per worker: the workqueue hands a key to one goroutine
+	// at a time, so one worker is never read, decided or written by two at once.
+	queue workqueue.TypedRateLimitingInterface[string]
 	// busy counts workers being decided or written right now.
 	busy atomic.Int32
+	// prev is the workspace's run this one replaces: it is stopped, and this one starts only once
+	// its goroutines have ended (no two runs write one worker), taking over its tombstones.
+	prev *run
 
 	mu     sync.Mutex
 	tw     twilio.Client
@@ -41,6 +46,11 @@ type run struct {
 	observed map[string]Decision
 	// activityReads shares one read among workers waiting for the same unknown activity.
 	activityReads activityReads
+	// needRead are the workers to read from TaskRouter before deciding them again (a 412, a
+	// worker not known, an event that cannot be placed); state, not a queue key of its own.
+	needRead map[string]bool
+	// retrying are the workers whose retry after a failure is scheduled but not yet due.
+	retrying map[string]bool
 }
 
 type bufferedEvent struct {
@@ -48,14 +58,18 @@ type bufferedEvent struct {
 	at time.Time
 }
 
-func (e *Engine) newRun(parent context.Context, sid, fp string, ps []v1alpha1.WorkerActivityPolicy) *run {
+// newRun starts a run of the workspace; prev, when not nil, is the run it replaces (stopped by the
+// caller), which it waits for before it reads anything.
+func (e *Engine) newRun(parent context.Context, sid, fp string, ps []v1alpha1.WorkerActivityPolicy, prev *run) *run {
 	ctx, cancel := context.WithCancel(parent)
 	r := &run{
-		e: e, sid: sid, fingerprint: fp, ctx: ctx, cancel: cancel,
+		e: e, sid: sid, fingerprint: fp, ctx: ctx, cancel: cancel, prev: prev,
 		objects:  map[types.NamespacedName]*v1alpha1.WorkerActivityPolicy{},
 		queue:    workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[string](50*time.Millisecond, 30*time.Second)),
 		since:    map[string]time.Time{},
 		observed: map[string]Decision{},
+		needRead: map[string]bool{},
+		retrying: map[string]bool{},
 	}
 	for i := range ps {
 		p := ps[i]
@@ -64,15 +78,27 @@ func (e *Engine) newRun(parent context.Context, sid, fp string, ps []v1alpha1.Wo
 	r.done.Add(1)
 	go func() {
 		defer r.done.Done()
+		if prev != nil {
+			prev.stop()
+			prev.wait()
+		}
 		r.start()
 	}()
 	return r
 }
 
+// stop asks the run to end: its context is cancelled and its queue shut down. It does not wait.
 func (r *run) stop() {
 	r.cancel()
 	r.queue.ShutDown()
 }
+
+// wait returns once every goroutine of the run has ended (the run it replaced included).
+func (r *run) wait() { r.done.Wait() }
+
+// stopping reports whether the run was asked to end: a failure then is the run's own doing, not
+// Twilio's, and is neither counted nor announced.
+func (r *run) stopping() bool { return r.ctx.Err() != nil }
 
 func (r *run) log() logr.Logger { return r.e.log.WithValues("workspace", r.sid) }
 
@@ -84,6 +110,9 @@ func (r *run) start() {
 		err := r.rebuild()
 		if err == nil {
 			break
+		}
+		if r.stopping() {
+			return
 		}
 		r.log().Error(err, "Rebuild the workspace's worker state; retrying", "after", backoff)
 		for key := range r.objects {
@@ -105,19 +134,6 @@ func (r *run) start() {
 			for r.processNext() {
 			}
 		}()
-	}
-	// Drop tombstones of long-ended tasks now and then.
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-t.C:
-			r.mu.Lock()
-			r.ws.Prune(r.e.opts.Now().Add(-tombstoneTTL))
-			r.mu.Unlock()
-		}
 	}
 }
 

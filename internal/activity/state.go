@@ -3,6 +3,8 @@ package activity
 import (
 	"strconv"
 	"strings"
+
+	"github.com/flexoperator/flex-operator/internal/events"
 )
 
 // ResStatus is where a reservation stands. Statuses only move forward (TaskRouter never takes a
@@ -58,8 +60,9 @@ type Reservation struct {
 	Status  ResStatus
 	// Extended is true when the task carries the extended-wrap-up mark.
 	Extended bool
-	// TaskVersion is the task version Extended was read at (0 when unknown).
-	TaskVersion int64
+	// TaskVersion is the task version Extended was read at (not Known after a read from the REST
+	// API, which does not say).
+	TaskVersion events.Version
 	// touched is the workspace's input sequence number when this reservation last changed.
 	touched uint64
 }
@@ -90,20 +93,29 @@ type Worker struct {
 	// requests counts the person's changes seen, so that a write clears only the request it
 	// was decided with.
 	requests uint64
-	// writing is set while the engine's own update of the worker is on its way, with the
-	// activity it sets: an event showing that activity before the answer arrives is the engine's
-	// own change, not a person's.
-	writing         bool
-	writingActivity string
+	// inFlight are the activities of the engine's own updates of the worker that are on their way
+	// ("" for one that sets only attributes), one entry per update: an event showing one of them
+	// before the answer arrives is the engine's own change, not a person's. Each update removes
+	// its own entry when it ends, so one ending never makes another's echo look like a person.
+	inFlight []string
+	// unattributed is the version at which a read (a rebuild, a read of a worker the engine did
+	// not know) found the worker's activity without knowing who set it; -1 when none. The
+	// worker.activity.update event of that version, replayed or late, then says it was a change
+	// a person made.
+	unattributed int64
 	// Allowed is set when a person's change while busy stands (mode Allow) until the work changes.
 	Allowed bool
+	// allowedAt is the worker version of the change Allowed stands for, and workAt the newest
+	// worker version an event that changed the work carried (-1 when none): events of the work
+	// and of the worker arrive in any order, and their versions tell which came first.
+	allowedAt, workAt int64
 	// Reservations by SID; ended ones stay as tombstones so that a late event cannot revive them.
 	Reservations map[string]*Reservation
 }
 
 // NewWorker returns the state of a worker read from TaskRouter.
 func NewWorker(sid, name, activitySID, etag, attributes, pendingAttr string) *Worker {
-	w := &Worker{SID: sid, Name: name, Reservations: map[string]*Reservation{}}
+	w := &Worker{SID: sid, Name: name, Reservations: map[string]*Reservation{}, unattributed: -1, workAt: -1}
 	w.SetRead(activitySID, etag, attributes, pendingAttr)
 	return w
 }
@@ -179,12 +191,12 @@ func (w *Worker) ApplyReservation(sid string, r Reservation) bool {
 	// The extended-wrap-up mark: a newer task version says what it is; without one to order by,
 	// the mark only ever gets set (the Flex companion never takes it back).
 	switch {
-	case r.TaskVersion > old.TaskVersion:
+	case r.TaskVersion.Newer(old.TaskVersion):
 		if r.Extended != old.Extended {
 			changed = true
 		}
 		old.Extended, old.TaskVersion = r.Extended, r.TaskVersion
-	case r.TaskVersion == 0 && r.Extended && !old.Extended:
+	case !r.TaskVersion.Known && r.Extended && !old.Extended:
 		old.Extended = true
 		changed = true
 	}
@@ -208,20 +220,19 @@ func (w *Worker) Prune(keep func(taskSID string) bool) {
 // ObserveWorker records what an event says of the worker at version: the activity and attributes
 // TaskRouter had then. Events older than what is known change nothing. It returns whether the
 // activity changed: a change the engine did not make (its own writes advance Version first).
+//
+// version must be known (>= 0): an event without one cannot be ordered against what is known, and
+// taking its activity while keeping the ETag would let a write based on a stale view pass If-Match
+// (the caller reads the worker instead).
 func (w *Worker) ObserveWorker(c *Config, version int64, activitySID, attributes string, hasAttributes bool) (activityChanged bool) {
-	if version >= 0 && w.Version >= 0 && version <= w.Version {
+	if version < 0 || (w.Version >= 0 && version <= w.Version) {
 		return false
 	}
-	if version < 0 && w.Version >= 0 {
-		// No version to order by: only an activity change is taken, never attributes.
-		hasAttributes = false
-	}
-	if version >= 0 {
-		w.Version = version
-		// The ETag is no longer the current one: the next write re-reads on 412 if the format
-		// differs, and in the simulator and TaskRouter alike it is the version number.
-		w.ETag = strconv.FormatInt(version, 10)
-	}
+	w.Version = version
+	// The ETag is no longer the current one: the next write re-reads on 412 if the format
+	// differs, and in the simulator and TaskRouter alike it is the version number.
+	w.ETag = strconv.FormatInt(version, 10)
+	w.unattributed = -1
 	if hasAttributes {
 		w.Attributes = attributes
 		w.Pending = PendingFromAttributes(attributes, c.PendingAttribute)
@@ -252,7 +263,11 @@ func (w *Worker) PersonChanged(c *Config) {
 		return
 	}
 	if c.BusyChange == "Allow" {
-		w.Allowed = true
+		// Unless the work already moved after the change (its event came first): then the
+		// change no longer stands, as if the events had come in order.
+		if w.Version < 0 || w.workAt < w.Version {
+			w.Allowed, w.allowedAt = true, w.Version
+		}
 		return
 	}
 	req := ""
@@ -266,6 +281,45 @@ func (w *Worker) PersonChanged(c *Config) {
 		req = a.Name
 	}
 	w.Requested, w.RequestedSID = &req, ""
+}
+
+// writing records an update of the engine on its way that sets activitySID.
+func (w *Worker) writing(activitySID string) { w.inFlight = append(w.inFlight, activitySID) }
+
+// writeEnded records that one update setting activitySID ended, whatever its outcome.
+func (w *Worker) writeEnded(activitySID string) {
+	for i, a := range w.inFlight {
+		if a == activitySID {
+			w.inFlight = append(w.inFlight[:i], w.inFlight[i+1:]...)
+			return
+		}
+	}
+}
+
+// ownWrite reports whether activitySID is what an update of the engine on its way sets.
+func (w *Worker) ownWrite(activitySID string) bool {
+	if activitySID == "" {
+		return false
+	}
+	for _, a := range w.inFlight {
+		if a == activitySID {
+			return true
+		}
+	}
+	return false
+}
+
+// workMoved records that an event at worker version v (Known false when it carried none) changed
+// the work; wasAllowed is Allowed before it. A change of the work made before the person's change
+// that stands (a late event) does not take it back.
+func (w *Worker) workMoved(v events.Version, wasAllowed bool) {
+	if !v.Known {
+		return
+	}
+	if wasAllowed && v.N < w.allowedAt {
+		w.Allowed = true
+	}
+	w.workAt = max(w.workAt, v.N)
 }
 
 // EffectivePending is the pending activity the decision works with.

@@ -49,8 +49,8 @@ type Workspace struct {
 	overlap  map[string][]*Policy
 	// tasks indexes which workers hold a reservation of a task.
 	tasks map[string]map[string]struct{}
-	// ended is when each ended task ended, to drop its tombstones later.
-	ended map[string]time.Time
+	// ended remembers the tasks and reservations that ended (tombstones.go).
+	ended *ended
 	// marks is the newest extended-wrap-up mark seen per task, whatever order events came in.
 	marks map[string]taskMark
 	// seq counts the inputs applied (events and reads), to tell what changed since a read began.
@@ -69,7 +69,7 @@ func NewWorkspace(sid string, policies []*Policy) *Workspace {
 		governor: map[string]*Policy{},
 		overlap:  map[string][]*Policy{},
 		tasks:    map[string]map[string]struct{}{},
-		ended:    map[string]time.Time{},
+		ended:    newEnded(DefaultMaxEnded),
 		marks:    map[string]taskMark{},
 		catalog:  sharedCatalog(ps),
 	}
@@ -83,7 +83,7 @@ type taskMark struct {
 	// list rather than replace it (nothing orders them), so a mark once seen is not lost to a
 	// reordered unversioned event. Bounded by maxUnversionedMarks.
 	attributes []string
-	version    int64
+	version    events.Version
 }
 
 // maxUnversionedMarks bounds the attributes remembered for a task whose events carry no version.
@@ -99,12 +99,14 @@ func (m taskMark) extended(attr string) bool {
 	return false
 }
 
-// mark records what an event says of its task's attributes and returns the newest known.
+// mark records what an event says of its task's attributes and returns the newest known. Task
+// versions count from 0: an event carrying version 0 is ordered like any other.
 func (ws *Workspace) mark(ev events.TaskRouterEvent) taskMark {
 	m, ok := ws.marks[ev.TaskSID]
-	if ev.TaskAttributes != "" && (!ok || ev.TaskVersion > m.version || (ev.TaskVersion == 0 && m.version == 0)) {
+	unversioned := !ev.TaskVersion.Known && !m.version.Known
+	if ev.TaskAttributes != "" && (!ok || ev.TaskVersion.Newer(m.version) || unversioned) {
 		next := taskMark{attributes: []string{ev.TaskAttributes}, version: ev.TaskVersion}
-		if ev.TaskVersion == 0 {
+		if !ev.TaskVersion.Known {
 			keep := m.attributes
 			if len(keep) >= maxUnversionedMarks {
 				keep = keep[len(keep)-maxUnversionedMarks+1:]
@@ -136,17 +138,32 @@ func (ws *Workspace) WorkerSIDs() []string {
 }
 
 // PutWorker records a worker as read from TaskRouter, replacing what was known of it but its
-// reservations (read separately with PutReservation), and works out who governs it.
+// reservations (read separately with PutReservation), and works out who governs it. The read must
+// not be older than what is known.
+//
+// A read is not only a fact: when it finds another activity than the one known (a read after a 412,
+// when the engine's write lost to someone else's), a person made that change, and it is handled
+// as one (Defer: the newest choice becomes the pending activity; Allow: it stands). A worker not
+// known before (a rebuild) has no earlier activity to compare with; the worker.activity.update
+// event of the version read, if it is replayed or arrives late, then says the change was a
+// person's (observe).
 func (ws *Workspace) PutWorker(sid, name, activitySID, etag, attributes string) *Worker {
 	w := ws.workers[sid]
 	if w == nil {
 		w = NewWorker(sid, name, activitySID, etag, attributes, DefaultPendingActivityAttribute)
+		w.unattributed = w.Version
 		ws.workers[sid] = w
-	} else {
-		w.Name = name
-		w.SetRead(activitySID, etag, attributes, DefaultPendingActivityAttribute)
+		ws.govern(w)
+		return w
 	}
+	before := w.ActivitySID
+	w.Name = name
+	w.SetRead(activitySID, etag, attributes, DefaultPendingActivityAttribute)
+	w.unattributed = -1
 	ws.govern(w)
+	if activitySID != before && activitySID != "" && !w.ownWrite(activitySID) {
+		ws.personChanged(w)
+	}
 	return w
 }
 
@@ -158,10 +175,12 @@ func (ws *Workspace) Seq() uint64 { return ws.seq }
 // begun at sequence number since. Statuses only move forward, so an event applied meanwhile is
 // never undone; a known reservation missing from the read has ended, unless an event touched it
 // after the read began (it may be newer than the read). Ended reservations stay as tombstones.
-func (ws *Workspace) SetReservations(workerSID string, live map[string]Reservation, since uint64) {
+//
+// It reports whether the work changed.
+func (ws *Workspace) SetReservations(workerSID string, live map[string]Reservation, since uint64) (changed bool) {
 	w := ws.workers[workerSID]
 	if w == nil {
-		return
+		return false
 	}
 	ws.seq++
 	for sid, r := range w.Reservations {
@@ -170,12 +189,42 @@ func (ws *Workspace) SetReservations(workerSID string, live map[string]Reservati
 		}
 		r.Status, r.touched = ResEnded, ws.seq
 		w.Allowed = false
+		changed = true
 	}
 	for sid, r := range live {
-		w.ApplyReservation(sid, r)
+		_, known := w.Reservations[sid]
+		if w.ApplyReservation(sid, r) || !known {
+			changed = true
+		}
 		w.Reservations[sid].touched = ws.seq
 		ws.index(r.TaskSID, workerSID)
 	}
+	return changed
+}
+
+// ReadWorker records a worker and its live reservations as read from TaskRouter, the read having
+// begun at sequence number since (take Seq before reading). The worker's read is taken unless it
+// is older than what is known. A change of activity the read finds is a person's (PutWorker),
+// handled knowing the work as read. When the same read also finds the work changed, nothing says
+// which came first; the change is then taken as made before the work moved, so in mode Allow it
+// does not stand but becomes the pending activity: the person's choice is kept either way, and the
+// engine never holds a worker out of the activity the work calls for on a guess.
+func (ws *Workspace) ReadWorker(sid, name, activitySID, etag, attributes string, live map[string]Reservation, since uint64) {
+	known := ws.workers[sid]
+	if known == nil {
+		ws.PutWorker(sid, name, activitySID, etag, attributes)
+		ws.SetReservations(sid, live, since)
+		return
+	}
+	moved := ws.SetReservations(sid, live, since)
+	v := ParseETag(etag)
+	if v >= 0 && known.Version >= 0 && v < known.Version {
+		return
+	}
+	if moved && v >= 0 {
+		known.workAt = max(known.workAt, v)
+	}
+	ws.PutWorker(sid, name, activitySID, etag, attributes)
 }
 
 // PutReservation records a reservation read from TaskRouter.
@@ -275,6 +324,9 @@ type Outcome struct {
 	Touched []string
 	// Unknown are workers the event names that the engine does not know: read them.
 	Unknown []string
+	// Doubt are workers the event says something of that cannot be placed against what is known
+	// (no version to order it by): read them.
+	Doubt []string
 	// Ignored is true when the event is of no interest (another type, nothing new).
 	Ignored bool
 }
@@ -317,19 +369,42 @@ func (ws *Workspace) Apply(ev events.TaskRouterEvent, now time.Time) (Outcome, e
 			out.Unknown = append(out.Unknown, ev.WorkerSID)
 			return out, nil
 		}
+		at := eventTime(ev, now)
+		if ws.ended.has(ev.TaskSID) || ws.ended.has(ev.ReservationSID) {
+			// A late event of work that is over: it records (or keeps) a tombstone only.
+			st = ResEnded
+		} else if _, known := w.Reservations[ev.ReservationSID]; !known && st != ResEnded && ws.ended.beforeHorizon(at) {
+			// Older than work already forgotten: it may be of forgotten work. Read the worker.
+			out.Doubt = append(out.Doubt, w.SID)
+			return out, nil
+		}
+		if st == ResEnded {
+			ws.endReservation(w.SID, ev.ReservationSID, at)
+		}
+		// The worker fields first: a change of activity they show was made before this
+		// reservation moved, so whether the worker was busy then is asked of the work known
+		// before it (an agent who picked Available while only offered a task was not busy).
+		seen, doubt := ws.observe(w, ev)
 		ws.seq++
 		mk := ws.mark(ev)
+		allowed := w.Allowed
 		changed := w.ApplyReservation(ev.ReservationSID, Reservation{
 			TaskSID: ev.TaskSID, Channel: ev.TaskChannel, Status: st,
 			Extended: mk.extended(ws.extendedAttr(w.SID)), TaskVersion: mk.version,
 		})
+		if changed {
+			w.workMoved(ev.WorkerVersion, allowed)
+		}
 		w.Reservations[ev.ReservationSID].touched = ws.seq
 		ws.index(ev.TaskSID, w.SID)
-		if ws.observe(w, ev) {
+		if seen {
 			changed = true
 		}
 		if changed {
 			out.Touched = append(out.Touched, w.SID)
+		}
+		if doubt {
+			out.Doubt = append(out.Doubt, w.SID)
 		}
 	case strings.HasPrefix(typ, "task."):
 		if ev.TaskSID == "" {
@@ -339,7 +414,7 @@ func (ws *Workspace) Apply(ev events.TaskRouterEvent, now time.Time) (Outcome, e
 		switch typ {
 		case "task.completed", "task.canceled", "task.deleted", "task.system-deleted":
 			st = ResEnded
-			ws.ended[ev.TaskSID] = now
+			defer ws.endTask(ev.TaskSID, eventTime(ev, now))
 		case "task.wrapup":
 			st = ResWrapping
 		case "task.updated":
@@ -367,9 +442,11 @@ func (ws *Workspace) Apply(ev events.TaskRouterEvent, now time.Time) (Outcome, e
 					upd.Status = ResWrapping
 				}
 				ws.seq++
+				allowed := w.Allowed
 				if w.ApplyReservation(rsid, upd) {
 					changed = true
 					r.touched = ws.seq
+					w.workMoved(ev.WorkerVersion, allowed)
 				}
 			}
 			if changed {
@@ -394,9 +471,12 @@ func (ws *Workspace) Apply(ev events.TaskRouterEvent, now time.Time) (Outcome, e
 			out.Unknown = append(out.Unknown, ev.WorkerSID)
 			return out, nil
 		}
-		if ws.observe(w, ev) {
+		switch changed, doubt := ws.observe(w, ev); {
+		case changed:
 			out.Touched = append(out.Touched, w.SID)
-		} else {
+		case doubt:
+			out.Doubt = append(out.Doubt, w.SID)
+		default:
 			out.Ignored = true
 		}
 	default:
@@ -414,31 +494,52 @@ func (ws *Workspace) extendedAttr(workerSID string) string {
 }
 
 // observe records the worker fields an event carries. It reports whether the worker changed in a
-// way the decision must see (a change of activity the engine did not make, or of attributes).
-func (ws *Workspace) observe(w *Worker, ev events.TaskRouterEvent) bool {
+// way the decision must see (a change of activity the engine did not make, or of attributes), and
+// whether the event disagrees with what is known without a version to say which is newer (the
+// worker must then be read: taking it would make the engine's view disagree with its ETag).
+//
+// Versions are compared as what they are: a worker is created at version 0, so an event carrying
+// worker_version 0 is older than the Break a supervisor set at version 1, never "unversioned".
+func (ws *Workspace) observe(w *Worker, ev events.TaskRouterEvent) (changed, doubt bool) {
 	if ev.WorkerActivitySID == "" && ev.WorkerAttributes == "" {
-		return false
+		return false, false
 	}
-	version := ev.WorkerVersion
-	if version == 0 && w.Version > 0 {
-		// Not sent: nothing to order by.
-		version = -1
+	if !ev.WorkerVersion.Known {
+		differs := (ev.WorkerActivitySID != "" && ev.WorkerActivitySID != w.ActivitySID) ||
+			(ev.WorkerAttributes != "" && ev.WorkerAttributes != w.Attributes)
+		return false, differs
+	}
+	version := ev.WorkerVersion.N
+	if version == w.Version && version == w.unattributed && ev.Type == "worker.activity.update" &&
+		ev.WorkerActivitySID == w.ActivitySID {
+		// The event of the change a read found: a person's (the engine's own writes are answered
+		// with their version, which clears unattributed before their echo can arrive).
+		w.unattributed = -1
+		return ws.personChanged(w), false
 	}
 	cfg := ws.configOf(w.SID)
 	beforeAttrs, beforeGov := w.Attributes, ws.governor[w.SID]
 	activityChanged := w.ObserveWorker(cfg, version, ev.WorkerActivitySID, ev.WorkerAttributes, ev.WorkerAttributes != "")
-	changed := activityChanged
+	changed = activityChanged
 	if w.Attributes != beforeAttrs {
 		ws.govern(w)
 		changed = true
 	}
-	own := w.writing && w.writingActivity != "" && ev.WorkerActivitySID == w.writingActivity
-	if activityChanged && !own {
-		if p := ws.governor[w.SID]; p != nil && p.Config != nil {
-			w.PersonChanged(p.Config)
-		}
+	if activityChanged && !w.ownWrite(ev.WorkerActivitySID) {
+		ws.personChanged(w)
 	}
-	return changed || ws.governor[w.SID] != beforeGov
+	return changed || ws.governor[w.SID] != beforeGov, false
+}
+
+// personChanged records that a person set the worker's current activity; it reports whether the
+// worker is governed (and so must be decided again).
+func (ws *Workspace) personChanged(w *Worker) bool {
+	p := ws.governor[w.SID]
+	if p == nil || p.Config == nil {
+		return false
+	}
+	w.PersonChanged(p.Config)
+	return true
 }
 
 // configOf is the governing policy's config, or a default one for reading attributes.
@@ -465,14 +566,14 @@ func (ws *Workspace) Decide(workerSID string) (*Policy, Decision) {
 // answer to the request).
 func (ws *Workspace) Writing(workerSID string, d Decision) {
 	if w := ws.workers[workerSID]; w != nil {
-		w.writing, w.writingActivity = true, d.ActivitySID
+		w.writing(d.ActivitySID)
 	}
 }
 
-// WriteFailed records that the write of a worker did not happen.
-func (ws *Workspace) WriteFailed(workerSID string) {
+// WriteFailed records that the write of d did not happen.
+func (ws *Workspace) WriteFailed(workerSID string, d Decision) {
 	if w := ws.workers[workerSID]; w != nil {
-		w.writing, w.writingActivity = false, ""
+		w.writeEnded(d.ActivitySID)
 	}
 }
 
@@ -483,7 +584,7 @@ func (ws *Workspace) Written(workerSID string, d Decision, activitySID, etag, at
 	if w == nil {
 		return
 	}
-	w.writing, w.writingActivity = false, ""
+	w.writeEnded(d.ActivitySID)
 	// The request written is done with; one a person made while the write was on its way stays.
 	if w.requests == d.requests {
 		w.Requested = nil
@@ -492,6 +593,7 @@ func (ws *Workspace) Written(workerSID string, d Decision, activitySID, etag, at
 	if v >= 0 && w.Version >= 0 && v <= w.Version {
 		return
 	}
+	w.unattributed = -1
 	before := w.Attributes
 	w.SetRead(activitySID, etag, attributes, ws.configOf(workerSID).PendingAttribute)
 	if w.Attributes != before {
@@ -499,21 +601,13 @@ func (ws *Workspace) Written(workerSID string, d Decision, activitySID, etag, at
 	}
 }
 
-// Prune drops tombstones of tasks that ended before cutoff.
-func (ws *Workspace) Prune(cutoff time.Time) {
-	for task, at := range ws.ended {
-		if at.After(cutoff) {
-			continue
-		}
-		delete(ws.ended, task)
-		delete(ws.marks, task)
-		for wsid := range ws.tasks[task] {
-			if w := ws.workers[wsid]; w != nil {
-				w.Prune(func(t string) bool { return t != task })
-			}
-		}
-		delete(ws.tasks, task)
+// eventTime is TaskRouter's time of an event, or now for one without (events the parser produced
+// always have one).
+func eventTime(ev events.TaskRouterEvent, now time.Time) time.Time {
+	if ev.Time.IsZero() {
+		return now
 	}
+	return ev.Time
 }
 
 // Stats are one policy's aggregates over the workspace.

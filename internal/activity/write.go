@@ -10,13 +10,15 @@ import (
 	"github.com/flexoperator/flex-operator/internal/twilio"
 )
 
-// reread reads one worker, its live reservations and their tasks (when in doubt).
+// reread reads one worker, its live reservations and their tasks (when in doubt). These reads are
+// on the activity engine's hot path (a 412, an event that cannot be placed) and go at its priority.
 func (r *run) reread(sid string) error {
+	ctx := twilio.WithPriority(r.ctx, twilio.PriorityActivity)
 	r.mu.Lock()
 	since := r.ws.Seq()
 	attr := r.ws.extendedAttr(sid)
 	r.mu.Unlock()
-	w, err := r.tw.FetchWorker(r.ctx, r.sid, sid)
+	w, err := r.tw.FetchWorker(ctx, r.sid, sid)
 	readsTotal.WithLabelValues("doubt").Inc()
 	if twilio.IsNotFound(err) {
 		r.mu.Lock()
@@ -27,7 +29,7 @@ func (r *run) reread(sid string) error {
 	if err != nil {
 		return err
 	}
-	res, err := r.tw.ListReservations(r.ctx, r.sid, twilio.ReservationFilter{WorkerSID: sid})
+	res, err := r.tw.ListReservations(ctx, r.sid, twilio.ReservationFilter{WorkerSID: sid})
 	readsTotal.WithLabelValues("doubt").Inc()
 	if err != nil {
 		return err
@@ -38,7 +40,7 @@ func (r *run) reread(sid string) error {
 		if st == ResUnknown || st == ResEnded {
 			continue
 		}
-		t, err := r.tw.FetchTask(r.ctx, r.sid, rv.TaskSID)
+		t, err := r.tw.FetchTask(ctx, r.sid, rv.TaskSID)
 		readsTotal.WithLabelValues("doubt").Inc()
 		if twilio.IsNotFound(err) {
 			continue
@@ -50,11 +52,8 @@ func (r *run) reread(sid string) error {
 			Extended: HasTrue(t.Attributes, attr)}
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if known := r.ws.Worker(sid); known == nil || ParseETag(w.Version) < 0 || known.Version < 0 || ParseETag(w.Version) >= known.Version {
-		r.ws.PutWorker(w.SID, w.FriendlyName, w.ActivitySID, w.Version, w.Attributes)
-	}
-	r.ws.SetReservations(sid, live, since)
+	r.ws.ReadWorker(w.SID, w.FriendlyName, w.ActivitySID, w.Version, w.Attributes, live, since)
+	r.mu.Unlock()
 	return nil
 }
 
@@ -114,7 +113,7 @@ func (r *run) decide(sid string) bool {
 	r.ws.Writing(sid, d)
 	r.mu.Unlock()
 	decisionsTotal.WithLabelValues(d.Rule, mode).Inc()
-	got, err := r.tw.UpdateWorker(r.ctx, r.sid, sid, u)
+	got, err := r.tw.UpdateWorker(twilio.WithPriority(r.ctx, twilio.PriorityActivity), r.sid, sid, u)
 	if err == nil {
 		writesTotal.WithLabelValues("ok").Inc()
 		c.enforcements.Add(1)
@@ -129,18 +128,28 @@ func (r *run) decide(sid string) bool {
 		return true
 	}
 	r.mu.Lock()
-	r.ws.WriteFailed(sid)
+	r.ws.WriteFailed(sid, d)
 	r.mu.Unlock()
 	switch {
+	case r.stopping():
+		// The run is being replaced or the engine stops: the request was cut short on purpose,
+		// and the next run reads the worker afresh. Not a failure.
+		writesTotal.WithLabelValues("canceled").Inc()
+		return true
 	case twilio.IsVersionConflict(err):
-		// The worker changed under us: read it again and decide again.
+		// The worker changed under us: read it again and decide again (a change of activity the
+		// read finds is a person's: PutWorker).
 		writesTotal.WithLabelValues("conflict").Inc()
 		c.conflicts.Add(1)
-		r.queue.Add(rereadPrefix + sid)
+		r.mu.Lock()
+		r.readFirst(sid)
+		r.mu.Unlock()
 		return true
 	case twilio.IsNotFound(err):
 		writesTotal.WithLabelValues("not_found").Inc()
-		r.queue.Add(rereadPrefix + sid)
+		r.mu.Lock()
+		r.readFirst(sid)
+		r.mu.Unlock()
 		return true
 	default:
 		writesTotal.WithLabelValues("error").Inc()
@@ -151,7 +160,7 @@ func (r *run) decide(sid string) bool {
 			r.e.opts.Recorder.Eventf(obj, nil, corev1.EventTypeWarning, "EnforcementFailed", "SetActivity",
 				"Worker %s (%s): could not %s: %v", w.Name, sid, describe(d), err)
 		}
-		r.queue.AddRateLimited(sid)
+		r.retryLater(sid)
 		return false
 	}
 }

@@ -123,10 +123,25 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.GracefulShutdownTime, "graceful-shutdown-timeout", 30*time.Second, "How long everything gets to stop, the webhook server's drain included.")
 }
 
-// Validate checks the options that can be wrong on their own.
+// Validate checks the options that can be wrong on their own. main.go calls it before it loads
+// the kubeconfig, so a mistyped flag is reported as such, whatever the cluster.
 func (o *Options) Validate() error {
 	if err := checkTwilioBaseURL(o.TwilioBaseURL, o.UnsafeTwilioBaseURL); err != nil {
 		return err
+	}
+	if _, err := webhookserver.ParsePublicURL(o.WebhookPublicURL); err != nil {
+		return fmt.Errorf("--webhook-public-url: %w", err)
+	}
+	if o.WebhookAdvertiseAddress != "" {
+		if _, err := activity.ParseLeaderAddress(o.WebhookAdvertiseAddress); err != nil {
+			return fmt.Errorf("--webhook-advertise-address: %w", err)
+		}
+	}
+	if o.WebhookMaxBodyBytes < 0 {
+		return errors.New("--webhook-max-body-bytes must not be negative")
+	}
+	if o.RecoveryResyncAfter < 0 || o.RecoveryResyncRate < 0 {
+		return errors.New("--recovery-resync-after and --recovery-resync-rate must not be negative")
 	}
 	if o.WebhookDrainDelay < 0 {
 		return errors.New("--webhook-drain-delay must not be negative")

@@ -110,7 +110,8 @@ func checkTaskRouterEvent(t *testing.T, event TaskRouterEvent) {
 		event.WorkerSID != "" && !ValidSID(event.WorkerSID, "WK"),
 		event.ReservationSID != "" && !ValidSID(event.ReservationSID, "WR"):
 		t.Fatalf("bad SID in %+v", event)
-	case event.TaskPriority < 0 || event.TaskVersion < 0 || event.WorkerVersion < 0 || event.ReservationVersion < 0:
+	case event.TaskPriority < 0 || event.TaskVersion.N < 0 || event.WorkerVersion.N < 0 || event.ReservationVersion.N < 0,
+		!event.TaskVersion.Known && event.TaskVersion.N != 0, !event.WorkerVersion.Known && event.WorkerVersion.N != 0:
 		t.Fatalf("negative number in %+v", event)
 	}
 }

@@ -132,9 +132,9 @@ func wantTaskRouterEvent(i int, eventType, reservationStatus string) TaskRouterE
 		WorkerAttributes:     raw["worker_attributes"].(string),
 		WorkerActivitySID:    sid("WA", 2),
 		WorkerActivityName:   "On a Task",
-		TaskVersion:          3,
-		WorkerVersion:        17,
-		ReservationVersion:   2,
+		TaskVersion:          VersionOf(3),
+		WorkerVersion:        VersionOf(17),
+		ReservationVersion:   VersionOf(2),
 		Description:          raw["event_description"].(string),
 	}
 }

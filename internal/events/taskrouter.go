@@ -37,9 +37,25 @@ const (
 	maxTypeLength      = 128
 )
 
+// Version is an object's version as an event carries it. TaskRouter counts
+// from 0 (a worker or task just created is at version 0), so 0 is a version
+// like any other: an event that did not carry the field has a Version whose
+// Known is false, and nothing can be ordered by it.
+type Version struct {
+	N     int64
+	Known bool
+}
+
+// VersionOf is the known version n.
+func VersionOf(n int64) Version { return Version{N: n, Known: true} }
+
+// Newer reports whether v orders after old: v is known, and old is unknown or
+// lower. An unknown version is newer than nothing.
+func (v Version) Newer(old Version) bool { return v.Known && (!old.Known || v.N > old.N) }
+
 // TaskRouterEvent is one TaskRouter event, from Event Streams or from a
 // workspace's legacy EventCallbackUrl. String fields Twilio did not send are
-// empty and numbers are 0.
+// empty, numbers are 0 and versions are not Known.
 //
 // A successfully parsed TaskRouter event (IsTaskRouter) always has ID, Type,
 // WorkspaceSID and Time. An Event Streams event of a type that is neither
@@ -101,10 +117,12 @@ type TaskRouterEvent struct {
 	ActivityName      string
 	ActivityAvailable *bool
 
-	TaskPriority       int
-	TaskVersion        int64
-	WorkerVersion      int64
-	ReservationVersion int64
+	TaskPriority int
+	// The versions of the task, worker and reservation at the event, when
+	// it carried them.
+	TaskVersion        Version
+	WorkerVersion      Version
+	ReservationVersion Version
 
 	// Reason is the reason given for the change (a task's canceled or
 	// completed reason, "Task TTL Exceeded" on a ping task's timeout).
@@ -451,9 +469,9 @@ var intFields = []struct {
 	set                  func(*TaskRouterEvent, int64)
 }{
 	{"task_priority", "TaskPriority", 1<<31 - 1, func(e *TaskRouterEvent, n int64) { e.TaskPriority = int(n) }},
-	{"task_version", "TaskVersion", math.MaxInt64, func(e *TaskRouterEvent, n int64) { e.TaskVersion = n }},
-	{"worker_version", "WorkerVersion", math.MaxInt64, func(e *TaskRouterEvent, n int64) { e.WorkerVersion = n }},
-	{"reservation_version", "ReservationVersion", math.MaxInt64, func(e *TaskRouterEvent, n int64) { e.ReservationVersion = n }},
+	{"task_version", "TaskVersion", math.MaxInt64, func(e *TaskRouterEvent, n int64) { e.TaskVersion = VersionOf(n) }},
+	{"worker_version", "WorkerVersion", math.MaxInt64, func(e *TaskRouterEvent, n int64) { e.WorkerVersion = VersionOf(n) }},
+	{"reservation_version", "ReservationVersion", math.MaxInt64, func(e *TaskRouterEvent, n int64) { e.ReservationVersion = VersionOf(n) }},
 }
 
 // reasonFields are tried in order for TaskRouterEvent.Reason.

@@ -77,7 +77,7 @@ func TestParseEventStreams(t *testing.T) {
 			})),
 			want: []TaskRouterEvent{func() TaskRouterEvent {
 				e := wantTaskRouterEvent(4, "task.canceled", "")
-				e.Reason, e.TaskAssignmentStatus, e.ReservationSID, e.ReservationVersion, e.TaskPriority = "Task TTL Exceeded", "canceled", "", 0, 1000
+				e.Reason, e.TaskAssignmentStatus, e.ReservationSID, e.ReservationVersion, e.TaskPriority = "Task TTL Exceeded", "canceled", "", Version{}, 1000
 				return e
 			}()},
 		},
@@ -89,7 +89,7 @@ func TestParseEventStreams(t *testing.T) {
 			})),
 			want: []TaskRouterEvent{func() TaskRouterEvent {
 				e := wantTaskRouterEvent(2, "reservation.wrapup", "wrapping")
-				e.TaskVersion, e.WorkerVersion, e.ReservationVersion, e.TaskPriority = 5, 18, 4, 7
+				e.TaskVersion, e.WorkerVersion, e.ReservationVersion, e.TaskPriority = VersionOf(5), VersionOf(18), VersionOf(4), 7
 				e.TaskAttributes, e.WorkerAttributes = `{"a":1}`, `{}`
 				return e
 			}()},
@@ -100,6 +100,18 @@ func TestParseEventStreams(t *testing.T) {
 			want: []TaskRouterEvent{func() TaskRouterEvent {
 				e := wantTaskRouterEvent(1, "worker.activity.update", "")
 				e.Time, e.WorkerPreviousActivitySID, e.WorkerPreviousActivityName = baseTime.Add(time.Hour), sid("WA", 1), "Available"
+				return e
+			}()},
+		},
+		{
+			// A worker or task just created is at version 0: that is a version, not its absence.
+			name: "version 0 is a version, a missing version is none",
+			body: mustJSON(patchPayload(cloudEvent(2, "reservation.accepted"), map[string]any{
+				"task_version": 0, "worker_version": "0", "reservation_version": nil,
+			})),
+			want: []TaskRouterEvent{func() TaskRouterEvent {
+				e := wantTaskRouterEvent(2, "reservation.accepted", "accepted")
+				e.TaskVersion, e.WorkerVersion, e.ReservationVersion = VersionOf(0), VersionOf(0), Version{}
 				return e
 			}()},
 		},
@@ -222,7 +234,7 @@ func TestParseLegacyEvent(t *testing.T) {
 		WorkerActivitySID:    sid("WA", 2),
 		WorkerActivityName:   "On a Task",
 		TaskPriority:         1000,
-		WorkerVersion:        18,
+		WorkerVersion:        VersionOf(18),
 		Description:          "Reservation accepted",
 	}
 	tests := []struct {
@@ -441,4 +453,25 @@ func withField(event map[string]any, key string, value any) map[string]any {
 		event[key] = value
 	}
 	return event
+}
+
+// TestVersionNewer: a known version orders after an unknown one and after a lower one; an unknown
+// version orders after nothing, and 0 is as much a version as any other.
+func TestVersionNewer(t *testing.T) {
+	tests := []struct {
+		v, old Version
+		want   bool
+	}{
+		{VersionOf(1), VersionOf(0), true},
+		{VersionOf(0), VersionOf(1), false},
+		{VersionOf(0), VersionOf(0), false},
+		{VersionOf(0), Version{}, true},
+		{Version{}, VersionOf(0), false},
+		{Version{}, Version{}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.v.Newer(tt.old); got != tt.want {
+			t.Errorf("%+v.Newer(%+v) = %v, want %v", tt.v, tt.old, got, tt.want)
+		}
+	}
 }

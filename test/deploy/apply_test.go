@@ -2,7 +2,11 @@ package deploy
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +19,10 @@ import (
 // monitoringKinds are the Prometheus Operator's; the test control plane does not have their
 // CRDs, so their objects are checked by checkMonitoring (monitoring_test.go) instead.
 var monitoringKinds = map[string]bool{"ServiceMonitor": true, "PrometheusRule": true}
+
+// certManagerKinds are cert-manager's (metrics.certManager); the test control plane lacks their
+// CRDs too, and TestChartMetricsCertificate checks how they fit the Deployment and ServiceMonitor.
+var certManagerKinds = map[string]bool{"Certificate": true, "Issuer": true}
 
 // dryRun creates every object with dryRun=All and strict field validation, so the API server
 // checks each against its schema (unknown fields included) without keeping it. Namespaces the
@@ -40,7 +48,7 @@ func dryRun(t *testing.T, objs []*unstructured.Unstructured) {
 	}
 	checked := 0
 	for _, o := range objs {
-		if monitoringKinds[o.GetKind()] {
+		if monitoringKinds[o.GetKind()] || certManagerKinds[o.GetKind()] {
 			continue
 		}
 		obj := o.DeepCopy()
@@ -71,6 +79,8 @@ func TestChartObjectsAreValid(t *testing.T) {
 	}{
 		"defaults":   {[]string{"webhook.publicURL=" + publicURL}, 0},
 		"everything": {everything, 2},
+		"metrics certificate": {append(slices.Clone(everything), "metrics.certManager.enabled=true",
+			"metrics.certManager.issuerRef.name=cluster-ca", "metrics.certManager.issuerRef.kind=ClusterIssuer"), 2},
 		"namespaced": {[]string{"webhook.publicURL=" + publicURL, "watchNamespaces={team-a,team-b}", "metrics.secure=false",
 			"metrics.serviceMonitor.enabled=true"}, 1},
 		"no metrics": {[]string{"webhook.publicURL=" + publicURL, "metrics.enabled=false", "podAntiAffinity=hard",
@@ -129,4 +139,62 @@ func TestKustomizeObjectsAreValid(t *testing.T) {
 		}
 		dryRun(t, objs)
 	})
+}
+
+// TestInstallerSetsThePublicURL runs `make build-installer` as the README says: the public URL and
+// the image given on the command line land in the manifests, with the PodDisruptionBudget and
+// topology spread the chart also has; without a public URL, or with an http one, it refuses.
+func TestInstallerSetsThePublicURL(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "install.yaml")
+	makeInstaller := func(vars ...string) (string, error) {
+		cmd := exec.Command("make", append([]string{"-s", "build-installer", "INSTALLER=" + out}, vars...)...)
+		cmd.Dir = filepath.Join("..", "..")
+		b, err := cmd.CombinedOutput()
+		return string(b), err
+	}
+	for name, vars := range map[string][]string{
+		"no public URL":   nil,
+		"http public URL": {"PUBLIC_URL=http://flex.acme.example"},
+	} {
+		if msg, err := makeInstaller(vars...); err == nil || !strings.Contains(msg, "PUBLIC_URL") {
+			t.Errorf("%s: make build-installer: %v\n%s\nwant a refusal naming PUBLIC_URL", name, err, msg)
+		}
+	}
+	if msg, err := makeInstaller("PUBLIC_URL=https://flex.acme.example", "IMG=registry.acme.example/flex-operator:v9.9.9"); err != nil {
+		t.Fatalf("make build-installer: %v\n%s", err, msg)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := decodeAll(t, string(b))
+	deploy := named(objs, "Deployment", "flex-operator-controller-manager")
+	if deploy == nil {
+		t.Fatal("no Deployment in the installer")
+	}
+	if args := containerArgs(t, deploy); !slices.Contains(args, "--webhook-public-url=https://flex.acme.example") {
+		t.Errorf("manager args %v lack the public URL given", args)
+	}
+	if strings.Contains(string(b), "--webhook-public-url=https://flex-operator.example.com") {
+		t.Error("the placeholder public URL is still in the installer")
+	}
+	containers, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
+	if img := containers[0].(map[string]any)["image"]; img != "registry.acme.example/flex-operator:v9.9.9" {
+		t.Errorf("image %v, want the one given", img)
+	}
+	pdb := named(objs, "PodDisruptionBudget", "flex-operator-controller-manager")
+	if pdb == nil {
+		t.Fatal("no PodDisruptionBudget in the installer")
+	}
+	if u, _, _ := unstructured.NestedFieldNoCopy(pdb.Object, "spec", "maxUnavailable"); u != int64(1) {
+		t.Errorf("PDB maxUnavailable %v, want 1", u)
+	}
+	spread, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "topologySpreadConstraints")
+	var keys []string
+	for _, c := range spread {
+		keys = append(keys, c.(map[string]any)["topologyKey"].(string))
+	}
+	if !slices.Contains(keys, "kubernetes.io/hostname") || !slices.Contains(keys, "topology.kubernetes.io/zone") {
+		t.Errorf("topology spread over %v, want hostname and zone", keys)
+	}
 }

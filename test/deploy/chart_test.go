@@ -40,8 +40,10 @@ func TestChartLint(t *testing.T) {
 }
 
 // TestChartRefusesUnsafeValues: a chart that renders without the public URL would install an
-// operator that refuses every callback; one whose shutdown is shorter than the drain would be killed
-// mid-drain; a misspelt or mistyped value (values.schema.json) would be ignored or break the Pod.
+// operator that refuses every callback, and one whose Ingress host is not the public URL's one
+// whose signatures all fail; one whose shutdown is shorter than the drain would be killed
+// mid-drain; a PDB keeping every replica blocks node drains; a misspelt or mistyped value
+// (values.schema.json) would be ignored or break the Pod.
 func TestChartRefusesUnsafeValues(t *testing.T) {
 	for name, c := range map[string]struct {
 		set  []string
@@ -62,6 +64,18 @@ func TestChartRefusesUnsafeValues(t *testing.T) {
 		"unknown anti-affinity":     {[]string{"webhook.publicURL=" + publicURL, "podAntiAffinity=always"}, "/podAntiAffinity"},
 		"extra arg not a flag":      {[]string{"webhook.publicURL=" + publicURL, "extraArgs={twilio-rate=5}"}, "/extraArgs/0"},
 		"metrics port out of range": {[]string{"webhook.publicURL=" + publicURL, "metrics.port=70000"}, "/metrics/port"},
+		// Browsers block an http URL from the https Flex page (mixed content).
+		"http public URL": {[]string{"webhook.publicURL=http://flex-operator.example.com"}, "webhook.allowInsecurePublicURL=true for local development only"},
+		// Twilio signs the URL it calls: an Ingress on another host fails every signature.
+		"ingress host not the public URL's": {[]string{"webhook.publicURL=" + publicURL, "ingress.enabled=true",
+			"ingress.host=flex.example.org", "ingress.tls.clusterIssuer=letsencrypt"}, "is not the host of webhook.publicURL"},
+		"https public URL, Ingress without TLS": {[]string{"webhook.publicURL=" + publicURL, "ingress.enabled=true",
+			"ingress.host=flex-operator.example.com"}, "the Ingress has no TLS"},
+		"PDB that blocks every drain": {[]string{"webhook.publicURL=" + publicURL, "replicaCount=2", "podDisruptionBudget.minAvailable=2"},
+			"every node drain would block"},
+		"metrics certificate without HTTPS": {[]string{"webhook.publicURL=" + publicURL, "metrics.certManager.enabled=true", "metrics.secure=false"},
+			"needs metrics.secure"},
+		"misspelt issuer kind": {[]string{"webhook.publicURL=" + publicURL, "metrics.certManager.issuerRef.kind=Issur"}, "/metrics/certManager/issuerRef/kind"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := templateErr(t, c.set...)
@@ -223,5 +237,131 @@ func TestChartNamespacedMode(t *testing.T) {
 	}
 	if args := containerArgs(t, named(objs, "Deployment", releaseName)); !slices.Contains(args, "--watch-namespaces=team-a,team-b") {
 		t.Errorf("manager args %v lack --watch-namespaces=team-a,team-b", args)
+	}
+}
+
+// TestChartPublicURLForLocalDevelopment: an http public URL renders only when asked for, and the
+// Ingress then needs no TLS.
+func TestChartPublicURLForLocalDevelopment(t *testing.T) {
+	objs := template(t, "webhook.publicURL=http://flex.localtest.me:8080", "webhook.allowInsecurePublicURL=true",
+		"ingress.enabled=true", "ingress.host=flex.localtest.me")
+	if args := containerArgs(t, named(objs, "Deployment", releaseName)); !slices.Contains(args, "--webhook-public-url=http://flex.localtest.me:8080") {
+		t.Errorf("manager args %v lack the http public URL", args)
+	}
+	if named(objs, "Ingress", releaseName) == nil {
+		t.Error("no Ingress")
+	}
+}
+
+// TestChartDisruptionBudget: two replicas may lose one to a drain, never both; one replica gets no
+// PDB (minAvailable 1 would block every drain); an explicit minAvailable below the replicas stands.
+func TestChartDisruptionBudget(t *testing.T) {
+	for name, c := range map[string]struct {
+		set          []string
+		pdb          bool
+		field        string
+		value        any
+		absentFields []string
+	}{
+		"two replicas":            {nil, true, "maxUnavailable", int64(1), []string{"minAvailable"}},
+		"one replica":             {[]string{"replicaCount=1"}, false, "", nil, nil},
+		"three, minAvailable two": {[]string{"replicaCount=3", "podDisruptionBudget.minAvailable=2"}, true, "minAvailable", int64(2), []string{"maxUnavailable"}},
+		"percentage":              {[]string{"replicaCount=4", "podDisruptionBudget.maxUnavailable=50%"}, true, "maxUnavailable", "50%", nil},
+	} {
+		t.Run(name, func(t *testing.T) {
+			objs := template(t, append([]string{"webhook.publicURL=" + publicURL}, c.set...)...)
+			pdb := named(objs, "PodDisruptionBudget", releaseName)
+			if (pdb != nil) != c.pdb {
+				t.Fatalf("PodDisruptionBudget rendered: %v, want %v", pdb != nil, c.pdb)
+			}
+			if pdb == nil {
+				return
+			}
+			spec, _, _ := unstructured.NestedMap(pdb.Object, "spec")
+			if spec[c.field] != c.value {
+				t.Errorf("spec.%s %v (%T), want %v", c.field, spec[c.field], spec[c.field], c.value)
+			}
+			for _, f := range c.absentFields {
+				if _, ok := spec[f]; ok {
+					t.Errorf("spec.%s set as well: %v", f, spec)
+				}
+			}
+		})
+	}
+}
+
+// TestChartMetricsCertificate: with metrics.certManager the manager serves cert-manager's
+// certificate (--metrics-cert-dir on the mounted Secret) and the ServiceMonitor verifies it against
+// the CA for the name the certificate is for, with the non-deprecated authorization when a token
+// Secret is named; the objects still decode strictly into the Prometheus Operator's types.
+func TestChartMetricsCertificate(t *testing.T) {
+	objs := template(t, append(slices.Clone(everything), "metrics.certManager.enabled=true",
+		"metrics.serviceMonitor.authorization.credentials.name=prometheus-scraper-token")...)
+	cert := named(objs, "Certificate", releaseName+"-metrics")
+	if cert == nil {
+		t.Fatal("no Certificate")
+	}
+	secret, _, _ := unstructured.NestedString(cert.Object, "spec", "secretName")
+	dnsNames, _, _ := unstructured.NestedStringSlice(cert.Object, "spec", "dnsNames")
+	issuer, _, _ := unstructured.NestedString(cert.Object, "spec", "issuerRef", "name")
+	if named(objs, "Issuer", issuer) == nil {
+		t.Errorf("the Certificate's issuer %q is not rendered (no issuerRef given: a self-signed one)", issuer)
+	}
+	svc := releaseName + "-metrics." + releaseNamespace + ".svc"
+	if !slices.Contains(dnsNames, svc) {
+		t.Errorf("certificate names %v lack the metrics Service %s", dnsNames, svc)
+	}
+
+	deploy := named(objs, "Deployment", releaseName)
+	var dir string
+	for _, a := range containerArgs(t, deploy) {
+		if v, ok := strings.CutPrefix(a, "--metrics-cert-dir="); ok {
+			dir = v
+		}
+	}
+	if dir == "" {
+		t.Fatal("no --metrics-cert-dir")
+	}
+	containers, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
+	mounts, _, _ := unstructured.NestedSlice(containers[0].(map[string]any), "volumeMounts")
+	volumes, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "volumes")
+	mounted := false
+	for _, m := range mounts {
+		m := m.(map[string]any)
+		if m["mountPath"] != dir {
+			continue
+		}
+		for _, v := range volumes {
+			v := v.(map[string]any)
+			if v["name"] == m["name"] && v["secret"].(map[string]any)["secretName"] == secret {
+				mounted = true
+			}
+		}
+	}
+	if !mounted {
+		t.Errorf("the Secret %s is not mounted at %s (mounts %v, volumes %v)", secret, dir, mounts, volumes)
+	}
+
+	sm := find(objs, "ServiceMonitor")[0]
+	eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+	ep := eps[0].(map[string]any)
+	tls := ep["tlsConfig"].(map[string]any)
+	if tls["insecureSkipVerify"] == true {
+		t.Error("the ServiceMonitor skips verification of a certificate it could verify")
+	}
+	if tls["serverName"] != svc {
+		t.Errorf("tlsConfig serverName %v, want %s", tls["serverName"], svc)
+	}
+	if ca, _, _ := unstructured.NestedString(tls, "ca", "secret", "name"); ca != secret {
+		t.Errorf("tlsConfig CA from %q, want the certificate's Secret %q", ca, secret)
+	}
+	if _, ok := ep["bearerTokenFile"]; ok {
+		t.Error("bearerTokenFile (deprecated) set although a token Secret is named")
+	}
+	if name, _, _ := unstructured.NestedString(ep, "authorization", "credentials", "name"); name != "prometheus-scraper-token" {
+		t.Errorf("authorization %v, want the named token Secret", ep["authorization"])
+	}
+	if problems, checked := checkMonitoring(operatorMetrics(t), objs); len(problems) != 0 || checked != 2 {
+		t.Errorf("%d checked, problems %v", checked, problems)
 	}
 }

@@ -75,8 +75,12 @@ func operatorMetrics(t *testing.T) metricSet {
 	routes := constValues(t, "webhookserver", "route")
 	outcomes := constValues(t, "webhookserver", "outcome")
 	codes := httpCodes()
+	exported := registered(t)
+	// up is written by Prometheus itself for every target it scrapes; the chart's ServiceMonitor
+	// names the job after the metrics Service's app.kubernetes.io/part-of label.
+	exported["up"] = map[string]bool{"job": true}
 	ms := metricSet{
-		labels: registered(t),
+		labels: exported,
 		values: map[string]map[string][]string{
 			"flexoperator_recovery_phase_transitions_total":        {"phase": phases},
 			"flexoperator_recovery_customer_without_agent_seconds": {"phase": phases},
@@ -89,6 +93,7 @@ func operatorMetrics(t *testing.T) metricSet {
 			"flexoperator_graceful_marks_total":                    {"outcome": constValues(t, "webhookserver", "markOutcome")},
 			// A status code, or "error" when no response came back.
 			"flexoperator_twilio_requests_total": {"status": append(slices.Clone(codes), "error")},
+			"up":                                 {"job": {operatorJob}},
 		},
 	}
 	// A metric or label renamed in the code must not turn its value check off unnoticed.

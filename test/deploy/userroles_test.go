@@ -128,12 +128,20 @@ func TestUserRoles(t *testing.T) {
 		}
 	}
 
-	// What each may do: the intent, not read back from the roles.
+	// What each may do: the intent, not read back from the roles. ConferenceRecoveries are the
+	// operator's own state: people read them, and an admin may delete a stuck one.
 	all := []string{"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
-	allowed := map[string][]string{
-		"view":  {"get", "list", "watch"},
-		"edit":  {"get", "list", "watch", "create", "update", "patch", "delete"},
-		"admin": all,
+	allowedOn := map[string]map[string][]string{
+		"policies": {
+			"view":  {"get", "list", "watch"},
+			"edit":  {"get", "list", "watch", "create", "update", "patch", "delete"},
+			"admin": all,
+		},
+		"conferencerecoveries": {
+			"view":  {"get", "list", "watch"},
+			"edit":  {"get", "list", "watch"},
+			"admin": {"get", "list", "watch", "delete", "deletecollection"},
+		},
 	}
 	type access struct{ user, namespace, group, resource, subresource, verb string }
 	may := func(a access) bool {
@@ -146,9 +154,13 @@ func TestUserRoles(t *testing.T) {
 		must(t, e.Client.Create(ctx, sar))
 		return sar.Status.Allowed
 	}
-	for holder, verbs := range allowed {
+	for _, holder := range []string{"view", "edit", "admin"} {
 		user := holder + "-person"
 		for _, resource := range []string{"conferencerecoveries", "conferencerecoverypolicies", "workeractivitypolicies"} {
+			verbs := allowedOn["policies"][holder]
+			if resource == "conferencerecoveries" {
+				verbs = allowedOn["conferencerecoveries"][holder]
+			}
 			for _, verb := range all {
 				a := access{user, ns, v1alpha1.GroupVersion.Group, resource, "", verb}
 				if got, want := may(a), slices.Contains(verbs, verb); got != want {
@@ -209,6 +221,25 @@ func TestUserRoles(t *testing.T) {
 		if holder != "view" && err != nil {
 			t.Errorf("%s-person cannot create a WorkerActivityPolicy: %v", holder, err)
 		}
+		// Nobody but the operator makes a ConferenceRecovery.
+		rec := &v1alpha1.ConferenceRecovery{ObjectMeta: metav1.ObjectMeta{Name: "cf-by-hand", Namespace: ns}}
+		if err := c.Create(ctx, rec, client.DryRunAll); !apierrors.IsForbidden(err) {
+			t.Errorf("%s-person creates a ConferenceRecovery: %v, want forbidden (operator state)", holder, err)
+		}
+	}
+
+	// A stuck recovery: an admin deletes it, an editor may not.
+	const conference = "CF0123456789abcdef0123456789abcdef"
+	stuck := &v1alpha1.ConferenceRecovery{
+		ObjectMeta: metav1.ObjectMeta{Name: strings.ToLower(conference), Namespace: ns},
+		Spec:       v1alpha1.ConferenceRecoverySpec{PolicyName: "voice", ConferenceSID: conference},
+	}
+	must(t, ignoreExists(e.Client.Create(ctx, stuck)))
+	if err := as("edit-person").Delete(ctx, stuck.DeepCopy()); !apierrors.IsForbidden(err) {
+		t.Errorf("edit-person deletes a ConferenceRecovery: %v, want forbidden", err)
+	}
+	if err := as("admin-person").Delete(ctx, stuck.DeepCopy()); err != nil {
+		t.Errorf("admin-person cannot delete a stuck ConferenceRecovery: %v", err)
 	}
 	t.Logf("the built-in roles would carry: view %v, edit %v, admin %v", resolve("view"), resolve("edit"), resolve("admin"))
 }

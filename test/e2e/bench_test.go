@@ -39,6 +39,9 @@ type sideEffects struct {
 	// cut, when set, fails the conference callbacks it returns true for before they reach the
 	// operator, as a connection reset between Twilio and the operator does.
 	cut atomic.Pointer[func(url.Values) bool]
+	// holdEvents, when set, sees the body of every Event Streams delivery before it leaves; a
+	// test blocks in it to hold deliveries back (the simulator's queue of that sink waits).
+	holdEvents atomic.Pointer[func(body []byte)]
 }
 
 func (s *sideEffects) record(r *http.Request) {
@@ -79,6 +82,14 @@ func callbackTimer(s *sideEffects) *http.Client {
 		Timeout:       5 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Transport: roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if hold := s.holdEvents.Load(); hold != nil && req.Body != nil && strings.HasPrefix(req.Header.Get("Content-Type"), "application/json") {
+				body, err := io.ReadAll(req.Body)
+				if err != nil {
+					return nil, err
+				}
+				req.Body = io.NopCloser(bytes.NewReader(body))
+				(*hold)(body)
+			}
 			if req.Body != nil && strings.HasPrefix(req.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 				body, err := io.ReadAll(req.Body)
 				if err != nil {
