@@ -20,7 +20,7 @@ var (
 
 	writesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "flexoperator_activity_writes_total",
-		Help: "Worker updates sent to TaskRouter, by outcome (ok, conflict, not_found, error, canceled).",
+		Help: "Worker updates sent to TaskRouter, by outcome (ok, conflict, not_found, error, canceled; superseded: dropped unsent for the worker's newer update).",
 	}, []string{"outcome"})
 
 	readsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -1,6 +1,7 @@
 package activity
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -113,7 +114,20 @@ func (r *run) decide(sid string) bool {
 	r.ws.Writing(sid, d)
 	r.mu.Unlock()
 	decisionsTotal.WithLabelValues(d.Rule, mode).Inc()
-	got, err := r.tw.UpdateWorker(twilio.WithPriority(r.ctx, twilio.PriorityActivity), r.sid, sid, u)
+	// An activity write yields to recovery in the account's Twilio budget, and replaces this
+	// worker's older write if that one still waits for a token (twilio.ErrSuperseded).
+	wctx := twilio.WithCoalesceKey(twilio.WithPriority(r.ctx, twilio.PriorityActivity), sid)
+	got, err := r.tw.UpdateWorker(wctx, r.sid, sid, u)
+	if errors.Is(err, twilio.ErrSuperseded) {
+		// A newer decision for this worker took this write's place unsent: not a failure, and
+		// nothing to retry (the newer write records its own outcome). Only this write's own
+		// in-flight mark goes.
+		r.mu.Lock()
+		r.ws.WriteFailed(sid, d)
+		r.mu.Unlock()
+		writesTotal.WithLabelValues("superseded").Inc()
+		return true
+	}
 	if err == nil {
 		writesTotal.WithLabelValues("ok").Inc()
 		c.enforcements.Add(1)

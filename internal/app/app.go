@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
@@ -72,9 +73,15 @@ type Options struct {
 	Now func() time.Time
 	// TwilioOptions are passed to every Twilio client the operator builds (tests shorten retries).
 	TwilioOptions []twilio.Option
-	// TwilioRate is the sustained requests per second to Twilio per account (shared by every
-	// client of the account); zero means twilio.DefaultRate, negative means no limit.
+	// TwilioRate is the sustained requests per second of every Twilio budget whose own rate below
+	// is zero (see twilio.Config.Rate); zero means each class's default, negative means no limit.
 	TwilioRate float64
+	// TwilioTaskRouterRate, TwilioVoiceRate and TwilioOtherRate set one resource class's budget
+	// (twilio.Limits): TaskRouter per workspace, Voice and the rest per account. Zero falls back
+	// to TwilioRate; negative means no limit.
+	TwilioTaskRouterRate float64
+	TwilioVoiceRate      float64
+	TwilioOtherRate      float64
 	// Engine, when set, is given the activity engine once built (tests read its stats).
 	Engine func(*activity.Engine)
 	// ActivityStats, when set, is what the WorkerActivityPolicy controller reads the activity
@@ -117,7 +124,10 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.TwilioBaseURL, "twilio-base-url", "", "Send every Twilio API request, with the account's credentials, to this base URL instead of *.twilio.com. Only https://*.twilio.com is accepted unless --unsafe-twilio-base-url is set too.")
 	fs.BoolVar(&o.UnsafeTwilioBaseURL, "unsafe-twilio-base-url", false, "Development only: let --twilio-base-url name any host (the Twilio simulator). Never set it in production: the host receives the account's credentials.")
 	fs.Int64Var(&o.WebhookMaxBodyBytes, "webhook-max-body-bytes", webhookserver.DefaultMaxBodyBytes, "Largest webhook body accepted; larger ones get 413.")
-	fs.Float64Var(&o.TwilioRate, "twilio-rate", 0, "Sustained Twilio REST requests per second per account, shared by the whole operator (0: the default of 20; negative: no limit). Set it to what the account's TaskRouter limits allow.")
+	fs.Float64Var(&o.TwilioRate, "twilio-rate", 0, "Sustained Twilio REST requests per second of every budget whose own --twilio-*-rate is 0 (0: each budget's default; negative: no limit).")
+	fs.Float64Var(&o.TwilioTaskRouterRate, "twilio-taskrouter-rate", 0, "Sustained TaskRouter requests per second per workspace, shared by the whole operator (0: --twilio-rate, else 20; negative: no limit). Set it to what the workspace's Limits page allows.")
+	fs.Float64Var(&o.TwilioVoiceRate, "twilio-voice-rate", 0, "Sustained Programmable Voice requests (calls, conferences, participants) per second per account (0: --twilio-rate, else 20; negative: no limit).")
+	fs.Float64Var(&o.TwilioOtherRate, "twilio-other-rate", 0, "Sustained requests per second per account to the other Twilio APIs the operator uses (Event Streams, token validation) (0: --twilio-rate, else 10; negative: no limit).")
 	fs.DurationVar(&o.RecoveryResyncAfter, "recovery-resync-after", controllers.DefaultResyncAfter, "How long a ConferenceRecovery in progress may go unchanged before its call is read from Twilio's REST API, to repair callbacks Twilio lost (every one is also read once at start-up).")
 	fs.Float64Var(&o.RecoveryResyncRate, "recovery-resync-rate", controllers.DefaultResyncRate, "Most resyncs with Twilio's REST API per Twilio account and second.")
 	fs.DurationVar(&o.GracefulShutdownTime, "graceful-shutdown-timeout", 30*time.Second, "How long everything gets to stop, the webhook server's drain included.")
@@ -142,6 +152,12 @@ func (o *Options) Validate() error {
 	}
 	if o.RecoveryResyncAfter < 0 || o.RecoveryResyncRate < 0 {
 		return errors.New("--recovery-resync-after and --recovery-resync-rate must not be negative")
+	}
+	for flag, rate := range map[string]float64{"--twilio-rate": o.TwilioRate, "--twilio-taskrouter-rate": o.TwilioTaskRouterRate,
+		"--twilio-voice-rate": o.TwilioVoiceRate, "--twilio-other-rate": o.TwilioOtherRate} {
+		if math.IsNaN(rate) || math.IsInf(rate, 0) {
+			return fmt.Errorf("%s must be a finite number of requests per second (negative: no limit)", flag)
+		}
 	}
 	if o.WebhookDrainDelay < 0 {
 		return errors.New("--webhook-drain-delay must not be negative")
@@ -243,9 +259,12 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 		Metadata: mgr.GetClient(), Data: mgr.GetAPIReader(),
 		BaseURL: o.TwilioBaseURL, Options: o.TwilioOptions,
 	}
-	if o.TwilioRate != 0 {
+	if o.TwilioRate != 0 || o.TwilioTaskRouterRate != 0 || o.TwilioVoiceRate != 0 || o.TwilioOtherRate != 0 {
 		provider.New = func(cfg twilio.Config, opts ...twilio.Option) (twilio.Client, error) {
 			cfg.Rate = o.TwilioRate
+			cfg.Limits.TaskRouter.Rate = o.TwilioTaskRouterRate
+			cfg.Limits.Voice.Rate = o.TwilioVoiceRate
+			cfg.Limits.Other.Rate = o.TwilioOtherRate
 			return twilio.New(cfg, opts...)
 		}
 	}

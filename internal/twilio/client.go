@@ -31,12 +31,17 @@ type Config struct {
 	// original host. It is how the operator reaches the simulator.
 	BaseURL string
 
-	// Rate is the sustained requests per second of the token bucket shared by
-	// every Client of this account in the process. Zero means DefaultRate;
-	// negative means no limit.
+	// Rate is the sustained requests per second of every budget (token
+	// bucket with its priority queue) whose class Limits leaves at zero. A
+	// budget is shared by every Client of the account in the process: one per
+	// TaskRouter workspace, one for Voice, one for the rest. Zero means each
+	// class's default (DefaultTaskRouterRate…); negative means no limit.
 	Rate float64
-	// Burst is the bucket size. Zero means DefaultBurst.
+	// Burst is the bucket size of every budget whose class Limits leaves at
+	// zero. Zero means twice the rate.
 	Burst int
+	// Limits sets each resource class's budget apart (see Limits).
+	Limits Limits
 	// MaxRetries is how many times a retryable request is repeated after the
 	// first attempt. Zero means DefaultMaxRetries; negative disables retries.
 	MaxRetries int
@@ -51,12 +56,9 @@ type Config struct {
 
 // Defaults applied to zero Config fields.
 const (
-	// DefaultRate stays well under Twilio's per-endpoint TaskRouter limits
-	// while leaving room for bursts of recovery work.
-	DefaultRate = 20.0
-	// DefaultBurst lets a short burst (a recovery touching several
-	// resources) go out without waiting.
-	DefaultBurst = 40
+	// DefaultRate is the TaskRouter budget's default rate per workspace,
+	// kept under the name callers know.
+	DefaultRate = DefaultTaskRouterRate
 	// DefaultMaxRetries keeps the worst case of one call within a few seconds.
 	DefaultMaxRetries = 4
 	// DefaultMinBackoff is the first backoff step.
@@ -565,8 +567,9 @@ func IsVersionConflict(err error) bool {
 // connection errors. A create whose error also matches ErrOutcomeUnknown
 // must be looked up before it is tried again.
 func IsRetryable(err error) bool {
-	// The caller gave up; nothing to retry on its behalf.
-	if err == nil || errors.Is(err, context.Canceled) {
+	// The caller gave up, or a newer request took this one's place; nothing
+	// to retry on its behalf.
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, ErrSuperseded) {
 		return false
 	}
 	var ae *APIError
@@ -599,8 +602,10 @@ func RetryAfter(err error) time.Duration {
 }
 
 // New builds a Client for one account. Every Client built for the same
-// AccountSID in this process shares one token bucket (the last Config's Rate
-// and Burst apply), because Twilio's limits are per account, not per client.
+// AccountSID in this process shares the account's budgets (the last Config's
+// limits apply), because Twilio's limits are per account and workspace, not
+// per client. Requests wait for their budget in priority order (PriorityOf):
+// a recovery never waits behind queued activity writes or background reads.
 func New(cfg Config, opts ...Option) (Client, error) {
 	return newRESTClient(cfg, opts...)
 }

@@ -102,17 +102,27 @@ func twilioError(status, code int, msg string) reply {
 }
 
 // sleepRecorder stands in for the retry layer's sleep: it records each
-// backoff and returns at once.
+// backoff and returns at once. Its clock, which the test account's budgets
+// read, moves on by each wait, so a budget paused by a 429's Retry-After is
+// paused exactly as long as the recorded wait.
 type sleepRecorder struct {
-	mu    sync.Mutex
-	waits []time.Duration
+	mu     sync.Mutex
+	waits  []time.Duration
+	offset time.Duration
 }
 
 func (s *sleepRecorder) sleep(ctx context.Context, d time.Duration) error {
 	s.mu.Lock()
 	s.waits = append(s.waits, d)
+	s.offset += max(d, 0)
 	s.mu.Unlock()
 	return ctx.Err()
+}
+
+func (s *sleepRecorder) now() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Now().Add(s.offset)
 }
 
 func (s *sleepRecorder) got() []time.Duration {
@@ -143,7 +153,7 @@ func newTestClient(t *testing.T, f *fakeTwilio, cfg Config, opts ...Option) (Cli
 		cfg.BaseURL = f.srv.URL
 	}
 	rec := &sleepRecorder{}
-	opts = append([]Option{WithSleep(rec.sleep), WithJitter(func(d time.Duration) time.Duration { return d })}, opts...)
+	opts = append([]Option{WithSleep(rec.sleep), withBudgetClock(rec.now), WithJitter(func(d time.Duration) time.Duration { return d })}, opts...)
 	c, err := New(cfg, opts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -14,7 +15,6 @@ import (
 	apiv2010 "github.com/twilio/twilio-go/rest/api/v2010"
 	eventsv1 "github.com/twilio/twilio-go/rest/events/v1"
 	taskrouterv1 "github.com/twilio/twilio-go/rest/taskrouter/v1"
-	"golang.org/x/time/rate"
 )
 
 type options struct {
@@ -23,6 +23,9 @@ type options struct {
 	now       func() time.Time
 	jitter    func(d time.Duration) time.Duration
 	retry     *retryPolicy
+	// budgetClock is the clock of the account's budgets when this client
+	// creates them (tests move it with their recorded sleeps).
+	budgetClock func() time.Time
 }
 
 // WithTransport sets the RoundTripper that finally sends requests
@@ -57,6 +60,12 @@ func WithRetry(maxRetries int, minBackoff, maxBackoff time.Duration) Option {
 	}
 }
 
+// withBudgetClock sets the clock of the account's budgets if this client is
+// the first of the account; tests move it with their recorded sleeps.
+func withBudgetClock(now func() time.Time) Option {
+	return func(o *options) { o.budgetClock = now }
+}
+
 // credentialRE is what twilio-go accepts for a username or password; it
 // rejects anything else at request time with a confusing 400.
 var credentialRE = regexp.MustCompile(`^[A-Za-z0-9]+$`)
@@ -75,7 +84,7 @@ func newRESTClient(cfg Config, opts ...Option) (Client, error) {
 	if err := validateConfig(cfg); err != nil {
 		return nil, err
 	}
-	o := options{now: time.Now, sleep: sleepContext, jitter: halfJitter}
+	o := options{now: time.Now, sleep: sleepContext, jitter: halfJitter, budgetClock: time.Now}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -96,18 +105,9 @@ func newRESTClient(cfg Config, opts ...Option) (Client, error) {
 		policy.maxRetries = 0
 	}
 
-	limit := rate.Limit(cfg.Rate)
-	switch {
-	case cfg.Rate == 0:
-		limit = DefaultRate
-	case cfg.Rate < 0:
-		limit = rate.Inf
-	}
-	burst := defaultInt(cfg.Burst, DefaultBurst)
-
 	var rt http.RoundTripper = metricsTransport{now: o.now, next: o.transport}
 	rt = &retryTransport{
-		limiter: limiterFor(cfg.AccountSID, limit, burst),
+		budgets: budgetsFor(cfg.AccountSID, limitsOf(cfg), o.budgetClock),
 		policy:  policy,
 		sleep:   o.sleep,
 		now:     o.now,
@@ -157,8 +157,13 @@ func validateConfig(cfg Config) error {
 			return fmt.Errorf("twilio config: base URL %q must be http(s)://host[:port][/path]", cfg.BaseURL)
 		}
 	}
-	if cfg.Rate > 0 && cfg.Burst < 0 {
-		return errors.New("twilio config: burst must not be negative")
+	for _, l := range []Limit{{cfg.Rate, cfg.Burst}, cfg.Limits.TaskRouter, cfg.Limits.Voice, cfg.Limits.Other} {
+		if l.Burst < 0 {
+			return errors.New("twilio config: burst must not be negative")
+		}
+		if math.IsNaN(l.Rate) || math.IsInf(l.Rate, 0) {
+			return errors.New("twilio config: rate must be a finite number (negative: no limit)")
+		}
 	}
 	if cfg.MinBackoff < 0 || cfg.MaxBackoff < 0 || cfg.Timeout < 0 {
 		return errors.New("twilio config: durations must not be negative")

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
-	"golang.org/x/time/rate"
 )
 
 // HostHeader carries the original Twilio host of a request sent to
@@ -137,11 +136,12 @@ type retryPolicy struct {
 	attemptTimeout time.Duration
 }
 
-// retryTransport sends each attempt through the account's token bucket and
+// retryTransport sends each attempt through its budget (the account's, or
+// for TaskRouter the workspace's, token bucket with its priority queue) and
 // repeats what is safe to repeat. It sits beneath twilio-go because
 // twilio-go drops the response (and with it Retry-After) on errors.
 type retryTransport struct {
-	limiter *rate.Limiter
+	budgets *accountBudgets
 	policy  retryPolicy
 	sleep   func(ctx context.Context, d time.Duration) error
 	now     func() time.Time
@@ -191,9 +191,15 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read request body: %w", err)
 	}
+	class, scope := classOf(req)
+	budget := t.budgets.get(class, scope)
+	priority, key := PriorityOf(ctx), coalesceKeyOf(ctx)
 
 	for attempt := 0; ; attempt++ {
-		if err := t.limiter.Wait(ctx); err != nil {
+		if err := budget.acquire(ctx, priority, key); err != nil {
+			if errors.Is(err, ErrSuperseded) {
+				return nil, err
+			}
 			return nil, fmt.Errorf("twilio rate limiter: %w", err)
 		}
 		resp, err := t.attempt(ctx, req, body)
@@ -202,6 +208,12 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if resp != nil {
 			status = resp.StatusCode
 			retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), t.now())
+			if status == http.StatusTooManyRequests {
+				// Twilio throttles the class, not this request: every waiter of this
+				// priority or a less urgent one holds back until Retry-After (or a
+				// first backoff step).
+				budget.pause(max(retryAfter, t.policy.minBackoff), priority)
+			}
 		}
 		if state != nil {
 			state.record(status, retryAfter, mayHaveBeenProcessed(resp, err))
@@ -478,32 +490,4 @@ func guessKind(method, escapedPath string) requestKind {
 		return kindCreate
 	}
 	return kindIdempotent
-}
-
-// limiters holds one token bucket per account SID for the whole process:
-// Twilio's limits are per account, so two policies on one account must
-// share one budget.
-var limiters = struct {
-	sync.Mutex
-	byAccount map[string]*rate.Limiter
-}{byAccount: map[string]*rate.Limiter{}}
-
-// limiterFor returns the account's shared limiter, creating it on first use
-// and applying the latest rate and burst.
-func limiterFor(accountSID string, limit rate.Limit, burst int) *rate.Limiter {
-	limiters.Lock()
-	defer limiters.Unlock()
-	l, ok := limiters.byAccount[accountSID]
-	if !ok {
-		l = rate.NewLimiter(limit, burst)
-		limiters.byAccount[accountSID] = l
-		return l
-	}
-	if l.Limit() != limit {
-		l.SetLimit(limit)
-	}
-	if l.Burst() != burst {
-		l.SetBurst(burst)
-	}
-	return l
 }
