@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/credentials"
@@ -59,6 +60,9 @@ type ConferenceRecoveryReconciler struct {
 	// values.
 	ResyncAfter time.Duration
 	ResyncRate  float64
+	// SweepInterval is how often the legs of the calls in Monitoring are checked against the
+	// account's live calls (recoverySweep). Zero means DefaultSweepInterval.
+	SweepInterval time.Duration
 
 	resync *resyncer
 	// written remembers the resourceVersions this controller wrote over, to tell a stale cache.
@@ -110,8 +114,8 @@ func (r *ConferenceRecoveryReconciler) Reconcile(ctx context.Context, req ctrl.R
 		return ctrl.Result{}, fmt.Errorf("twilio client for policy %s: %w", policy.Name, err)
 	}
 	run := newRecoveryRun(r, &rec, &policy, tc)
-	due, wait := r.resync.due(&rec, creds.AccountSID)
-	run.resyncDue = due
+	due, routine, wait := r.resync.due(&rec, creds.AccountSID, customerMayBeAlone(rec.Status))
+	run.resyncDue, run.resyncRoutine = due, routine
 	res, err := run.reconcile(ctx)
 	if due && err == nil {
 		r.resync.done(run.rec)
@@ -187,6 +191,16 @@ func (r *ConferenceRecoveryReconciler) now() time.Time {
 // were waiting for it (found by the policy label the webhook server sets).
 func (r *ConferenceRecoveryReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.resync = newResyncer(r.ResyncAfter, r.ResyncRate)
+	if err := mgr.Add(&recoveryDiscovery{r: r}); err != nil {
+		return fmt.Errorf("add the start-up discovery: %w", err)
+	}
+	sweep := &recoverySweep{r: r, every: r.SweepInterval, suspects: make(chan event.GenericEvent, 256)}
+	if sweep.every <= 0 {
+		sweep.every = DefaultSweepInterval
+	}
+	if err := mgr.Add(sweep); err != nil {
+		return fmt.Errorf("add the sweep: %w", err)
+	}
 	policyCreated := predicate.Funcs{
 		CreateFunc:  func(event.CreateEvent) bool { return true },
 		UpdateFunc:  func(event.UpdateEvent) bool { return false },
@@ -197,6 +211,7 @@ func (r *ConferenceRecoveryReconciler) SetupWithManager(mgr ctrl.Manager) error 
 		For(&v1alpha1.ConferenceRecovery{}).
 		Watches(&v1alpha1.ConferenceRecoveryPolicy{}, handler.EnqueueRequestsFromMapFunc(r.recoveriesOfPolicy),
 			builder.WithPredicates(policyCreated)).
+		WatchesRawSource(source.Channel(sweep.suspects, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: recoveryConcurrency}).
 		Named("conferencerecovery").
 		Complete(r)

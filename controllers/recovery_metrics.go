@@ -32,6 +32,16 @@ var (
 		Help: "Recoveries repaired from Twilio's REST API because callbacks or events about them were lost.",
 	})
 
+	recoverySweepsTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "flexoperator_recovery_sweeps_total",
+		Help: "Checks of an account's live calls against the legs its recoveries in Monitoring record as connected.",
+	})
+
+	recoverySweepSuspectsTotal = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "flexoperator_recovery_sweep_suspects_total",
+		Help: "Recoveries the sweep found with a leg whose call had ended (a lost leave or conference end), read from Twilio at once.",
+	})
+
 	customerWithoutAgentSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "flexoperator_recovery_customer_without_agent_seconds",
 		Help:    "How long the customer was without an agent, from the disconnect to an agent taking the reconnect task (or the end of the recovery), by final phase.",
@@ -40,7 +50,8 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(recoveryStepsTotal, recoveryPhasesTotal, detectionToPingSeconds, customerWithoutAgentSeconds, recoveryResyncRepairsTotal)
+	ctrlmetrics.Registry.MustRegister(recoveryStepsTotal, recoveryPhasesTotal, detectionToPingSeconds, customerWithoutAgentSeconds, recoveryResyncRepairsTotal,
+		recoverySweepsTotal, recoverySweepSuspectsTotal)
 }
 
 // stepKind is a step's name without the leg it acts on, to keep label values few.

@@ -27,25 +27,40 @@ const (
 	DefaultResyncRate = 1.0
 )
 
-// resyncer decides when a recovery is read again from Twilio: on the first reconcile after the
-// operator started (callbacks may have been lost while it was down), and whenever the object has
-// not moved for a while. Staleness is measured with this process's own monotonic clock (time.Since),
-// which no test clock stops; repairs are stamped with the reconciler's clock. Resyncs are bounded
-// per Twilio account by a token bucket; one that is not allowed yet waits for its turn.
+// resyncer decides when a recovery is read again from Twilio: once after this process started or
+// gained leadership (callbacks may have been lost meanwhile), and whenever the object has not moved
+// for a while. Staleness is measured with this process's own monotonic clock (time.Since), which no
+// test clock stops; repairs are stamped with the reconciler's clock.
+//
+// A check is owed until it has been done: asking the per-account budget and being told to wait
+// neither records the recovery as checked nor makes it look unchanged, and the place in the
+// budget's queue it was given is kept, so that the recoveries of one account are read one after
+// the other at the budget's pace rather than one of them now and the rest a resync period later.
+// A recovery whose customer may be alone (an incident in progress) does not queue behind calls
+// that are plainly fine: it is read without waiting for the budget (there are few of them, and
+// each is read at most once per period).
 type resyncer struct {
-	after   time.Duration
-	limit   rate.Limit
-	started time.Time
+	after time.Duration
+	limit rate.Limit
 
 	mu       sync.Mutex
-	moved    map[types.NamespacedName]movement
+	started  time.Time
+	checks   map[types.NamespacedName]*resyncCheck
 	limiters map[string]*rate.Limiter
 }
 
-// movement is the last change of a recovery this replica saw.
-type movement struct {
+// resyncCheck is what this replica knows of one recovery's resyncs.
+type resyncCheck struct {
+	// resourceVersion and movedAt are the last change of the recovery this replica saw.
 	resourceVersion string
-	at              time.Time
+	movedAt         time.Time
+	// owed says the recovery was made before this process started or took the lead, and has not
+	// been read from Twilio since; suspect says the sweep found one of its legs ended.
+	owed, suspect bool
+	// turn is the place in the account's budget the recovery was given while it waited for it,
+	// and grantedAt when that place comes; nil when it holds none.
+	turn      *rate.Reservation
+	grantedAt time.Time
 }
 
 func newResyncer(after time.Duration, perSecond float64) *resyncer {
@@ -56,44 +71,96 @@ func newResyncer(after time.Duration, perSecond float64) *resyncer {
 		perSecond = DefaultResyncRate
 	}
 	return &resyncer{after: after, limit: rate.Limit(perSecond), started: time.Now(),
-		moved: map[types.NamespacedName]movement{}, limiters: map[string]*rate.Limiter{}}
+		checks: map[types.NamespacedName]*resyncCheck{}, limiters: map[string]*rate.Limiter{}}
 }
 
-// due reports whether the recovery should be read from Twilio now; when it is due but the
-// account's budget is spent, wait is how long until it may be.
-func (r *resyncer) due(rec *v1alpha1.ConferenceRecovery, account string) (due bool, wait time.Duration) {
+// begin starts a new term (this process took the lead): every recovery made before now is owed a
+// check, including those a reconcile already saw before the term began.
+func (r *resyncer) begin() {
 	if r == nil {
-		return false, 0
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.started = time.Now()
+	for key, c := range r.checks {
+		if c.turn != nil {
+			c.turn.Cancel()
+		}
+		delete(r.checks, key)
+	}
+}
+
+// due reports whether the recovery should be read from Twilio now; when it should be but the
+// account's budget puts it later, wait is how long until its turn. urgent says the customer may be
+// alone, which skips the budget's queue. routine says the read is only the periodic one of a call
+// that is plainly fine, which may go at background priority.
+func (r *resyncer) due(rec *v1alpha1.ConferenceRecovery, account string, urgent bool) (due, routine bool, wait time.Duration) {
+	if r == nil {
+		return false, false, 0
 	}
 	key := client.ObjectKeyFromObject(rec)
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	m, seen := r.moved[key]
+	c, seen := r.checks[key]
 	switch {
 	case !seen:
-		r.moved[key] = movement{rec.ResourceVersion, now}
-		// Made before this process started: its callbacks may have been lost meanwhile.
-		if !rec.CreationTimestamp.Time.Before(r.started) {
-			return false, 0
+		// Made before this process started (or took the lead): its callbacks may have been lost.
+		c = &resyncCheck{resourceVersion: rec.ResourceVersion, movedAt: now, owed: rec.CreationTimestamp.Time.Before(r.started)}
+		r.checks[key] = c
+	case c.resourceVersion != rec.ResourceVersion:
+		// Moved: the staleness period starts again, but a check still owed stays owed (an event
+		// that arrived after a restart says nothing about the ones lost before it).
+		c.resourceVersion, c.movedAt = rec.ResourceVersion, now
+	}
+	if !c.owed && !c.suspect && now.Sub(c.movedAt) < r.after {
+		return false, false, 0
+	}
+	routine = !urgent && !c.owed && !c.suspect
+	if urgent || c.suspect {
+		return true, false, 0
+	}
+	if c.turn != nil {
+		if wait := c.grantedAt.Sub(now); wait > 0 {
+			return false, routine, wait
 		}
-	case m.resourceVersion != rec.ResourceVersion:
-		r.moved[key] = movement{rec.ResourceVersion, now}
-		return false, 0
-	case now.Sub(m.at) < r.after:
-		return false, 0
+		return true, routine, 0
 	}
 	limiter, ok := r.limiters[account]
 	if !ok {
 		limiter = rate.NewLimiter(r.limit, 1)
 		r.limiters[account] = limiter
 	}
-	reservation := limiter.ReserveN(now, 1)
-	if d := reservation.DelayFrom(now); d > 0 {
-		reservation.CancelAt(now)
-		return false, d
+	turn := limiter.ReserveN(now, 1)
+	wait = turn.DelayFrom(now)
+	if wait <= 0 {
+		return true, routine, 0
 	}
-	return true, 0
+	// Keep the place: coming back after wait, the recovery is read without asking again.
+	c.turn, c.grantedAt = turn, now.Add(wait)
+	return false, routine, wait
+}
+
+// customerMayBeAlone says the recovery is in an incident: an agent dropped, and until the
+// recovery ends the customer may have no one on the line.
+func customerMayBeAlone(st v1alpha1.ConferenceRecoveryStatus) bool {
+	return st.Disconnect != nil || (st.Phase != "" && st.Phase != v1alpha1.PhaseMonitoring)
+}
+
+// suspect marks a recovery the sweep found with a leg that has ended: it is read at once.
+func (r *resyncer) suspect(key types.NamespacedName) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.checks[key]
+	if !ok {
+		c = &resyncCheck{movedAt: time.Now()}
+		r.checks[key] = c
+	}
+	c.suspect = true
 }
 
 // done records that the recovery was read from Twilio at the version it now has.
@@ -103,17 +170,20 @@ func (r *resyncer) done(rec *v1alpha1.ConferenceRecovery) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.moved[client.ObjectKeyFromObject(rec)] = movement{rec.ResourceVersion, time.Now()}
+	r.checks[client.ObjectKeyFromObject(rec)] = &resyncCheck{resourceVersion: rec.ResourceVersion, movedAt: time.Now()}
 }
 
-// forget drops a recovery that is finished or gone.
+// forget drops a recovery that is finished or gone, giving back a place it held in the budget.
 func (r *resyncer) forget(key types.NamespacedName) {
 	if r == nil {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.moved, key)
+	if c, ok := r.checks[key]; ok && c.turn != nil {
+		c.turn.Cancel()
+	}
+	delete(r.checks, key)
 }
 
 // next is how long until a recovery that does not move is due for a resync.
@@ -128,7 +198,13 @@ func (r *resyncer) next() time.Duration {
 // never reported (recovery.ApplySnapshot), writing the repair at once so that the steps decided
 // next see it. A conflict re-reads the object and applies the same snapshot again.
 func (run *recoveryRun) resync(ctx context.Context) error {
-	snap, err := run.snapshot(ctx)
+	reads := ctx
+	if run.resyncRoutine {
+		// The periodic read of a call that is plainly fine waits behind recovery and activity
+		// work; a check owed since a restart, or of an incident, goes at recovery priority.
+		reads = twilio.WithPriority(ctx, twilio.PriorityBackground)
+	}
+	snap, err := run.snapshot(reads)
 	if err != nil {
 		return err
 	}
@@ -156,23 +232,27 @@ func (run *recoveryRun) resync(ctx context.Context) error {
 func (run *recoveryRun) snapshot(ctx context.Context) (recovery.Snapshot, error) {
 	snap := recovery.Snapshot{At: run.r.now()}
 	conference := run.spec().ConferenceSID
-	conf, err := run.tc.FetchConference(ctx, conference)
-	switch {
-	case twilio.IsNotFound(err) || (err == nil && conf.Status == "completed"):
-		snap.ConferenceEnded = true
-	case err != nil:
-		return snap, fmt.Errorf("resync: fetch the conference: %w", err)
-	default:
-		parts, err := run.tc.ListParticipants(ctx, conference)
-		if err != nil && !twilio.IsNotFound(err) {
-			return snap, fmt.Errorf("resync: list the participants: %w", err)
+	// The legs first: a conference with a leg connected is live, and one request says so. Only
+	// an empty or missing list asks whether the conference has ended (Twilio lists no leg of a
+	// completed conference).
+	parts, err := run.tc.ListParticipants(ctx, conference)
+	if err != nil && !twilio.IsNotFound(err) {
+		return snap, fmt.Errorf("resync: list the participants: %w", err)
+	}
+	for _, p := range parts {
+		if p.Status == "complete" || p.Status == "failed" {
+			continue
 		}
-		for _, p := range parts {
-			if p.Status == "complete" || p.Status == "failed" {
-				continue
-			}
-			snap.Participants = append(snap.Participants, recovery.LiveLeg{CallSID: p.CallSID, Label: p.Label,
-				Coaching: p.Coaching, EndConferenceOnExit: p.EndConferenceOnExit})
+		snap.Participants = append(snap.Participants, recovery.LiveLeg{CallSID: p.CallSID, Label: p.Label,
+			Coaching: p.Coaching, EndConferenceOnExit: p.EndConferenceOnExit})
+	}
+	if len(snap.Participants) == 0 {
+		conf, err := run.tc.FetchConference(ctx, conference)
+		switch {
+		case twilio.IsNotFound(err) || (err == nil && conf.Status == "completed"):
+			snap.ConferenceEnded = true
+		case err != nil:
+			return snap, fmt.Errorf("resync: fetch the conference: %w", err)
 		}
 	}
 	st := run.st()

@@ -50,8 +50,9 @@ type recoveryRun struct {
 	// asking Twilio again.
 	original  *twilio.Task
 	pingAttrs map[string]any
-	// resyncDue asks for the call to be read from Twilio before deciding (see resyncer).
-	resyncDue bool
+	// resyncDue asks for the call to be read from Twilio before deciding (see resyncer);
+	// resyncRoutine says it is only the periodic read of a call that is plainly fine.
+	resyncDue, resyncRoutine bool
 }
 
 func newRecoveryRun(r *ConferenceRecoveryReconciler, rec *v1alpha1.ConferenceRecovery, policy *v1alpha1.ConferenceRecoveryPolicy, tc twilio.Client) *recoveryRun {

@@ -63,6 +63,14 @@ func statusEqual(a, b v1alpha1.ConferenceRecoveryStatus) bool {
 // API server, leaving the webhook server's observations in dst as they are (see the ownership table
 // in the design: the webhook writes participants, the customer call, sequence numbers, the ping's
 // outcome and the reconnect task's progress).
+//
+// The controller's fields are taken whole from src, so a Pending step on the server that src lacks
+// is dropped. Its only possible writer is a second leader in the moments of a hand-over (the
+// webhook server never writes actions), and keeping it alone would be worse than dropping it: a
+// Pending step is resolved by a lookup built from the Disconnect it was taken for, which src
+// replaces, so the kept step would look for the wrong incident. The writer that took the step puts
+// its record back with its own next save (its fields win the same way), and leader election keeps
+// that overlap to a paused old leader's last reconcile.
 func mergeOwned(dst *v1alpha1.ConferenceRecoveryStatus, src v1alpha1.ConferenceRecoveryStatus) {
 	src = *src.DeepCopy()
 	dst.ObservedGeneration = src.ObservedGeneration

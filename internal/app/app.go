@@ -67,6 +67,9 @@ type Options struct {
 	// with Twilio's REST API (see controllers.ConferenceRecoveryReconciler).
 	RecoveryResyncAfter time.Duration
 	RecoveryResyncRate  float64
+	// RecoverySweepInterval is how often the legs of calls in Monitoring are checked against the
+	// account's live calls (bounding how long a lost leave goes unrepaired).
+	RecoverySweepInterval time.Duration
 
 	// Now is the clock the recovery logic reads; time.Now when nil. Tests give it the simulator's
 	// clock so that TTLs and timeouts advance with the simulator instead of being slept through.
@@ -129,7 +132,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&o.TwilioVoiceRate, "twilio-voice-rate", 0, "Sustained Programmable Voice requests (calls, conferences, participants) per second per account (0: --twilio-rate, else 20; negative: no limit).")
 	fs.Float64Var(&o.TwilioOtherRate, "twilio-other-rate", 0, "Sustained requests per second per account to the other Twilio APIs the operator uses (Event Streams, token validation) (0: --twilio-rate, else 10; negative: no limit).")
 	fs.DurationVar(&o.RecoveryResyncAfter, "recovery-resync-after", controllers.DefaultResyncAfter, "How long a ConferenceRecovery in progress may go unchanged before its call is read from Twilio's REST API, to repair callbacks Twilio lost (every one is also read once at start-up).")
-	fs.Float64Var(&o.RecoveryResyncRate, "recovery-resync-rate", controllers.DefaultResyncRate, "Most resyncs with Twilio's REST API per Twilio account and second.")
+	fs.Float64Var(&o.RecoveryResyncRate, "recovery-resync-rate", controllers.DefaultResyncRate, "Most resyncs with Twilio's REST API per Twilio account and second of calls that are plainly fine (a recovery whose customer may be alone does not wait for this budget).")
+	fs.DurationVar(&o.RecoverySweepInterval, "recovery-sweep-interval", controllers.DefaultSweepInterval, "How often the connected legs of calls in Monitoring are checked against the account's list of live calls (one request per 1,000 calls); it bounds how long a lost agent leave or conference end goes unnoticed.")
 	fs.DurationVar(&o.GracefulShutdownTime, "graceful-shutdown-timeout", 30*time.Second, "How long everything gets to stop, the webhook server's drain included.")
 }
 
@@ -152,6 +156,9 @@ func (o *Options) Validate() error {
 	}
 	if o.RecoveryResyncAfter < 0 || o.RecoveryResyncRate < 0 {
 		return errors.New("--recovery-resync-after and --recovery-resync-rate must not be negative")
+	}
+	if o.RecoverySweepInterval < 0 {
+		return errors.New("--recovery-sweep-interval must not be negative")
 	}
 	for flag, rate := range map[string]float64{"--twilio-rate": o.TwilioRate, "--twilio-taskrouter-rate": o.TwilioTaskRouterRate,
 		"--twilio-voice-rate": o.TwilioVoiceRate, "--twilio-other-rate": o.TwilioOtherRate} {
@@ -303,6 +310,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	if err := (&controllers.ConferenceRecoveryReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("conferencerecovery-controller"),
 		Twilio: provider, Now: now, ResyncAfter: o.RecoveryResyncAfter, ResyncRate: o.RecoveryResyncRate,
+		SweepInterval: o.RecoverySweepInterval,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up ConferenceRecovery controller: %w", err)
 	}

@@ -148,10 +148,16 @@ type Client interface {
 
 	// FetchCall reads one call.
 	FetchCall(ctx context.Context, callSID string) (Call, error)
+	// ListCalls returns the account's calls in the given status (queued,
+	// ringing, in-progress, completed…; empty means any), all pages.
+	ListCalls(ctx context.Context, status string) ([]Call, error)
 	// RedirectCall replaces the call's current TwiML with twiml.
 	RedirectCall(ctx context.Context, callSID, twiml string) (Call, error)
 	// FetchConference reads one conference.
 	FetchConference(ctx context.Context, conferenceSID string) (Conference, error)
+	// ListConferences returns the account's conferences in the given status
+	// (init, in-progress or completed; empty means any), all pages.
+	ListConferences(ctx context.Context, status string) ([]Conference, error)
 	// AnnounceConference plays announceURL to every participant.
 	AnnounceConference(ctx context.Context, conferenceSID, announceURL string) error
 	// EndConference ends the conference (status completed).

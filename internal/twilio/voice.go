@@ -22,6 +22,25 @@ func (c *restClient) FetchCall(ctx context.Context, callSID string) (Call, error
 	return callFrom(*got), nil
 }
 
+// ListCalls implements Client.
+func (c *restClient) ListCalls(ctx context.Context, status string) ([]Call, error) {
+	switch status {
+	case "", "queued", "ringing", "in-progress", "canceled", "completed", "failed", "busy", "no-answer":
+	default:
+		return nil, fmt.Errorf("twilio: call status %q is not one Twilio knows", status)
+	}
+	k := c.newCall(ctx, kindIdempotent)
+	got, err := k.api().ListCall(&api.ListCallParams{Status: nonEmpty(status), PageSize: ptr(listPageSize)})
+	if err != nil {
+		return nil, k.err(err, "list calls")
+	}
+	out := make([]Call, 0, len(got))
+	for _, call := range got {
+		out = append(out, callFrom(call))
+	}
+	return out, nil
+}
+
 // RedirectCall implements Client.
 func (c *restClient) RedirectCall(ctx context.Context, callSID, twiml string) (Call, error) {
 	if err := checkSID("call SID", callSID); err != nil {
@@ -62,13 +81,36 @@ func (c *restClient) FetchConference(ctx context.Context, conferenceSID string) 
 	if err != nil {
 		return Conference{}, k.err(err, "fetch conference %s", conferenceSID)
 	}
+	return conferenceFrom(*got), nil
+}
+
+// ListConferences implements Client.
+func (c *restClient) ListConferences(ctx context.Context, status string) ([]Conference, error) {
+	switch status {
+	case "", "init", "in-progress", "completed":
+	default:
+		return nil, fmt.Errorf("twilio: conference status %q is not init, in-progress or completed", status)
+	}
+	k := c.newCall(ctx, kindIdempotent)
+	got, err := k.api().ListConference(&api.ListConferenceParams{Status: nonEmpty(status), PageSize: ptr(listPageSize)})
+	if err != nil {
+		return nil, k.err(err, "list conferences")
+	}
+	out := make([]Conference, 0, len(got))
+	for _, conf := range got {
+		out = append(out, conferenceFrom(conf))
+	}
+	return out, nil
+}
+
+func conferenceFrom(c api.ApiV2010Conference) Conference {
 	return Conference{
-		SID:                     deref(got.Sid),
-		FriendlyName:            deref(got.FriendlyName),
-		Status:                  deref(got.Status),
-		ReasonConferenceEnded:   deref(got.ReasonConferenceEnded),
-		CallSIDEndingConference: deref(got.CallSidEndingConference),
-	}, nil
+		SID:                     deref(c.Sid),
+		FriendlyName:            deref(c.FriendlyName),
+		Status:                  deref(c.Status),
+		ReasonConferenceEnded:   deref(c.ReasonConferenceEnded),
+		CallSIDEndingConference: deref(c.CallSidEndingConference),
+	}
 }
 
 // AnnounceConference implements Client.

@@ -3,6 +3,7 @@ package twiliosim_test
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -480,5 +481,76 @@ func TestConferenceCallbacksAreSentOnce(t *testing.T) {
 				t.Errorf("delivery stats %+v, want %+v", got, tc.wantStats)
 			}
 		})
+	}
+}
+
+// TestListLiveConferences: the live conferences of the account are listed by status with the
+// fields the operator's start-up discovery reads (the friendly name Flex gives them, the task's
+// SID), and their participants with label and endConferenceOnExit; a finished conference is not
+// in-progress any more.
+func TestListLiveConferences(t *testing.T) {
+	k := connect(t)
+	live, err := k.c.ListConferences(ctxT(t), "in-progress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(live) != 1 || live[0].SID != k.conf || live[0].FriendlyName != k.call.TaskSID || live[0].Status != "in-progress" {
+		t.Fatalf("in-progress conferences %+v, want only %s named %s", live, k.conf, k.call.TaskSID)
+	}
+	parts, err := k.c.ListParticipants(ctxT(t), k.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, p := range parts {
+		got[p.Label] = fmt.Sprintf("%s eceo=%t %s", p.CallSID, p.EndConferenceOnExit, p.Status)
+	}
+	want := map[string]string{"customer": k.call.CallSID + " eceo=false connected", "worker": k.agentLeg + " eceo=true connected"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("participants (-want +got):\n%s", diff)
+	}
+	if _, err := k.c.ListConferences(ctxT(t), "ringing"); err == nil {
+		t.Error("a status Twilio does not know was accepted")
+	}
+	if err := k.s.CustomerHangup(k.call.CallSID); err != nil {
+		t.Fatal(err)
+	}
+	if live, err = k.c.ListConferences(ctxT(t), "in-progress"); err != nil || len(live) != 0 {
+		t.Errorf("in-progress after the customer hung up: %+v, %v", live, err)
+	}
+	done, err := k.c.ListConferences(ctxT(t), "completed")
+	if err != nil || len(done) != 1 || done[0].SID != k.conf {
+		t.Errorf("completed conferences %+v, %v; want %s", done, err, k.conf)
+	}
+}
+
+// TestListLiveCalls: the account's live calls are listed by status, so the operator's sweep can
+// tell, in one request per thousand calls, which legs of its recoveries have ended.
+func TestListLiveCalls(t *testing.T) {
+	k := connect(t)
+	live, err := k.c.ListCalls(ctxT(t), "in-progress")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sids []string
+	for _, c := range live {
+		sids = append(sids, c.SID)
+	}
+	if !slices.Contains(sids, k.call.CallSID) || !slices.Contains(sids, k.agentLeg) {
+		t.Fatalf("in-progress calls %v lack the customer %s or the agent's leg %s", sids, k.call.CallSID, k.agentLeg)
+	}
+	if err := k.s.RefreshPage(k.res.WorkerSID); err != nil {
+		t.Fatal(err)
+	}
+	if live, err = k.c.ListCalls(ctxT(t), "in-progress"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range live {
+		if c.SID == k.agentLeg {
+			t.Errorf("the agent's leg %s is still in-progress after the refresh: %+v", k.agentLeg, c)
+		}
+	}
+	if _, err := k.c.ListCalls(ctxT(t), "live"); err == nil {
+		t.Error("a status Twilio does not know was accepted")
 	}
 }

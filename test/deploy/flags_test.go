@@ -27,6 +27,7 @@ func TestFlagErrorsArePlain(t *testing.T) {
 		"advertise address":            {[]string{"--webhook-advertise-address=10.0.3.7:9443"}, 2, "--webhook-advertise-address"},
 		"unknown flag":                 {[]string{"--webhook-public-uri=https://flex.example.com"}, 2, "flag provided but not defined: -webhook-public-uri"},
 		"mistyped value":               {[]string{"--twilio-rate=fast"}, 2, `invalid value "fast" for flag -twilio-rate`},
+		"negative sweep interval":      {[]string{"--recovery-sweep-interval=-1s"}, 2, "--recovery-sweep-interval must not be negative"},
 		"valid flags, no cluster":      {[]string{"--webhook-public-url=https://flex.example.com"}, 1, "loading the kubeconfig"},
 		"kubeconfig that is not there": {[]string{"--kubeconfig=" + filepath.Join(t.TempDir(), "missing"), "--webhook-public-url=https://flex.example.com"}, 1, "loading the kubeconfig"},
 	} {
