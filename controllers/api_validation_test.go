@@ -119,6 +119,8 @@ func TestInvalidSpecsRejected(t *testing.T) {
 		{"bad channel", wap(`{` + twilio + `,"channels":["voice channel"]}`), "spec.channels[0]"},
 		{"activity name too long", wap(`{` + twilio + `,"activities":{"onATask":"` + strings.Repeat("x", 65) + `"}}`), "spec.activities.onATask"},
 		{"empty workers expression", wap(`{` + twilio + `,"workers":""}`), "spec.workers"},
+		{"workers reads activity_name", wap(`{` + twilio + `,"workers":"skills HAS 'voice' AND activity_name == 'Available'"}`), "workers may not read activity_sid or activity_name"},
+		{"workers reads activity_sid", wap(`{` + twilio + `,"workers":"activity_sid!='WA1'"}`), "workers may not read activity_sid or activity_name"},
 		{"activity public url not http", wap(`{` + twilio + `,"publicBaseUrl":"flex-operator.example.com"}`), "spec.publicBaseUrl"},
 		{"activity public url with fragment", wap(`{` + twilio + `,"publicBaseUrl":"https://x.example.com/#top"}`), "spec.publicBaseUrl"},
 		{"recovery bad conference sid", `{"apiVersion":"contactcenter.flexoperator.io/v1alpha1","kind":"ConferenceRecovery","metadata":{"name":"r"},"spec":{"policyName":"p","conferenceSid":"CF1"}}`, "spec.conferenceSid"},

@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/activity"
-	"github.com/flexoperator/flex-operator/internal/expr"
 )
 
 // Reasons of Ready, EventsFlowing and WorkersOverlap that come from the engine.
@@ -169,9 +167,8 @@ func (s *activitySync) reportFailures(stats activity.PolicyStats) {
 // place and the engine runs it; a workspace that is not multi-tasking leaves it Ready but says so.
 func (s *activitySync) setReady(engine engineState, stats activity.PolicyStats) {
 	conds := s.policy.Status.Conditions
-	if _, err := expr.Parse(cmp.Or(s.policy.Spec.Workers, "1==1")); err != nil {
-		s.setCondition(v1alpha1.ConditionReady, false, reasonInvalidWorkersExpression,
-			fmt.Sprintf("spec.workers is not a valid TaskRouter expression: %v", err))
+	if _, err := activity.WorkersExpression(s.policy.Spec.Workers); err != nil {
+		s.setCondition(v1alpha1.ConditionReady, false, reasonInvalidWorkersExpression, err.Error())
 		return
 	}
 	if reason, message, ok := allTrue(conds, v1alpha1.ConditionActivitiesResolved, v1alpha1.ConditionEventStreamReady); !ok {

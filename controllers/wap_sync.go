@@ -21,8 +21,11 @@ import (
 
 // activityEventTypes are the TaskRouter events the activity engine decides on: every state of a
 // reservation (what work the agent holds), the task states that end or change it (the
-// extended-wrap-up mark is a task attribute), and the worker's own changes (a person's activity
-// change to defer or correct; attribute changes that move a worker in or out of spec.workers).
+// extended-wrap-up mark is a task attribute; a deleted task, by API or by TaskRouter's cleanup,
+// ends its reservations without reservation events), the worker's own changes (a person's activity
+// change to defer or correct; attribute changes that move a worker in or out of spec.workers), and
+// the workspace's activities as administrators add, rename and delete them (the engine's
+// catalogue: a pending activity is kept by name and its availability decides No ACD).
 var activityEventTypes = []string{
 	"com.twilio.taskrouter.reservation.created",
 	"com.twilio.taskrouter.reservation.accepted",
@@ -36,8 +39,13 @@ var activityEventTypes = []string{
 	"com.twilio.taskrouter.task.completed",
 	"com.twilio.taskrouter.task.wrapup",
 	"com.twilio.taskrouter.task.updated",
+	"com.twilio.taskrouter.task.deleted",
+	"com.twilio.taskrouter.task.system-deleted",
 	"com.twilio.taskrouter.worker.activity.update",
 	"com.twilio.taskrouter.worker.attributes.update",
+	"com.twilio.taskrouter.activity.created",
+	"com.twilio.taskrouter.activity.updated",
+	"com.twilio.taskrouter.activity.deleted",
 }
 
 // Reasons of the WorkerActivityPolicy's conditions (besides the shared ones).

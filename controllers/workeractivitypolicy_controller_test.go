@@ -29,6 +29,9 @@ import (
 
 // activityEventTypes are the TaskRouter event types a WorkerActivityPolicy's subscription must cover.
 var activityEventTypes = []string{
+	"com.twilio.taskrouter.activity.created",
+	"com.twilio.taskrouter.activity.deleted",
+	"com.twilio.taskrouter.activity.updated",
 	"com.twilio.taskrouter.reservation.accepted",
 	"com.twilio.taskrouter.reservation.canceled",
 	"com.twilio.taskrouter.reservation.completed",
@@ -39,6 +42,8 @@ var activityEventTypes = []string{
 	"com.twilio.taskrouter.reservation.wrapup",
 	"com.twilio.taskrouter.task.canceled",
 	"com.twilio.taskrouter.task.completed",
+	"com.twilio.taskrouter.task.deleted",
+	"com.twilio.taskrouter.task.system-deleted",
 	"com.twilio.taskrouter.task.updated",
 	"com.twilio.taskrouter.task.wrapup",
 	"com.twilio.taskrouter.worker.activity.update",

@@ -93,10 +93,14 @@ type WorkerActivityPolicySpec struct {
 	// +optional
 	CreateMissingActivities bool `json:"createMissingActivities"`
 
-	// Workers is a TaskRouter expression over worker attributes selecting the agents governed.
+	// Workers is a TaskRouter expression over worker attributes selecting the agents governed,
+	// which may also read TaskRouter's built-in sid and friendly_name. It may not read
+	// activity_sid or activity_name: the operator changes a worker's activity itself, so selecting
+	// by it would move the worker in and out of the policy with each change.
 	// +kubebuilder:default="1==1"
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=4096
+	// +kubebuilder:validation:XValidation:rule=`!self.matches('(^|[^A-Za-z0-9_.\'"])activity_(sid|name)([^A-Za-z0-9_]|$)')`,message="workers may not read activity_sid or activity_name: the operator changes a worker's activity itself, so selecting by it would move workers in and out of the policy with each change; select by attributes, sid or friendly_name"
 	// +optional
 	Workers string `json:"workers,omitempty"`
 

@@ -1,8 +1,6 @@
 package activity
 
 import (
-	"strings"
-
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 )
 
@@ -24,9 +22,10 @@ type Activity struct {
 // and what to do with a person's change while the agent is busy.
 type Config struct {
 	Available, OnATask, OnATaskNoAcd, Wrapup, WrapupNoAcd, ExtendedWrapup Activity
-	// All is every activity of the workspace by SID (the six above included): a pending activity
-	// is found here by name, and the availability of the current activity is read here.
-	All map[string]Activity
+	// Activities is every activity of the workspace (the six above included), shared by the
+	// workspace's policies and kept current while the engine runs: a pending activity is found
+	// here by name, and the availability of the current activity is read here.
+	Activities *Catalog
 	// Channels are the task channel unique names whose reservations count; empty means all.
 	Channels map[string]bool
 	// BusyChange is Defer or Allow.
@@ -41,8 +40,13 @@ type Config struct {
 // activity of the workspace. ok is false when one of the six SIDs is not among them (not resolved
 // yet, or deleted in Twilio since).
 func NewConfig(spec v1alpha1.WorkerActivityPolicySpec, resolved v1alpha1.ResolvedActivities, all []Activity) (*Config, bool) {
+	return NewConfigOn(spec, resolved, NewCatalog(all))
+}
+
+// NewConfigOn is NewConfig over a catalogue the workspace's policies share.
+func NewConfigOn(spec v1alpha1.WorkerActivityPolicySpec, resolved v1alpha1.ResolvedActivities, activities *Catalog) (*Config, bool) {
 	c := &Config{
-		All:                     make(map[string]Activity, len(all)),
+		Activities:              activities,
 		Channels:                map[string]bool{},
 		BusyChange:              spec.ActivityChangeWhileBusy,
 		PendingAttribute:        spec.PendingActivityAttribute,
@@ -60,13 +64,10 @@ func NewConfig(spec v1alpha1.WorkerActivityPolicySpec, resolved v1alpha1.Resolve
 	for _, ch := range spec.Channels {
 		c.Channels[ch] = true
 	}
-	for _, a := range all {
-		c.All[a.SID] = a
-	}
 	ok := true
 	pick := func(sid string) Activity {
-		a, found := c.All[sid]
-		if !found || sid == "" {
+		a, found := activities.Get(sid)
+		if !found {
 			ok = false
 		}
 		return a
@@ -93,24 +94,19 @@ func (c *Config) IsSystem(sid string) bool {
 	return false
 }
 
-// ByName finds an activity by friendly name, without regard to case as Flex compares them.
-func (c *Config) ByName(name string) (Activity, bool) {
-	for _, a := range c.All {
-		if strings.EqualFold(a.Name, name) {
-			return a, true
-		}
-	}
-	return Activity{}, false
-}
+// ByName finds an activity by friendly name, without regard to case as Flex compares them (a name
+// an activity had before a rename still finds it).
+func (c *Config) ByName(name string) (Activity, bool) { return c.Activities.ByName(name) }
 
 // Counts reports whether reservations of the channel count for this policy.
 func (c *Config) Counts(channel string) bool {
 	return len(c.Channels) == 0 || c.Channels[channel]
 }
 
-// name is the friendly name of an activity SID, or the SID when unknown.
+// name is the friendly name of an activity SID for logs and reports, or the SID when unknown. It
+// never feeds the pending attribute, which holds names only (Worker.RequestedSID).
 func (c *Config) name(sid string) string {
-	if a, ok := c.All[sid]; ok {
+	if a, ok := c.Activities.Get(sid); ok {
 		return a.Name
 	}
 	return sid

@@ -59,7 +59,7 @@ func Decide(c *Config, w *Worker) Decision {
 		return Decision{Rule: RuleAllowed}
 	}
 	want := w.EffectivePending()
-	cur, curKnown := c.All[w.ActivitySID]
+	cur, curKnown := c.Activities.Get(w.ActivitySID)
 	noACD := curKnown && !cur.Available
 	if want != "" {
 		if p, ok := c.ByName(want); ok && !p.Available {

@@ -25,7 +25,7 @@ var (
 
 	readsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "flexoperator_activity_twilio_reads_total",
-		Help: "TaskRouter reads made to rebuild state, by reason (rebuild, doubt).",
+		Help: "TaskRouter reads made to rebuild state, by reason (rebuild, doubt, activity: one activity the catalogue did not know).",
 	}, []string{"reason"})
 
 	eventToWriteSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{

@@ -12,7 +12,6 @@ import (
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/events"
-	"github.com/flexoperator/flex-operator/internal/expr"
 	"github.com/flexoperator/flex-operator/internal/twilio"
 )
 
@@ -45,6 +44,8 @@ type run struct {
 	since map[string]time.Time
 	// observed is the last decision reported per worker in Observe mode (reported once).
 	observed map[string]Decision
+	// activityReads shares one read among workers waiting for the same unknown activity.
+	activityReads activityReads
 	// needRead are the workers to read from TaskRouter before deciding them again (a 412, a
 	// worker not known, an event that cannot be placed); state, not a queue key of its own.
 	needRead map[string]bool
@@ -140,8 +141,9 @@ func (r *run) start() {
 // whose activities or expression do not check out is reported and left out.
 func (r *run) policies(acts []Activity) []*Policy {
 	var out []*Policy
+	activities := NewCatalog(acts)
 	for key, obj := range r.objects {
-		cfg, ok := NewConfig(obj.Spec, obj.Status.Activities, acts)
+		cfg, ok := NewConfigOn(obj.Spec, obj.Status.Activities, activities)
 		if !ok {
 			msg := "an activity in status.activities no longer exists in the workspace"
 			r.log().Info("Policy not run: "+msg, "policy", key.String())
@@ -151,13 +153,9 @@ func (r *run) policies(acts []Activity) []*Policy {
 			r.e.mu.Unlock()
 			continue
 		}
-		src := obj.Spec.Workers
-		if src == "" {
-			src = "1==1"
-		}
-		ex, err := expr.Parse(src)
+		ex, err := WorkersExpression(obj.Spec.Workers)
 		if err != nil {
-			r.log().Info("Policy not run: its workers expression does not parse", "policy", key.String(), "error", err.Error())
+			r.log().Info("Policy not run: its workers expression is refused", "policy", key.String(), "error", err.Error())
 			badInputTotal.WithLabelValues("policy").Inc()
 			continue
 		}

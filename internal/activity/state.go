@@ -85,6 +85,11 @@ type Worker struct {
 	// Requested, when not nil, is the pending activity a person's change just asked for (""
 	// clears it), to be written with the next decision.
 	Requested *string
+	// RequestedSID is the activity a person's change asked for while the catalogue did not know
+	// it yet (created after the catalogue was read, its event not here yet): the pending
+	// attribute holds a name, never a SID, so the request waits as a SID until the activity is
+	// read and becomes Requested then (Workspace.MissingActivities).
+	RequestedSID string
 	// requests counts the person's changes seen, so that a write clears only the request it
 	// was decided with.
 	requests uint64
@@ -250,7 +255,7 @@ func (w *Worker) PersonChanged(c *Config) {
 	if !w.Busy(c) {
 		if !system && w.ActivitySID != "" {
 			empty := ""
-			w.Requested = &empty
+			w.Requested, w.RequestedSID = &empty, ""
 		}
 		return
 	}
@@ -265,12 +270,17 @@ func (w *Worker) PersonChanged(c *Config) {
 		}
 		return
 	}
-	req := c.name(w.ActivitySID)
-	if w.ActivitySID == c.Available.SID {
-		// Available is where the worker goes anyway once the work is done.
-		req = ""
+	req := ""
+	// Available is where the worker goes anyway once the work is done: nothing to keep.
+	if w.ActivitySID != c.Available.SID {
+		a, ok := c.Activities.Get(w.ActivitySID)
+		if !ok {
+			w.Requested, w.RequestedSID = nil, w.ActivitySID
+			return
+		}
+		req = a.Name
 	}
-	w.Requested = &req
+	w.Requested, w.RequestedSID = &req, ""
 }
 
 // writing records an update of the engine on its way that sets activitySID.

@@ -55,6 +55,8 @@ type Workspace struct {
 	marks map[string]taskMark
 	// seq counts the inputs applied (events and reads), to tell what changed since a read began.
 	seq uint64
+	// catalog is the workspace's activities, shared with every policy's Config.
+	catalog *Catalog
 }
 
 // NewWorkspace returns an empty workspace governed by policies (any order).
@@ -69,6 +71,7 @@ func NewWorkspace(sid string, policies []*Policy) *Workspace {
 		tasks:    map[string]map[string]struct{}{},
 		ended:    newEnded(DefaultMaxEnded),
 		marks:    map[string]taskMark{},
+		catalog:  sharedCatalog(ps),
 	}
 }
 
@@ -451,6 +454,8 @@ func (ws *Workspace) Apply(ev events.TaskRouterEvent, now time.Time) (Outcome, e
 			}
 		}
 		out.Ignored = len(out.Touched) == 0
+	case strings.HasPrefix(typ, "activity."):
+		return ws.applyActivity(ev)
 	case typ == "worker.deleted":
 		if ws.workers[ev.WorkerSID] == nil {
 			out.Ignored = true

@@ -61,6 +61,9 @@ func (r *run) reread(sid string) error {
 // decide decides one worker and writes the decision. It reports false when the worker must be
 // tried again later (the write failed).
 func (r *run) decide(sid string) bool {
+	if !r.knowActivities(sid) {
+		return false
+	}
 	r.mu.Lock()
 	p, d := r.ws.Decide(sid)
 	w := r.ws.Worker(sid)

@@ -110,6 +110,13 @@ type TaskRouterEvent struct {
 	WorkerPreviousActivitySID  string
 	WorkerPreviousActivityName string
 
+	// ActivitySID, ActivityName and ActivityAvailable describe the activity
+	// of an activity.created, activity.updated or activity.deleted event.
+	// ActivityAvailable is nil when the event did not say.
+	ActivitySID       string
+	ActivityName      string
+	ActivityAvailable *bool
+
 	TaskPriority int
 	// The versions of the task, worker and reservation at the event, when
 	// it carried them.
@@ -450,6 +457,8 @@ var stringFields = []field{
 	{eventStreams: "worker_activity_name", legacy: "WorkerActivityName", dst: func(e *TaskRouterEvent) *string { return &e.WorkerActivityName }},
 	{eventStreams: "worker_previous_activity_sid", legacy: "WorkerPreviousActivitySid", sidPrefix: "WA", dst: func(e *TaskRouterEvent) *string { return &e.WorkerPreviousActivitySID }},
 	{eventStreams: "worker_previous_activity_name", legacy: "WorkerPreviousActivityName", dst: func(e *TaskRouterEvent) *string { return &e.WorkerPreviousActivityName }},
+	{eventStreams: "activity_sid", legacy: "ActivitySid", sidPrefix: "WA", dst: func(e *TaskRouterEvent) *string { return &e.ActivitySID }},
+	{eventStreams: "activity_name", legacy: "ActivityName", dst: func(e *TaskRouterEvent) *string { return &e.ActivityName }},
 	{eventStreams: "event_description", legacy: "EventDescription", dst: func(e *TaskRouterEvent) *string { return &e.Description }},
 }
 
@@ -522,6 +531,14 @@ func mapFields(event *TaskRouterEvent, src fieldSource, legacy bool, errs *[]err
 			continue
 		}
 		f.set(event, n)
+	}
+	if value := src.text(pick("activity_available", "ActivityAvailable")); value != "" {
+		available, err := strconv.ParseBool(value)
+		if err != nil {
+			*errs = append(*errs, fmt.Errorf("%s %q is not a boolean", pick("activity_available", "ActivityAvailable"), truncate(value)))
+		} else {
+			event.ActivityAvailable = &available
+		}
 	}
 	for _, names := range reasonFields {
 		if reason := src.text(pick(names[0], names[1])); reason != "" {

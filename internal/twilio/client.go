@@ -87,6 +87,9 @@ type Client interface {
 	FetchWorkspace(ctx context.Context, workspaceSID string) (Workspace, error)
 	// ListActivities returns every activity of the workspace.
 	ListActivities(ctx context.Context, workspaceSID string) ([]Activity, error)
+	// FetchActivity reads one activity (one the caller met by SID before
+	// knowing it, e.g. created after the caller listed the workspace's).
+	FetchActivity(ctx context.Context, workspaceSID, activitySID string) (Activity, error)
 	// CreateActivity creates an activity; available says whether workers in
 	// it can take tasks.
 	CreateActivity(ctx context.Context, workspaceSID, friendlyName string, available bool) (Activity, error)

@@ -46,6 +46,19 @@ func (c *restClient) ListActivities(ctx context.Context, workspaceSID string) ([
 	return out, nil
 }
 
+// FetchActivity implements Client.
+func (c *restClient) FetchActivity(ctx context.Context, workspaceSID, activitySID string) (Activity, error) {
+	if err := checkSIDs("workspace SID", workspaceSID, "activity SID", activitySID); err != nil {
+		return Activity{}, err
+	}
+	k := c.newCall(ctx, kindIdempotent)
+	a, err := k.taskrouter().FetchActivity(workspaceSID, activitySID)
+	if err != nil {
+		return Activity{}, k.err(err, "fetch activity %s", activitySID)
+	}
+	return activityFrom(*a), nil
+}
+
 // CreateActivity implements Client.
 func (c *restClient) CreateActivity(ctx context.Context, workspaceSID, friendlyName string, available bool) (Activity, error) {
 	if err := checkSID("workspace SID", workspaceSID); err != nil {

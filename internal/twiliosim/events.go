@@ -269,6 +269,7 @@ var knownEventTypes = func() map[string]bool {
 			m[prefix+n] = true
 		}
 	}
+	add(taskRouterTypePrefix+"activity.", "created", "updated", "deleted")
 	add(taskRouterTypePrefix+"task.", "created", "updated", "canceled", "completed", "deleted", "system-deleted", "wrapup",
 		"transfer-initiated", "transfer-completed", "transfer-failed", "transfer-canceled", "transfer-attempt-failed")
 	add(taskRouterTypePrefix+"reservation.", "created", "accepted", "rejected", "timeout", "canceled", "rescinded", "completed", "failed", "wrapup")

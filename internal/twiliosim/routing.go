@@ -645,11 +645,18 @@ func (s *Sim) removeTask(ws *workspace, t *task) {
 	ws.tasks.del(t.sid)
 }
 
-// deleteTask is DELETE on a task: live reservations are canceled first.
+// deleteTask is DELETE on a task. A pending reservation is canceled first, as when its task is
+// canceled. An accepted or wrapping reservation has no status to move to (TaskRouter cancels only
+// pending ones): it goes with the task, and task.deleted is the only event that says the worker's
+// work is gone.
 func (s *Sim) deleteTask(ws *workspace, t *task) {
 	for _, r := range t.reservations {
-		if r.live() {
+		switch {
+		case r.status == resPending:
 			s.endReservationQuiet(ws, r, resCanceled)
+		case r.live():
+			delete(r.worker.live, r.sid)
+			r.timer.cancel()
 		}
 	}
 	if t.status != taskCompleted && t.status != taskCanceled {

@@ -41,10 +41,16 @@ func (s *Sim) addActivity(ws *workspace, name string, available bool) *activity 
 	now := s.now()
 	a := &activity{sid: s.newSID("WA"), name: name, available: available, created: now, updated: now}
 	ws.activities.put(a.sid, a)
-	s.emitTR(ws, "activity.created", evCtx{resourceType: "activity", resourceSID: a.sid,
+	s.emitActivity(ws, "activity.created", a)
+	return a
+}
+
+// emitActivity publishes an activity event with the fields TaskRouter's event reference lists for
+// it (ActivitySid, ActivityName, ActivityAvailable). s.mu must be held.
+func (s *Sim) emitActivity(ws *workspace, eventType string, a *activity) {
+	s.emitTR(ws, eventType, evCtx{resourceType: "activity", resourceSID: a.sid,
 		resourceURI: "/v1/Workspaces/" + ws.sid + "/Activities/" + a.sid,
 		extra:       map[string]any{"activity_sid": a.sid, "activity_name": a.name, "activity_available": a.available}})
-	return a
 }
 
 func (s *Sim) activityOf(rq *request, ws *workspace) (*activity, error) {
@@ -82,6 +88,7 @@ func (s *Sim) updateActivity(rq *request) (reply, error) {
 		}
 		a.name = n
 		a.updated = s.now()
+		s.emitActivity(ws, "activity.updated", a)
 	}
 	return okJSON(s.activityJSON(ws, a))
 }
@@ -104,5 +111,6 @@ func (s *Sim) deleteActivity(rq *request) (reply, error) {
 		}
 	}
 	ws.activities.del(a.sid)
+	s.emitActivity(ws, "activity.deleted", a)
 	return noContent()
 }
