@@ -40,6 +40,17 @@ func (m *model) busy(cfg *Config) bool {
 	return false
 }
 
+// sids are the reservations' SIDs in the order they were offered.
+func (m *model) sids() []string {
+	out := make([]string, 0, len(m.res))
+	for i := 0; len(out) < len(m.res); i++ {
+		if _, ok := m.res["WR"+strconv.Itoa(i)]; ok {
+			out = append(out, "WR"+strconv.Itoa(i))
+		}
+	}
+	return out
+}
+
 func (m *model) emit(typ string, resSID string) {
 	m.seq++
 	ev := events.TaskRouterEvent{
@@ -151,8 +162,11 @@ func (h *harness) step() {
 		m.res[sid] = &Reservation{TaskSID: "WT" + sid, Channel: ch, Status: ResPending}
 		m.emit("reservation.created", sid)
 		h.log("offer %s %s", sid, ch)
-	case k < 5: // a live reservation moves on
-		for sid, r := range m.res {
+	case k < 5: // a live reservation moves on: any of them, picked by the seed (not a map's order)
+		sids := m.sids()
+		for _, i := range h.rng.Perm(len(sids)) {
+			sid := sids[i]
+			r := m.res[sid]
 			switch r.Status {
 			case ResPending:
 				if h.rng.Intn(3) == 0 {

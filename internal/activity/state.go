@@ -174,7 +174,11 @@ func (w *Worker) ApplyReservation(sid string, r Reservation) bool {
 	if !ok {
 		cp := r
 		w.Reservations[sid] = &cp
-		w.Allowed = w.Allowed && r.Status == ResEnded
+		// New work, or the end of work whose earlier events are still on their way (a rejection
+		// can arrive before the offer): either way the work changed, and a change a person was
+		// allowed to make no longer stands (the caller's workMoved gives it back when the event
+		// is older than that change). An ended one first seen is still no change to decide on.
+		w.Allowed = false
 		return r.Status != ResEnded
 	}
 	changed := false

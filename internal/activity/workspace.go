@@ -84,6 +84,9 @@ type taskMark struct {
 	// reordered unversioned event. Bounded by maxUnversionedMarks.
 	attributes []string
 	version    events.Version
+	// workerVersion is the worker version the event that set the mark carried: a reservation's
+	// late event that takes the mark over moved the work then, not at its own worker version.
+	workerVersion events.Version
 }
 
 // maxUnversionedMarks bounds the attributes remembered for a task whose events carry no version.
@@ -105,7 +108,7 @@ func (ws *Workspace) mark(ev events.TaskRouterEvent) taskMark {
 	m, ok := ws.marks[ev.TaskSID]
 	unversioned := !ev.TaskVersion.Known && !m.version.Known
 	if ev.TaskAttributes != "" && (!ok || ev.TaskVersion.Newer(m.version) || unversioned) {
-		next := taskMark{attributes: []string{ev.TaskAttributes}, version: ev.TaskVersion}
+		next := taskMark{attributes: []string{ev.TaskAttributes}, version: ev.TaskVersion, workerVersion: ev.WorkerVersion}
 		if !ev.TaskVersion.Known {
 			keep := m.attributes
 			if len(keep) >= maxUnversionedMarks {
@@ -388,12 +391,15 @@ func (ws *Workspace) Apply(ev events.TaskRouterEvent, now time.Time) (Outcome, e
 		ws.seq++
 		mk := ws.mark(ev)
 		allowed := w.Allowed
+		prev, known := w.Reservations[ev.ReservationSID]
+		wasExtended := known && prev.Extended
 		changed := w.ApplyReservation(ev.ReservationSID, Reservation{
 			TaskSID: ev.TaskSID, Channel: ev.TaskChannel, Status: st,
 			Extended: mk.extended(ws.extendedAttr(w.SID)), TaskVersion: mk.version,
 		})
-		if changed {
-			w.workMoved(ev.WorkerVersion, allowed)
+		if changed || !known {
+			// A reservation first seen ended moved the work too (its offer's event is late).
+			w.workMoved(movedAt(ev, mk, wasExtended != w.Reservations[ev.ReservationSID].Extended), allowed)
 		}
 		w.Reservations[ev.ReservationSID].touched = ws.seq
 		ws.index(ev.TaskSID, w.SID)
@@ -483,6 +489,17 @@ func (ws *Workspace) Apply(ev events.TaskRouterEvent, now time.Time) (Outcome, e
 		out.Ignored = true
 	}
 	return out, nil
+}
+
+// movedAt is the worker version at which a reservation event moved the work: its own, or, when
+// the change is the extended-wrap-up mark taken from a newer task event (one that came before the
+// reservation was known), the newer of its own and that event's.
+func movedAt(ev events.TaskRouterEvent, mk taskMark, markChanged bool) events.Version {
+	v := ev.WorkerVersion
+	if markChanged && mk.version.Newer(ev.TaskVersion) && mk.workerVersion.Newer(v) {
+		return mk.workerVersion
+	}
+	return v
 }
 
 // extendedAttr is the task attribute marking an extended wrap-up for the worker's policy.
