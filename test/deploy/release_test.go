@@ -29,9 +29,6 @@ import (
 // recorded in the artefacts — the image's tag and label, install.yaml's image, the chart's version
 // and appVersion, the plugin's package — all agree, as do the checksums.
 func TestReleaseCommand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the image, the chart and the plugin")
-	}
 	helm := helmBin(t)
 	if _, err := exec.LookPath("npm"); err != nil {
 		t.Fatal("npm (with Node 18 or later) is required: the release builds the Flex plugin")
