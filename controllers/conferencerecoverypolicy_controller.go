@@ -109,22 +109,6 @@ func (r *ConferenceRecoveryPolicyReconciler) SetupWithManager(ctx context.Contex
 	return (&conferenceRecoveryRetention{Client: mgr.GetClient(), Now: r.Now}).setupWithManager(mgr)
 }
 
-// checkCredentials resolves a policy's credentials and records the outcome on its conditions; a
-// failure is also an Event. The returned error is set only for a failure worth retrying (the API
-// server could not be read): a missing Secret is fixed by creating it, which the Secret watch notices.
-func checkCredentials(ctx context.Context, reader client.Reader, rec recorder.EventRecorder, policy twilioPolicyObject, conds *[]metav1.Condition, previous []metav1.Condition) (credentials.Credentials, error) {
-	creds, cerr := credentials.Resolve(ctx, reader, policy.GetNamespace(), policy.GetTwilio().CredentialsSecretRef)
-	setCredentialsConditions(conds, policy.GetGeneration(), cerr)
-	if cerr != nil {
-		recordCredentialsFailure(rec, policy, previous, cerr)
-		if cerr.Err != nil {
-			return credentials.Credentials{}, cerr.Err
-		}
-		return credentials.Credentials{}, errCredentialsUnresolved
-	}
-	return creds, nil
-}
-
 func ignoreUnresolved(err error) error {
 	if errors.Is(err, errCredentialsUnresolved) {
 		return nil
