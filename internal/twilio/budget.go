@@ -192,8 +192,10 @@ func (b *budget) acquire(ctx context.Context, priority Priority, key string) err
 	if key != "" {
 		if older, ok := b.byKey[key]; ok && older.index >= 0 {
 			b.removeLocked(older)
-			older.ready <- ErrSuperseded
+			// Counted before the older request is told, so that whoever sees it superseded also
+			// sees it counted.
 			budgetCoalesced.WithLabelValues(string(b.class), older.priority.String()).Inc()
+			older.ready <- ErrSuperseded
 			// The newer request takes the older one's place: a worker whose decisions keep
 			// changing under overload must not go back to the end of the queue each time.
 			w.seq = older.seq
