@@ -37,8 +37,8 @@ const guideWorkerSID = "WK0123456789abcdef0123456789abcdef"
 // a Twilio simulator of the guide's account, behind a stand-in for the guide's Ingress (TLS for the
 // Ingress host, /flex/ and /twilio/ forwarded unchanged), and the guide's curl command is sent as
 // written with a Flex token the simulator issued. The answer must list the live policies, their
-// workflows and routes; a policy change must reach it; a refused token and a missing one must be
-// refused with the errors the guide names.
+// workflows and routes; a policy change must reach it; a token Twilio refuses, an account with no
+// policy and a missing token must be refused with the status and reason the guide quotes.
 func walkPluginConfig(t *testing.T, g *guideCluster, guide guideText) {
 	ctx := context.Background()
 	install := g.words(t, guide.block(t, "helm install "))
@@ -95,14 +95,30 @@ func walkPluginConfig(t *testing.T, g *guideCluster, guide guideText) {
 			last.status, last.body, strings.Join(checkFlexConfig(ctx, t, g, publicURL, last.body), "\n"))
 	}
 
-	// A token Twilio refuses (a Flex session logged out) and no token at all.
+	// Refusals, each with the answer the guide quotes: a token Twilio refuses (a Flex session
+	// logged out), an account with no policy here, no token at all.
+	refusedAs := func(what string, words []string, status int) {
+		t.Helper()
+		res := ingress.curl(t, words)
+		answer := strings.TrimSpace(res.body)
+		if res.status != status || answer == "" {
+			t.Errorf("the guide's curl %s: %d %q, want %d with a reason", what, res.status, answer, status)
+			return
+		}
+		if quoted := fmt.Sprintf("`%d` `%s`", status, answer); !strings.Contains(strings.Join(strings.Fields(string(guide)), " "), quoted) {
+			t.Errorf("the guide's curl %s answers %d %q; the guide does not say so (%s)", what, status, answer, quoted)
+		}
+	}
 	refused := sim.IssueFlexToken(guideWorkerSID)
 	sim.RevokeFlexToken(refused)
 	g.values["<Flex token>"] = refused
-	res = ingress.curl(t, g.words(t, curl))
-	if res.status != http.StatusForbidden || !strings.Contains(res.body, "the Flex token is not valid") {
-		t.Errorf("the guide's curl with a token Twilio refuses: %d %q, want 403 with %q", res.status, res.body, "the Flex token is not valid")
+	refusedAs("with a token Twilio refuses", g.words(t, curl), http.StatusForbidden)
+	g.values["<Flex token>"] = token
+	otherAccount := slices.Clone(g.words(t, curl))
+	for i, w := range otherAccount {
+		otherAccount[i] = strings.ReplaceAll(w, "accountSid="+guideAccountSID, "accountSid=AC"+strings.Repeat("e", 32))
 	}
+	refusedAs("for an account with no policy here", otherAccount, http.StatusForbidden)
 	var noToken []string
 	words := g.words(t, curl)
 	for i := 0; i < len(words); i++ {
@@ -112,10 +128,7 @@ func walkPluginConfig(t *testing.T, g *guideCluster, guide guideText) {
 		}
 		noToken = append(noToken, words[i])
 	}
-	res = ingress.curl(t, noToken)
-	if res.status != http.StatusUnauthorized || !strings.Contains(res.body, "a Flex token is required") {
-		t.Errorf("the guide's curl without its Authorization header: %d %q, want 401 saying a Flex token is required", res.status, res.body)
-	}
+	refusedAs("without its Authorization header", noToken, http.StatusUnauthorized)
 	// The policies' own errors (the samples' SIDs are not the simulator's) are theirs to report;
 	// answering the plugin logs none.
 	for _, line := range op.errorsSince(0) {
