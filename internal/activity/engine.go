@@ -276,6 +276,7 @@ func (e *Engine) Stats(policy types.NamespacedName) (PolicyStats, bool) {
 	if r.ws != nil {
 		for _, p := range r.ws.Policies() {
 			if p.Key == policy {
+				st.Generation = p.Generation
 				st.WorkersGoverned, st.Busy, st.PendingChanges, st.Overlapping = r.ws.Stats(p)
 			}
 		}

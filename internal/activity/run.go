@@ -271,7 +271,7 @@ func (r *run) policies(activities *Catalog) []*Policy {
 		}
 		out = append(out, &Policy{
 			Key: key, Created: obj.CreationTimestamp.Time, Workers: ex, Config: cfg,
-			Observe: obj.Spec.Mode == v1alpha1.ModeObserve,
+			Observe: obj.Spec.Mode == v1alpha1.ModeObserve, Generation: obj.Generation,
 		})
 	}
 	return out
