@@ -28,6 +28,7 @@ func (r *run) reread(sid string) error {
 		r.mu.Lock()
 		r.ws.RemoveWorker(sid)
 		r.replayAwaited(sid)
+		delete(r.since, sid)
 		r.mu.Unlock()
 		return nil
 	}
