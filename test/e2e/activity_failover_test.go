@@ -204,3 +204,38 @@ func TestActivityEventsKeptWhileTwilioIsDownStayBounded(t *testing.T) {
 		t.Fatalf("%v events still held once everything was read", n)
 	}
 }
+
+// TestActivityRebuildReadsAgainAWorkerWhoseTaskMoved: a new leader's background read of the
+// workspace reads a wrapping task, then (held here) its reservations; meanwhile the task is marked
+// for an extended wrap-up, an event about the task alone. What the rebuild read of the task is
+// older than that event, so the agent is read again rather than taken from the rebuild, and ends
+// in Extended Wrap Up.
+func TestActivityRebuildReadsAgainAWorkerWhoseTaskMoved(t *testing.T) {
+	c := newActivityCentre(t, scenario.ActivityCentreOptions{Name: "rebuildfresh", Agents: []string{"alice"}})
+	ctx := context.Background()
+	r, err := c.Offer(ctx, "chat", "alice")
+	must(t, err)
+	must(t, env.Sim.Accept(r.SID))
+	must(t, env.Sim.Wrapup(r.SID))
+	waitActivity(t, c, "alice", "Wrap Up", "")
+	must(t, c.WaitQuiet(ctx))
+	must(t, env.StopOperator())
+	held, release := holdReads(t, "/v1/Workspaces/"+c.CC.WorkspaceSID+"/Tasks/"+r.TaskSID+"/Reservations")
+	must(t, env.StartOperator())
+	if err := scenario.Poll(ctx, scenario.Wait, func() (bool, error) { return held.Load() > 0, nil }); err != nil {
+		t.Fatal("the new leader never read the wrapping task's reservations:", err)
+	}
+	updated := labelledCounter(t, "flexoperator_activity_events_total", "outcome", "ignored")
+	must(t, env.Sim.ExtendWrapup(r.TaskSID, ""))
+	// The task's event reached the engine, which knew no worker holding the task yet.
+	if err := scenario.Poll(ctx, scenario.Wait, func() (bool, error) {
+		return labelledCounter(t, "flexoperator_activity_events_total", "outcome", "ignored") > updated, nil
+	}); err != nil {
+		t.Fatal("the task's event never reached the engine:", err)
+	}
+	release()
+	must(t, c.WaitSynced(ctx, env.Engine))
+	waitActivity(t, c, "alice", "Extended Wrap Up", "")
+	must(t, env.Sim.Complete(r.SID))
+	waitActivity(t, c, "alice", "Available", "")
+}
