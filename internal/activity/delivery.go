@@ -45,8 +45,8 @@ func (r *run) ofWorkspace(evs []events.TaskRouterEvent) []events.TaskRouterEvent
 // applyLocked applies one event to the workspace's state. An event of a worker the engine does
 // not know is kept for the worker, who is read from TaskRouter first. The caller holds r.mu.
 func (r *run) applyLocked(ev events.TaskRouterEvent, at time.Time) {
-	if !r.synced && ev.TaskSID != "" {
-		r.freshTasks[ev.TaskSID] = true
+	if !r.synced && ev.TaskSID != "" && at.After(r.taskEvents[ev.TaskSID]) {
+		r.taskEvents[ev.TaskSID] = at
 	}
 	out, err := r.ws.Apply(ev, r.e.opts.Now())
 	if err != nil {
@@ -114,6 +114,20 @@ func (r *run) replayAwaited(workerSID string) {
 		}
 		r.applyLocked(e.ev, e.at)
 	}
+}
+
+// newest is when the newest event the buffer holds was received.
+func (b *eventBuffer) newest() time.Time {
+	var t time.Time
+	if b == nil {
+		return t
+	}
+	for _, e := range b.order {
+		if e.at.After(t) {
+			t = e.at
+		}
+	}
+	return t
 }
 
 // addBuffered counts n more (or fewer) buffered events. The caller holds r.mu. A stopped run

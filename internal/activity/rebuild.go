@@ -74,7 +74,7 @@ func (r *run) rebuild() {
 	if r.stopping() {
 		return
 	}
-	taken, reread := r.merge(workers, tasks, reservations)
+	taken, reread := r.merge(start, workers, tasks, reservations)
 	rebuildSeconds.Observe(time.Since(start).Seconds())
 	r.log().Info("Read the whole workspace; the picture is complete", "workers", len(workers), "fromRebuild", taken,
 		"readAgain", reread, "liveTasks", len(tasks), "took", time.Since(start).String())
@@ -87,10 +87,12 @@ type heldTask struct {
 	attributes string
 }
 
-// merge adds what the rebuild read of the workers the engine does not know yet, and marks the
-// picture complete. It returns how many workers it took from the rebuild and how many it asked to
-// be read again.
-func (r *run) merge(workers []twilio.Worker, tasks []twilio.Task, reservations [][]twilio.Reservation) (taken, reread int) {
+// merge adds what the rebuild, begun at start, read of the workers the engine does not know yet,
+// and marks the picture complete. A worker with events waiting for a read of its own that has not
+// begun, all received before start, takes the rebuild's read instead (newer than the events): the
+// events are applied to it and its own read is dropped. It returns how many workers it took from
+// the rebuild and how many it asked to be read again.
+func (r *run) merge(start time.Time, workers []twilio.Worker, tasks []twilio.Task, reservations [][]twilio.Reservation) (taken, reread int) {
 	held := map[string][]heldTask{}
 	for i, t := range tasks {
 		for _, rv := range reservations[i] {
@@ -106,13 +108,20 @@ func (r *run) merge(workers []twilio.Worker, tasks []twilio.Task, reservations [
 	defer r.mu.Unlock()
 	ws := r.ws
 	for _, w := range workers {
-		if ws.Worker(w.SID) != nil || r.waiting[w.SID] != nil || r.needRead[w.SID] {
-			// Read on its own since, or about to be: newer than what the rebuild read.
+		if ws.Worker(w.SID) != nil {
+			// Read on its own since: newer than what the rebuild read.
 			continue
+		}
+		awaited := r.waiting[w.SID]
+		if awaited != nil || r.needRead[w.SID] {
+			if !r.needRead[w.SID] || awaited.newest().After(start) {
+				// Its read is on its way, or an event came after the rebuild began.
+				continue
+			}
 		}
 		stale := false
 		for _, h := range held[w.SID] {
-			if r.freshTasks[h.res.TaskSID] || ws.ended.has(h.res.TaskSID) || ws.ended.has(h.sid) {
+			if r.taskEvents[h.res.TaskSID].After(start) || ws.ended.has(h.res.TaskSID) || ws.ended.has(h.sid) {
 				stale = true
 			}
 		}
@@ -127,12 +136,17 @@ func (r *run) merge(workers []twilio.Worker, tasks []twilio.Task, reservations [
 			ws.PutReservation(w.SID, h.sid, h.res)
 		}
 		taken++
+		if awaited != nil || r.needRead[w.SID] {
+			delete(r.needRead, w.SID)
+			awaited.readBegins()
+			r.replayAwaited(w.SID)
+		}
 		if ws.Governor(w.SID) != nil {
 			r.queue.Add(w.SID)
 		}
 	}
 	r.synced = true
-	r.freshTasks = nil
+	r.taskEvents = nil
 	return taken, reread
 }
 

@@ -58,9 +58,10 @@ type run struct {
 	waiting map[string]*eventBuffer
 	// buffered counts the events in early and waiting.
 	buffered int
-	// freshTasks are the tasks events have named while the rebuild runs: what it read of them
-	// may be older than the events, so a worker it found holding one is read again instead.
-	freshTasks map[string]bool
+	// taskEvents is when an event last named each task while the picture is not complete: what a
+	// rebuild that began before then read of the task may be older than the event, so a worker it
+	// found holding the task is read again instead.
+	taskEvents map[string]time.Time
 	// since is when the first not yet handled event of each worker was received.
 	since map[string]time.Time
 	// observed is the last decision reported per worker in Observe mode (reported once).
@@ -94,7 +95,7 @@ func (e *Engine) newRun(parent context.Context, sid, fp string, ps []v1alpha1.Wo
 		retrying:   map[string]bool{},
 		early:      newEventBuffer(maxEarly),
 		waiting:    map[string]*eventBuffer{},
-		freshTasks: map[string]bool{},
+		taskEvents: map[string]time.Time{},
 	}
 	for i := range ps {
 		p := ps[i]
