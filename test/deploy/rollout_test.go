@@ -109,7 +109,7 @@ func TestRollingRestartDrainsWebhooks(t *testing.T) {
 	lb.add(newer)
 	newer.waitReady(t, time.Minute)
 	must(t, scenario.Poll(ctx, scenario.Wait, func() (bool, error) { return lb.inEndpoints(newer), nil }))
-	leaderBefore := leaseHolder(t, e)
+	leaderBefore := leaseHolder(t, e, rolloutLease)
 
 	// A connection kept alive to the old replica, as an ingress controller's upstream pool holds.
 	pooled := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
@@ -179,7 +179,7 @@ func TestRollingRestartDrainsWebhooks(t *testing.T) {
 	waitAnswered("after the old replica exited", answered+10)
 	endTraffic()
 	must(t, scenario.Poll(ctx, scenario.Wait, func() (bool, error) {
-		h := leaseHolder(t, e)
+		h := leaseHolder(t, e, rolloutLease)
 		return h != "" && h != leaderBefore, nil
 	}))
 
@@ -216,11 +216,14 @@ func TestRollingRestartDrainsWebhooks(t *testing.T) {
 	}
 }
 
-// leaseHolder is the holder of the rollout's leader-election Lease ("" when none).
-func leaseHolder(t *testing.T, e *scenario.Env) string {
+// rolloutLease is the rollout's leader-election Lease.
+var rolloutLease = types.NamespacedName{Namespace: rolloutNamespace, Name: rolloutLeaseID}
+
+// leaseHolder is the holder of a leader-election Lease ("" when none).
+func leaseHolder(t *testing.T, e *scenario.Env, lease types.NamespacedName) string {
 	t.Helper()
 	var l coordinationv1.Lease
-	if err := e.Client.Get(context.Background(), types.NamespacedName{Namespace: rolloutNamespace, Name: rolloutLeaseID}, &l); err != nil {
+	if err := e.Client.Get(context.Background(), lease, &l); err != nil {
 		return ""
 	}
 	if l.Spec.HolderIdentity == nil {

@@ -1,0 +1,265 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/flexoperator/flex-operator/internal/activity"
+	"github.com/flexoperator/flex-operator/internal/scenario"
+	"github.com/flexoperator/flex-operator/internal/twiliosim"
+)
+
+// The failover's workspace: agents playing the workload's calls, and the tasks it keeps alive
+// (fewer than the agents, so that every task is offered at once).
+const (
+	failoverAgents  = 100
+	failoverLive    = 15
+	failoverLeaseID = "flex-operator-failover"
+	// failoverCalls is how many calls the workload completes before the kill, and again once the
+	// survivor leads.
+	failoverCalls = 30
+)
+
+// TestFailoverLeaderKilledUnderTraffic runs two operator processes (the built binary, as the
+// chart's Pods run it: leader election and the manager's default Lease timings, POD_IP set so
+// the leader advertises where followers forward activity deliveries) on one WorkerActivityPolicy
+// in Defer mode governing a workspace of a hundred agents taking calls, with Event Streams
+// deliveries spread over both replicas. The leader is killed with SIGKILL in the middle of the
+// traffic, which goes on; deliveries that fail meanwhile (refused by the dead replica, 503 from
+// the follower with no leader to forward to) are made again until a replica takes them. A person
+// picks Break during a call before the kill (the leader defers it) and another during the blind
+// window. The survivor must take the Lease, rebuild, and bring every agent to what their work
+// calls for — On a Task, Wrap Up or Available — and each person to Break once their call ends,
+// with nothing any replica acknowledged lost and no enforcement failure.
+func TestFailoverLeaderKilledUnderTraffic(t *testing.T) {
+	e := environment(t)
+	ctx := context.Background()
+	operatorBinary(t)
+	kubeconfig, err := e.WriteKubeconfig(t.TempDir())
+	must(t, err)
+
+	// Ada and Ben are the people whose choices must survive; the workload's agents log in once
+	// Ada and Ben hold their calls, so that no workload call reaches them.
+	agents := make([]string, failoverAgents)
+	for i := range agents {
+		agents[i] = fmt.Sprintf("agent%03d", i)
+	}
+	c, err := e.NewActivityCentre(ctx, scenario.ActivityCentreOptions{Name: "failover", Agents: []string{"ada", "ben"}, Offline: agents})
+	must(t, err)
+	lease := types.NamespacedName{Namespace: c.Namespace, Name: failoverLeaseID}
+
+	streams := startEventStreams(t, strings.TrimPrefix(e.WebhookURL, "http://"))
+	start := func(name string) *operatorProcess {
+		p := startOperatorProcess(t, name, kubeconfig,
+			"--metrics-bind-address="+freeAddr(t), "--metrics-secure=false",
+			"--leader-elect", "--leader-election-namespace="+c.Namespace, "--leader-election-id="+failoverLeaseID,
+			"--watch-namespaces="+c.Namespace,
+			"--webhook-public-url="+e.WebhookURL,
+			"--twilio-base-url="+e.Sim.URL(), "--unsafe-twilio-base-url")
+		streams.add(p)
+		p.waitReady(t, time.Minute)
+		return p
+	}
+	first := start("first")
+	if _, err := c.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, first, "leader_election_master_status", nil, 1, scenario.Wait)
+	leaderBefore := leaseHolder(t, e, lease)
+	second := start("second")
+
+	// Ada's and Ben's calls; Ada picks Break during hers, and the leader defers it.
+	calls := map[string]twiliosim.ReservationState{}
+	for range 2 {
+		r, err := c.Offer(ctx, "voice", "")
+		must(t, err)
+		must(t, e.Sim.Accept(r.SID))
+		calls[r.WorkerName] = r
+	}
+	for _, person := range []string{"ada", "ben"} {
+		if _, ok := calls[person]; !ok {
+			t.Fatalf("no call for %s: %v", person, calls)
+		}
+		waitWorker(t, c, person, "On a Task", "")
+	}
+	must(t, e.Sim.SetWorkerActivity(c.Worker("ada"), "Break"))
+	waitWorker(t, c, "ada", "On a Task, No ACD", "Break")
+
+	for _, a := range agents {
+		must(t, e.Sim.SetWorkerActivity(c.Worker(a), "Available"))
+	}
+	wl := startWorkload(c, failoverLive)
+	defer wl.end()
+	must(t, scenario.Poll(ctx, time.Minute, func() (bool, error) {
+		st := streams.stats()
+		return wl.completedCount() >= failoverCalls && st.acked[first.name] > 0 && st.acked[second.name] > 0, nil
+	}))
+	// The follower forwards what reaches it to the leader.
+	if n := metricNow(t, second, "flexoperator_webhook_events_total", map[string]string{"outcome": "forwarded"}); n == 0 {
+		t.Fatalf("the follower forwarded no event to the leader (%s)", streams.stats())
+	}
+	beforeKill := streams.stats()
+
+	if !first.running() {
+		t.Fatalf("the leader exited before the kill: %v", first.exitErr)
+	}
+	first.kill(t)
+	killedAt := time.Now()
+	// Ben picks Break during his call while no replica runs the engine.
+	must(t, e.Sim.SetWorkerActivity(c.Worker("ben"), "Break"))
+
+	// The survivor takes the Lease once the dead leader's expires (the defaults: 15 s).
+	must(t, scenario.Poll(ctx, time.Minute, func() (bool, error) {
+		holder := leaseHolder(t, e, lease)
+		return holder != "" && holder != leaderBefore, nil
+	}))
+	tookOver := time.Since(killedAt)
+	waitMetric(t, second, "leader_election_master_status", nil, 1, scenario.Wait)
+	// Its engine has taken the policy and rebuilt the workspace.
+	waitMetric(t, second, "flexoperator_activity_rebuild_seconds", nil, 1, scenario.Wait)
+	synced := time.Since(killedAt)
+	// Ben's Break, picked while nobody enforced, is deferred by the new leader.
+	waitWorker(t, c, "ben", "On a Task, No ACD", "Break")
+
+	// The traffic goes on under the new leader; then Ada and Ben end their calls.
+	atTakeover := wl.completedCount()
+	must(t, scenario.Poll(ctx, time.Minute, func() (bool, error) { return wl.completedCount() >= atTakeover+failoverCalls, nil }))
+	for _, person := range []string{"ada", "ben"} {
+		must(t, e.Sim.Wrapup(calls[person].SID))
+		must(t, e.Sim.Complete(calls[person].SID))
+	}
+	wl.end()
+
+	// Every agent ends where their work, as TaskRouter holds it, says; every delivery was taken.
+	var wrong []string
+	err = scenario.Poll(ctx, time.Minute, func() (bool, error) {
+		wrong = misplaced(c, map[string]string{c.Worker("ada"): "Break", c.Worker("ben"): "Break"})
+		return len(wrong) == 0 && streams.stats().pending == 0, nil
+	})
+	final := streams.stats()
+	t.Logf("SIGKILL → Lease taken %s, → survivor's engine rebuilt %s; workload: %s; before the kill: %s; at the end: %s",
+		tookOver.Round(time.Millisecond), synced.Round(time.Millisecond), wl, beforeKill, final)
+	if err != nil {
+		t.Fatalf("%d agents not where their work says after the failover (%v; %s):\n%s", len(wrong), err, final, strings.Join(wrong, "\n"))
+	}
+
+	if !first.killedBy(syscall.SIGKILL) {
+		t.Errorf("the killed leader ended with %v, want killed by SIGKILL", first.exitErr)
+	}
+	if !second.running() {
+		t.Fatalf("the survivor exited: %v", second.exitErr)
+	}
+	if holder := leaseHolder(t, e, lease); holder == leaderBefore || metricNow(t, second, "leader_election_master_status", nil) != 1 {
+		t.Errorf("the survivor does not hold the Lease (holder %q, the killed leader was %q)", holder, leaderBefore)
+	}
+	if len(wl.failures) > 0 {
+		t.Errorf("the workload failed:\n%s", strings.Join(wl.failures, "\n"))
+	}
+	if len(final.failures) > 0 {
+		t.Errorf("deliveries refused as bad input:\n%s", strings.Join(final.failures, "\n"))
+	}
+	// The kill did cut deliveries off, and they were made again: the window was exercised.
+	if final.retried == 0 || final.refused+final.unavailable == 0 {
+		t.Errorf("no delivery failed across the kill: the traffic missed the blind window (%s)", final)
+	}
+	if final.acked[second.name] <= beforeKill.acked[second.name] {
+		t.Errorf("the survivor acknowledged no delivery after the kill (%s)", final)
+	}
+	if n := metricNow(t, second, "flexoperator_webhook_events_total", map[string]string{"outcome": "stored"}); n == 0 {
+		t.Error("the survivor handed no event to its engine")
+	}
+	var evs eventsv1.EventList
+	must(t, e.Client.List(ctx, &evs, client.InNamespace(c.Namespace)))
+	if i := slices.IndexFunc(evs.Items, func(ev eventsv1.Event) bool {
+		return ev.Type == corev1.EventTypeWarning && ev.Reason == "EnforcementFailed"
+	}); i >= 0 {
+		t.Errorf("EnforcementFailed announced during the failover: %s", evs.Items[i].Note)
+	}
+	// The survivor reports the policy Ready (its engine synced) with no failed update.
+	p, err := c.WaitReady(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Status.Failures != 0 {
+		t.Errorf("the survivor counts %d failed worker updates", p.Status.Failures)
+	}
+}
+
+// misplaced lists the workers whose activity or pending activity is not what their work calls
+// for, as the simulator holds it: On a Task with a call accepted, else Wrap Up with one wrapping,
+// else Available, and nothing pending; people are where they chose (by worker SID) once idle.
+func misplaced(c *scenario.ActivityCentre, chose map[string]string) []string {
+	ws := c.Workspace()
+	work := map[string]string{}
+	for _, r := range ws.Reservations {
+		switch {
+		case r.Status == "accepted":
+			work[r.WorkerSID] = "On a Task"
+		case r.Status == "wrapping" && work[r.WorkerSID] == "":
+			work[r.WorkerSID] = "Wrap Up"
+		case r.Status == "pending":
+			work[r.WorkerSID] = "an offer pending"
+		}
+	}
+	var wrong []string
+	for _, w := range ws.Workers {
+		want := work[w.SID]
+		if want == "" {
+			want = "Available"
+			if chosen, ok := chose[w.SID]; ok {
+				want = chosen
+			}
+		}
+		pending, _ := w.Attributes[activity.DefaultPendingActivityAttribute].(string)
+		if w.Activity != want || pending != "" {
+			wrong = append(wrong, fmt.Sprintf("%s: %q pending %q, work says %q", w.Name, w.Activity, pending, want))
+		}
+	}
+	slices.Sort(wrong)
+	return wrong
+}
+
+// waitWorker fails the test unless the worker reaches the activity with that pending activity.
+func waitWorker(t *testing.T, c *scenario.ActivityCentre, name, activityName, pending string) {
+	t.Helper()
+	if _, err := c.WaitActivity(context.Background(), name, activityName, pending); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// metricNow is the value of a metric of a running process (metricValue).
+func metricNow(t *testing.T, p *operatorProcess, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := p.metrics()
+	if err != nil {
+		t.Fatalf("scrape %s: %v", p.name, err)
+	}
+	return metricValue(families, name, labels)
+}
+
+// waitMetric waits until a metric of a process reaches at least want.
+func waitMetric(t *testing.T, p *operatorProcess, name string, labels map[string]string, want float64, timeout time.Duration) {
+	t.Helper()
+	var have float64
+	err := scenario.Poll(context.Background(), timeout, func() (bool, error) {
+		families, err := p.metrics()
+		if err != nil {
+			return false, nil
+		}
+		have = metricValue(families, name, labels)
+		return have >= want, nil
+	})
+	if err != nil {
+		t.Fatalf("%s's %s%v is %v, want at least %v: %v", p.name, name, labels, have, want, err)
+	}
+}
