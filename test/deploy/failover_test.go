@@ -71,7 +71,8 @@ func TestFailoverLeaderKilledUnderTraffic(t *testing.T) {
 		return p
 	}
 	first := start("first")
-	if _, err := c.WaitReady(ctx); err != nil {
+	policy, err := c.WaitReady(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
 	waitMetric(t, first, "leader_election_master_status", nil, 1, scenario.Wait)
@@ -109,6 +110,8 @@ func TestFailoverLeaderKilledUnderTraffic(t *testing.T) {
 		t.Fatalf("the follower forwarded no event to the leader (%s)", streams.stats())
 	}
 	beforeKill := streams.stats()
+	// A call ends while the new leader reads the workspace, its end acknowledged meanwhile.
+	race := armReadRace(t, c, wl, streams, policy.Status.SinkSID)
 
 	if !first.running() {
 		t.Fatalf("the leader exited before the kill: %v", first.exitErr)
@@ -147,8 +150,8 @@ func TestFailoverLeaderKilledUnderTraffic(t *testing.T) {
 		return len(wrong) == 0 && streams.stats().pending == 0, nil
 	})
 	final := streams.stats()
-	t.Logf("SIGKILL → Lease taken %s, → survivor's engine rebuilt %s; workload: %s; before the kill: %s; at the end: %s",
-		tookOver.Round(time.Millisecond), synced.Round(time.Millisecond), wl, beforeKill, final)
+	t.Logf("SIGKILL → Lease taken %s, → survivor's engine rebuilt %s; workload: %s; before the kill: %s; at the end: %s; read race: %s",
+		tookOver.Round(time.Millisecond), synced.Round(time.Millisecond), wl, beforeKill, final, race)
 	if err != nil {
 		t.Fatalf("%d agents not where their work says after the failover (%v; %s):\n%s", len(wrong), err, final, strings.Join(wrong, "\n"))
 	}

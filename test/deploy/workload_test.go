@@ -28,6 +28,8 @@ type workload struct {
 	// in, by reservation SID.
 	created map[string]bool
 	stages  map[string]stage
+	// hurried are tasks whose agents end them without waiting (the caller hangs up).
+	hurried map[string]bool
 	// accepted, wrapped and completed count the reservations moved; failures what went wrong.
 	accepted, wrapped, completed int
 	failures                     []string
@@ -46,7 +48,7 @@ func startWorkload(c *scenario.ActivityCentre, live int) *workload {
 	wl := &workload{
 		c: c, live: live, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 16)),
 		stop: make(chan struct{}), done: make(chan struct{}),
-		created: map[string]bool{}, stages: map[string]stage{},
+		created: map[string]bool{}, stages: map[string]stage{}, hurried: map[string]bool{},
 	}
 	go wl.run()
 	return wl
@@ -77,7 +79,7 @@ func (wl *workload) step(stopping bool) (settled bool) {
 	live, waiting := 0, 0
 	for _, r := range wl.c.Reservations() {
 		wl.mu.Lock()
-		mine := wl.created[r.TaskSID]
+		mine, hurry := wl.created[r.TaskSID], wl.hurried[r.TaskSID]
 		st, seen := wl.stages[r.SID]
 		wl.mu.Unlock()
 		if !mine {
@@ -97,12 +99,12 @@ func (wl *workload) step(stopping bool) (settled bool) {
 			wl.move(r, "accept", wl.c.Env.Sim.Accept, &wl.accepted)
 		case "accepted":
 			live++
-			if !stopping && now.Sub(st.since) >= st.hold {
+			if hurry || !stopping && now.Sub(st.since) >= st.hold {
 				wl.move(r, "wrap up", wl.c.Env.Sim.Wrapup, &wl.wrapped)
 			}
 		case "wrapping":
 			live++
-			if !stopping && now.Sub(st.since) >= st.hold {
+			if hurry || !stopping && now.Sub(st.since) >= st.hold {
 				wl.move(r, "complete", wl.c.Env.Sim.Complete, &wl.completed)
 			}
 		}
@@ -150,6 +152,20 @@ func (wl *workload) move(r twiliosim.ReservationState, what string, step func(st
 		return
 	}
 	*count++
+}
+
+// plays reports whether the task is one of the workload's.
+func (wl *workload) plays(task string) bool {
+	wl.mu.Lock()
+	defer wl.mu.Unlock()
+	return wl.created[task]
+}
+
+// hurry makes the agent of a task of the workload end it now: wrap up and complete at once.
+func (wl *workload) hurry(task string) {
+	wl.mu.Lock()
+	defer wl.mu.Unlock()
+	wl.hurried[task] = true
 }
 
 // completedCount is how many reservations the workload completed so far.

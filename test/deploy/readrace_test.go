@@ -1,0 +1,157 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flexoperator/flex-operator/internal/scenario"
+)
+
+// readRaceHold bounds how long a read is held: an engine that reads before it acknowledges a
+// delivery would otherwise wait on itself.
+const readRaceHold = 15 * time.Second
+
+// readRace ends a call between two of the new leader's reads of reservations. The first read
+// after the kill that lists a live workload task's reservations finds the call going on; the
+// agent then wraps up and completes it, and the next read of reservations is held (a slow Twilio
+// answer) until the simulator has delivered the call's end and a replica has acknowledged it. So
+// the end of a call reaches the new leader while it is still reading the workspace, after its
+// reads saw the call live: an engine that loses what it acknowledges before its picture is
+// complete leaves that agent busy for ever. An engine that reads otherwise (no read of a task's
+// reservations, or none after it) is not raced; outcome says what happened.
+type readRace struct {
+	c       *scenario.ActivityCentre
+	wl      *workload
+	streams *eventStreams
+	sink    string
+	found   chan string
+	ended   chan struct{}
+	stop    chan struct{}
+
+	mu   sync.Mutex
+	task string
+	held bool
+	// outcome says whether and how the race was run.
+	outcome string
+}
+
+// armReadRace installs the race on the simulator's requests until the test ends; sinkSID is the
+// policy's Event Streams sink.
+func armReadRace(t *testing.T, c *scenario.ActivityCentre, wl *workload, streams *eventStreams, sinkSID string) *readRace {
+	t.Helper()
+	rr := &readRace{
+		c: c, wl: wl, streams: streams, sink: "sink:" + sinkSID,
+		found: make(chan string, 1), ended: make(chan struct{}), stop: make(chan struct{}),
+		outcome: "not run: no read of a live call's reservations after the kill",
+	}
+	hook := rr.request
+	simRequests.Store(&hook)
+	go rr.run()
+	t.Cleanup(func() {
+		simRequests.Store(nil)
+		close(rr.stop)
+	})
+	return rr
+}
+
+// request sees every REST request of the simulator (in the request's goroutine, before it is
+// processed): it picks the first read of a workload task's reservations and holds the next read
+// of reservations until the picked call's end is acknowledged.
+func (rr *readRace) request(r *http.Request) {
+	if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/Reservations") {
+		return
+	}
+	rr.mu.Lock()
+	switch {
+	case rr.task == "":
+		task := taskOfPath(r.URL.Path)
+		if task == "" || !rr.wl.plays(task) {
+			rr.mu.Unlock()
+			return
+		}
+		rr.task = task
+		rr.mu.Unlock()
+		rr.found <- task
+	case !rr.held:
+		rr.held = true
+		rr.mu.Unlock()
+		start := time.Now()
+		select {
+		case <-rr.ended:
+			rr.setOutcome(fmt.Sprintf("task %s ended after the new leader read it live; the next read (%s) was held %s until the end was acknowledged",
+				rr.task, r.URL.Path, time.Since(start).Round(time.Millisecond)))
+		case <-time.After(readRaceHold):
+			rr.setOutcome(fmt.Sprintf("task %s: its end was not acknowledged within %s of the next read; the read went on", rr.task, readRaceHold))
+		}
+	default:
+		rr.mu.Unlock()
+	}
+}
+
+// taskOfPath is the task SID of .../Tasks/{sid}/Reservations ("" for another path).
+func taskOfPath(path string) string {
+	parts := strings.Split(path, "/")
+	if n := len(parts); n >= 3 && parts[n-3] == "Tasks" {
+		return parts[n-2]
+	}
+	return ""
+}
+
+// run ends the picked call and closes ended once its end has been delivered and acknowledged.
+func (rr *readRace) run() {
+	var task string
+	select {
+	case <-rr.stop:
+		return
+	case task = <-rr.found:
+	}
+	rr.setOutcome(fmt.Sprintf("task %s read live, then ended; no read after it was held", task))
+	rr.wl.hurry(task)
+	ctx := context.Background()
+	err := scenario.Poll(ctx, readRaceHold, func() (bool, error) {
+		select {
+		case <-rr.stop:
+			return false, fmt.Errorf("test ended")
+		default:
+		}
+		for _, t := range rr.c.Workspace().Tasks {
+			if t.SID == task {
+				return t.Status == "completed", nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return
+	}
+	// Everything the simulator emitted until now (the call's end with it) was taken from the
+	// simulator and acknowledged by a replica.
+	err = scenario.Poll(ctx, readRaceHold, func() (bool, error) {
+		select {
+		case <-rr.stop:
+			return false, fmt.Errorf("test ended")
+		default:
+		}
+		return rr.c.Env.Sim.Deliveries().Destination(rr.sink).Pending == 0 && rr.streams.stats().pending == 0, nil
+	})
+	if err == nil {
+		close(rr.ended)
+	}
+}
+
+func (rr *readRace) setOutcome(s string) {
+	rr.mu.Lock()
+	rr.outcome = s
+	rr.mu.Unlock()
+}
+
+func (rr *readRace) String() string {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	return rr.outcome
+}
