@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -146,7 +147,11 @@ func TestFailoverLeaderKilledUnderTraffic(t *testing.T) {
 	// Every agent ends where their work, as TaskRouter holds it, says; every delivery was taken.
 	var wrong []string
 	err = scenario.Poll(ctx, time.Minute, func() (bool, error) {
-		wrong = misplaced(c, map[string]string{c.Worker("ada"): "Break", c.Worker("ben"): "Break"})
+		chose := map[string]string{c.Worker("ada"): "Break", c.Worker("ben"): "Break"}
+		if agent := race.agent(); agent != "" {
+			chose[agent] = "Break"
+		}
+		wrong = misplaced(c, chose)
 		return len(wrong) == 0 && streams.stats().pending == 0, nil
 	})
 	final := streams.stats()
@@ -154,6 +159,10 @@ func TestFailoverLeaderKilledUnderTraffic(t *testing.T) {
 		tookOver.Round(time.Millisecond), synced.Round(time.Millisecond), wl, beforeKill, final, race)
 	if err != nil {
 		t.Fatalf("%d agents not where their work says after the failover (%v; %s):\n%s", len(wrong), err, final, strings.Join(wrong, "\n"))
+	}
+
+	if families, err := second.metrics(); err == nil {
+		t.Logf("the survivor's engine: %s", engineFigures(families))
 	}
 
 	if !first.killedBy(syscall.SIGKILL) {
@@ -164,6 +173,9 @@ func TestFailoverLeaderKilledUnderTraffic(t *testing.T) {
 	}
 	if holder := leaseHolder(t, e, lease); holder == leaderBefore || metricNow(t, second, "leader_election_master_status", nil) != 1 {
 		t.Errorf("the survivor does not hold the Lease (holder %q, the killed leader was %q)", holder, leaderBefore)
+	}
+	if race.failed {
+		t.Errorf("the read race: %s", race)
 	}
 	if len(wl.failures) > 0 {
 		t.Errorf("the workload failed:\n%s", strings.Join(wl.failures, "\n"))
@@ -265,4 +277,21 @@ func waitMetric(t *testing.T, p *operatorProcess, name string, labels map[string
 	if err != nil {
 		t.Fatalf("%s's %s%v is %v, want at least %v: %v", p.name, name, labels, have, want, err)
 	}
+}
+
+// engineFigures summarises the activity engine's counters of a process: events by outcome,
+// TaskRouter reads by reason, worker updates by outcome.
+func engineFigures(families map[string]*dto.MetricFamily) string {
+	var parts []string
+	for _, name := range []string{"flexoperator_activity_events_total", "flexoperator_activity_twilio_reads_total", "flexoperator_activity_writes_total"} {
+		var series []string
+		for _, m := range families[name].GetMetric() {
+			for _, l := range m.GetLabel() {
+				series = append(series, fmt.Sprintf("%s=%v", l.GetValue(), m.GetCounter().GetValue()))
+			}
+		}
+		slices.Sort(series)
+		parts = append(parts, strings.TrimPrefix(name, "flexoperator_activity_")+" "+strings.Join(series, " "))
+	}
+	return strings.Join(parts, "; ")
 }

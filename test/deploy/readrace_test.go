@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flexoperator/flex-operator/internal/scenario"
+	"github.com/flexoperator/flex-operator/internal/twiliosim"
 )
 
 // readRaceHold bounds how long a read is held: an engine that reads before it acknowledges a
@@ -38,6 +39,11 @@ type readRace struct {
 	held bool
 	// outcome says whether and how the race was run.
 	outcome string
+	// hold says whether and how long a read was held for it.
+	hold string
+	// worker is the agent whose call was ended; failed says the test could not end it.
+	worker string
+	failed bool
 }
 
 // armReadRace installs the race on the simulator's requests until the test ends; sinkSID is the
@@ -48,6 +54,7 @@ func armReadRace(t *testing.T, c *scenario.ActivityCentre, wl *workload, streams
 		c: c, wl: wl, streams: streams, sink: "sink:" + sinkSID,
 		found: make(chan string, 1), ended: make(chan struct{}), stop: make(chan struct{}),
 		outcome: "not run: no read of a live call's reservations after the kill",
+		hold:    "no read after it was held",
 	}
 	hook := rr.request
 	simRequests.Store(&hook)
@@ -83,10 +90,9 @@ func (rr *readRace) request(r *http.Request) {
 		start := time.Now()
 		select {
 		case <-rr.ended:
-			rr.setOutcome(fmt.Sprintf("task %s ended after the new leader read it live; the next read (%s) was held %s until the end was acknowledged",
-				rr.task, r.URL.Path, time.Since(start).Round(time.Millisecond)))
+			rr.setHold(fmt.Sprintf("the next read (%s) was held %s until then", r.URL.Path, time.Since(start).Round(time.Millisecond)))
 		case <-time.After(readRaceHold):
-			rr.setOutcome(fmt.Sprintf("task %s: its end was not acknowledged within %s of the next read; the read went on", rr.task, readRaceHold))
+			rr.setHold(fmt.Sprintf("its end was not acknowledged within %s of the next read, which went on", readRaceHold))
 		}
 	default:
 		rr.mu.Unlock()
@@ -102,7 +108,9 @@ func taskOfPath(path string) string {
 	return ""
 }
 
-// run ends the picked call and closes ended once its end has been delivered and acknowledged.
+// run ends the picked call as its agent does, picking Break during the wrap-up, and closes ended
+// once all of it has been delivered and acknowledged. The agent ends in Break: while the engine
+// still counts the call, Break is deferred and the agent kept in Wrap Up, No ACD.
 func (rr *readRace) run() {
 	var task string
 	select {
@@ -110,38 +118,56 @@ func (rr *readRace) run() {
 		return
 	case task = <-rr.found:
 	}
-	rr.setOutcome(fmt.Sprintf("task %s read live, then ended; no read after it was held", task))
-	rr.wl.hurry(task)
-	ctx := context.Background()
-	err := scenario.Poll(ctx, readRaceHold, func() (bool, error) {
-		select {
-		case <-rr.stop:
-			return false, fmt.Errorf("test ended")
-		default:
+	rr.wl.release(task)
+	var res twiliosim.ReservationState
+	for _, r := range rr.c.Reservations() {
+		if r.TaskSID == task && (r.Status == "pending" || r.Status == "accepted" || r.Status == "wrapping") {
+			res = r
 		}
-		for _, t := range rr.c.Workspace().Tasks {
-			if t.SID == task {
-				return t.Status == "completed", nil
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
+	}
+	if res.SID == "" {
+		rr.setOutcome(fmt.Sprintf("not run: task %s ended before the test could end it", task))
 		return
 	}
+	rr.mu.Lock()
+	rr.worker = res.WorkerSID
+	rr.mu.Unlock()
+	sim := rr.c.Env.Sim
+	steps := map[string][]func() error{
+		"pending":  {func() error { return sim.Accept(res.SID) }, func() error { return sim.Wrapup(res.SID) }},
+		"accepted": {func() error { return sim.Wrapup(res.SID) }},
+	}[res.Status]
+	steps = append(steps,
+		func() error { return sim.SetWorkerActivity(res.WorkerSID, "Break") },
+		func() error { return sim.Complete(res.SID) })
+	for _, step := range steps {
+		if err := step(); err != nil {
+			rr.setOutcome(fmt.Sprintf("failed: end task %s (%s of %s): %v", task, res.Status, res.WorkerName, err))
+			rr.failed = true
+			return
+		}
+	}
+	rr.setOutcome(fmt.Sprintf("task %s (%s of %s) ended, with Break picked in its wrap-up, after the new leader read it live, and was acknowledged", task, res.Status, res.WorkerName))
 	// Everything the simulator emitted until now (the call's end with it) was taken from the
 	// simulator and acknowledged by a replica.
-	err = scenario.Poll(ctx, readRaceHold, func() (bool, error) {
+	err := scenario.Poll(context.Background(), readRaceHold, func() (bool, error) {
 		select {
 		case <-rr.stop:
 			return false, fmt.Errorf("test ended")
 		default:
 		}
-		return rr.c.Env.Sim.Deliveries().Destination(rr.sink).Pending == 0 && rr.streams.stats().pending == 0, nil
+		return sim.Deliveries().Destination(rr.sink).Pending == 0 && rr.streams.stats().pending == 0, nil
 	})
 	if err == nil {
 		close(rr.ended)
 	}
+}
+
+// agent is the worker SID of the agent whose call was ended ("" when none was).
+func (rr *readRace) agent() string {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	return rr.worker
 }
 
 func (rr *readRace) setOutcome(s string) {
@@ -150,8 +176,17 @@ func (rr *readRace) setOutcome(s string) {
 	rr.mu.Unlock()
 }
 
+func (rr *readRace) setHold(s string) {
+	rr.mu.Lock()
+	rr.hold = s
+	rr.mu.Unlock()
+}
+
 func (rr *readRace) String() string {
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
-	return rr.outcome
+	if rr.worker == "" {
+		return rr.outcome
+	}
+	return rr.outcome + "; " + rr.hold
 }

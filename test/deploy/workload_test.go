@@ -23,13 +23,13 @@ type workload struct {
 	stop chan struct{}
 	done chan struct{}
 
-	mu sync.Mutex
+	// stepping is held while a step moves tasks, so that release never meets a step half done.
+	stepping sync.Mutex
+	mu       sync.Mutex
 	// created are the tasks the workload created; stages the step each of their reservations is
 	// in, by reservation SID.
 	created map[string]bool
 	stages  map[string]stage
-	// hurried are tasks whose agents end them without waiting (the caller hangs up).
-	hurried map[string]bool
 	// accepted, wrapped and completed count the reservations moved; failures what went wrong.
 	accepted, wrapped, completed int
 	failures                     []string
@@ -48,7 +48,7 @@ func startWorkload(c *scenario.ActivityCentre, live int) *workload {
 	wl := &workload{
 		c: c, live: live, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 16)),
 		stop: make(chan struct{}), done: make(chan struct{}),
-		created: map[string]bool{}, stages: map[string]stage{}, hurried: map[string]bool{},
+		created: map[string]bool{}, stages: map[string]stage{},
 	}
 	go wl.run()
 	return wl
@@ -65,7 +65,10 @@ func (wl *workload) run() {
 			stopping = true
 		case <-tick.C:
 		}
-		if settled := wl.step(stopping); stopping && settled {
+		wl.stepping.Lock()
+		settled := wl.step(stopping)
+		wl.stepping.Unlock()
+		if stopping && settled {
 			return
 		}
 	}
@@ -79,7 +82,7 @@ func (wl *workload) step(stopping bool) (settled bool) {
 	live, waiting := 0, 0
 	for _, r := range wl.c.Reservations() {
 		wl.mu.Lock()
-		mine, hurry := wl.created[r.TaskSID], wl.hurried[r.TaskSID]
+		mine := wl.created[r.TaskSID]
 		st, seen := wl.stages[r.SID]
 		wl.mu.Unlock()
 		if !mine {
@@ -99,12 +102,12 @@ func (wl *workload) step(stopping bool) (settled bool) {
 			wl.move(r, "accept", wl.c.Env.Sim.Accept, &wl.accepted)
 		case "accepted":
 			live++
-			if hurry || !stopping && now.Sub(st.since) >= st.hold {
+			if !stopping && now.Sub(st.since) >= st.hold {
 				wl.move(r, "wrap up", wl.c.Env.Sim.Wrapup, &wl.wrapped)
 			}
 		case "wrapping":
 			live++
-			if hurry || !stopping && now.Sub(st.since) >= st.hold {
+			if !stopping && now.Sub(st.since) >= st.hold {
 				wl.move(r, "complete", wl.c.Env.Sim.Complete, &wl.completed)
 			}
 		}
@@ -161,11 +164,13 @@ func (wl *workload) plays(task string) bool {
 	return wl.created[task]
 }
 
-// hurry makes the agent of a task of the workload end it now: wrap up and complete at once.
-func (wl *workload) hurry(task string) {
+// release stops the workload playing a task: the test moves it from now on.
+func (wl *workload) release(task string) {
+	wl.stepping.Lock()
+	defer wl.stepping.Unlock()
 	wl.mu.Lock()
 	defer wl.mu.Unlock()
-	wl.hurried[task] = true
+	delete(wl.created, task)
 }
 
 // completedCount is how many reservations the workload completed so far.
