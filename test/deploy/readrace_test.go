@@ -23,7 +23,7 @@ const readRaceHold = 15 * time.Second
 // answer) until the simulator has delivered the call's end and a replica has acknowledged it. So
 // the end of a call reaches the new leader while it is still reading the workspace, after its
 // reads saw the call live: an engine that loses what it acknowledges before its picture is
-// complete leaves that agent busy for ever. An engine that reads otherwise (no read of a task's
+// complete keeps counting that call (takeBreak shows it). An engine that reads otherwise (no read of a task's
 // reservations, or none after it) is not raced; outcome says what happened.
 type readRace struct {
 	c       *scenario.ActivityCentre
@@ -108,9 +108,8 @@ func taskOfPath(path string) string {
 	return ""
 }
 
-// run ends the picked call as its agent does, picking Break during the wrap-up, and closes ended
-// once all of it has been delivered and acknowledged. The agent ends in Break: while the engine
-// still counts the call, Break is deferred and the agent kept in Wrap Up, No ACD.
+// run ends the picked call as its agent does and closes ended once the end has been delivered
+// and acknowledged.
 func (rr *readRace) run() {
 	var task string
 	select {
@@ -137,9 +136,7 @@ func (rr *readRace) run() {
 		"pending":  {func() error { return sim.Accept(res.SID) }, func() error { return sim.Wrapup(res.SID) }},
 		"accepted": {func() error { return sim.Wrapup(res.SID) }},
 	}[res.Status]
-	steps = append(steps,
-		func() error { return sim.SetWorkerActivity(res.WorkerSID, "Break") },
-		func() error { return sim.Complete(res.SID) })
+	steps = append(steps, func() error { return sim.Complete(res.SID) })
 	for _, step := range steps {
 		if err := step(); err != nil {
 			rr.setOutcome(fmt.Sprintf("failed: end task %s (%s of %s): %v", task, res.Status, res.WorkerName, err))
@@ -147,7 +144,7 @@ func (rr *readRace) run() {
 			return
 		}
 	}
-	rr.setOutcome(fmt.Sprintf("task %s (%s of %s) ended, with Break picked in its wrap-up, after the new leader read it live, and was acknowledged", task, res.Status, res.WorkerName))
+	rr.setOutcome(fmt.Sprintf("task %s (%s of %s) ended after the new leader read it live, and the end was acknowledged", task, res.Status, res.WorkerName))
 	// Everything the simulator emitted until now (the call's end with it) was taken from the
 	// simulator and acknowledged by a replica.
 	err := scenario.Poll(context.Background(), readRaceHold, func() (bool, error) {
@@ -163,11 +160,17 @@ func (rr *readRace) run() {
 	}
 }
 
-// agent is the worker SID of the agent whose call was ended ("" when none was).
-func (rr *readRace) agent() string {
+// takeBreak has the agent whose call was ended pick Break (once the new leader has its picture
+// of the workspace; nothing when no call was ended) and returns the agent's worker SID. The
+// agent is idle, so Break stands; an engine that still counts the call defers it instead.
+func (rr *readRace) takeBreak() (string, error) {
 	rr.mu.Lock()
-	defer rr.mu.Unlock()
-	return rr.worker
+	agent := rr.worker
+	rr.mu.Unlock()
+	if agent == "" {
+		return "", nil
+	}
+	return agent, rr.c.Env.Sim.SetWorkerActivity(agent, "Break")
 }
 
 func (rr *readRace) setOutcome(s string) {
