@@ -88,6 +88,18 @@ func environment(t *testing.T) *scenario.Env {
 	return env
 }
 
+// hookSim calls the hooks, in order, with every REST request the simulator takes, before it
+// processes it, until the test ends.
+func hookSim(t *testing.T, hooks ...func(*http.Request)) {
+	all := func(r *http.Request) {
+		for _, h := range hooks {
+			h(r)
+		}
+	}
+	simRequests.Store(&all)
+	t.Cleanup(func() { simRequests.Store(nil) })
+}
+
 // refusals is a RoundTripper wrapper that remembers the requests answered 403 Forbidden.
 type refusals struct {
 	mu   sync.Mutex

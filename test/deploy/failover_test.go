@@ -23,7 +23,7 @@ import (
 // The failover's workspace: agents playing the workload's calls, and the tasks it keeps alive
 // (fewer than the agents, so that every task is offered at once).
 const (
-	failoverAgents  = 100
+	failoverAgents  = 200
 	failoverLive    = 15
 	failoverLeaseID = "flex-operator-failover"
 	// failoverCalls is how many calls the workload completes before the kill, and again once the
@@ -102,23 +102,37 @@ func TestFailoverLeaderKilledUnderTraffic(t *testing.T) {
 	}
 	wl := startWorkload(c, failoverLive)
 	defer wl.end()
+	// The leader's update of an agent whose call ended is lost with it; and a call ends while
+	// the new leader reads the workspace, its end acknowledged meanwhile.
+	workers := map[string]bool{}
+	for _, a := range agents {
+		workers[c.Worker(a)] = true
+	}
+	lost := newLostWrite(t, policy.Status.Activities.Available, workers)
+	race := newReadRace(t, c, wl, streams, policy.Status.SinkSID)
+	hookSim(t, lost.request, race.request)
 	must(t, scenario.Poll(ctx, time.Minute, func() (bool, error) {
 		st := streams.stats()
-		return wl.completedCount() >= failoverCalls && st.acked[first.name] > 0 && st.acked[second.name] > 0, nil
+		picked := false
+		select {
+		case <-lost.picked:
+			picked = true
+		default:
+		}
+		return picked && wl.completedCount() >= failoverCalls && st.acked[first.name] > 0 && st.acked[second.name] > 0, nil
 	}))
 	// The follower forwards what reaches it to the leader.
 	if n := metricNow(t, second, "flexoperator_webhook_events_total", map[string]string{"outcome": "forwarded"}); n == 0 {
 		t.Fatalf("the follower forwarded no event to the leader (%s)", streams.stats())
 	}
 	beforeKill := streams.stats()
-	// A call ends while the new leader reads the workspace, its end acknowledged meanwhile.
-	race := armReadRace(t, c, wl, streams, policy.Status.SinkSID)
 
 	if !first.running() {
 		t.Fatalf("the leader exited before the kill: %v", first.exitErr)
 	}
 	first.kill(t)
 	killedAt := time.Now()
+	lost.leaderKilled()
 	// Ben picks Break during his call while no replica runs the engine.
 	must(t, e.Sim.SetWorkerActivity(c.Worker("ben"), "Break"))
 
@@ -158,8 +172,9 @@ func TestFailoverLeaderKilledUnderTraffic(t *testing.T) {
 		return len(wrong) == 0 && streams.stats().pending == 0, nil
 	})
 	final := streams.stats()
-	t.Logf("SIGKILL → Lease taken %s, → survivor's engine rebuilt %s; workload: %s; before the kill: %s; at the end: %s; read race: %s",
-		tookOver.Round(time.Millisecond), synced.Round(time.Millisecond), wl, beforeKill, final, race)
+	lostAgent, lostUpdates := lost.agent()
+	t.Logf("SIGKILL → Lease taken %s, → survivor's engine rebuilt %s; workload: %s; before the kill: %s; at the end: %s; lost with the leader: %d update(s) of %s to Available; read race: %s",
+		tookOver.Round(time.Millisecond), synced.Round(time.Millisecond), wl, beforeKill, final, lostUpdates, lostAgent, race)
 	if err != nil {
 		t.Fatalf("%d agents not where their work says after the failover (%v; %s):\n%s", len(wrong), err, final, strings.Join(wrong, "\n"))
 	}

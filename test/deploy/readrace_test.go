@@ -46,9 +46,9 @@ type readRace struct {
 	failed bool
 }
 
-// armReadRace installs the race on the simulator's requests until the test ends; sinkSID is the
-// policy's Event Streams sink.
-func armReadRace(t *testing.T, c *scenario.ActivityCentre, wl *workload, streams *eventStreams, sinkSID string) *readRace {
+// newReadRace prepares the race until the test ends; its request method goes to hookSim.
+// sinkSID is the policy's Event Streams sink.
+func newReadRace(t *testing.T, c *scenario.ActivityCentre, wl *workload, streams *eventStreams, sinkSID string) *readRace {
 	t.Helper()
 	rr := &readRace{
 		c: c, wl: wl, streams: streams, sink: "sink:" + sinkSID,
@@ -56,13 +56,8 @@ func armReadRace(t *testing.T, c *scenario.ActivityCentre, wl *workload, streams
 		outcome: "not run: no read of a live call's reservations after the kill",
 		hold:    "no read after it was held",
 	}
-	hook := rr.request
-	simRequests.Store(&hook)
 	go rr.run()
-	t.Cleanup(func() {
-		simRequests.Store(nil)
-		close(rr.stop)
-	})
+	t.Cleanup(func() { close(rr.stop) })
 	return rr
 }
 
