@@ -43,11 +43,8 @@ const (
 // calls for — On a Task, Wrap Up or Available — and each person to Break once their call ends,
 // with nothing any replica acknowledged lost and no enforcement failure.
 func TestFailoverLeaderKilledUnderTraffic(t *testing.T) {
-	e := environment(t)
+	e, kubeconfig := processEnvironment(t)
 	ctx := context.Background()
-	operatorBinary(t)
-	kubeconfig, err := e.WriteKubeconfig(t.TempDir())
-	must(t, err)
 
 	// Ada and Ben are the people whose choices must survive; the workload's agents log in once
 	// Ada and Ben hold their calls, so that no workload call reaches them.
@@ -173,6 +170,11 @@ func TestFailoverLeaderKilledUnderTraffic(t *testing.T) {
 	})
 	final := streams.stats()
 	lostAgent, lostUpdates := lost.agent()
+	for name, sid := range c.CC.Workers {
+		if sid == lostAgent {
+			lostAgent = name
+		}
+	}
 	t.Logf("SIGKILL → Lease taken %s, → survivor's engine rebuilt %s; workload: %s; before the kill: %s; at the end: %s; lost with the leader: %d update(s) of %s to Available; read race: %s",
 		tookOver.Round(time.Millisecond), synced.Round(time.Millisecond), wl, beforeKill, final, lostUpdates, lostAgent, race)
 	if err != nil {

@@ -52,6 +52,19 @@ func operatorBinary(t *testing.T) string {
 	return binaryPath
 }
 
+// processEnvironment is the test environment for operator processes, with the binary built and
+// a kubeconfig of the control plane for them.
+func processEnvironment(t *testing.T) (*scenario.Env, string) {
+	t.Helper()
+	e := environment(t)
+	operatorBinary(t)
+	kubeconfig, err := e.WriteKubeconfig(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, kubeconfig
+}
+
 // operatorProcess is the operator's binary running as a process, as a Pod's container runs it.
 type operatorProcess struct {
 	name        string

@@ -41,11 +41,8 @@ const (
 // complete a callback still arriving when its listener closes, and exit 0 within its grace
 // period; and no callback sent through the balancer across the switch may fail.
 func TestRollingRestartDrainsWebhooks(t *testing.T) {
-	e := environment(t)
+	e, kubeconfig := processEnvironment(t)
 	ctx := context.Background()
-	operatorBinary(t)
-	kubeconfig, err := e.WriteKubeconfig(t.TempDir())
-	must(t, err)
 	must(t, ignoreExists(e.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: rolloutNamespace}})))
 
 	// The balancer takes the public URL's address: the simulator delivers the conference's

@@ -167,10 +167,10 @@ func (wl *workload) plays(task string) bool {
 // release stops the workload playing a task: the test moves it from now on.
 func (wl *workload) release(task string) {
 	wl.stepping.Lock()
-	defer wl.stepping.Unlock()
 	wl.mu.Lock()
-	defer wl.mu.Unlock()
 	delete(wl.created, task)
+	wl.mu.Unlock()
+	wl.stepping.Unlock()
 }
 
 // completedCount is how many reservations the workload completed so far.
