@@ -32,16 +32,24 @@ const (
 )
 
 // TestFailoverLeaderKilledUnderTraffic runs two operator processes (the built binary, as the
-// chart's Pods run it: leader election and the manager's default Lease timings, POD_IP set so
-// the leader advertises where followers forward activity deliveries) on one WorkerActivityPolicy
-// in Defer mode governing a workspace of a hundred agents taking calls, with Event Streams
-// deliveries spread over both replicas. The leader is killed with SIGKILL in the middle of the
-// traffic, which goes on; deliveries that fail meanwhile (refused by the dead replica, 503 from
-// the follower with no leader to forward to) are made again until a replica takes them. A person
-// picks Break during a call before the kill (the leader defers it) and another during the blind
-// window. The survivor must take the Lease, rebuild, and bring every agent to what their work
-// calls for — On a Task, Wrap Up or Available — and each person to Break once their call ends,
-// with nothing any replica acknowledged lost and no enforcement failure.
+// chart's Pods run it: leader election with the manager's default Lease timings, POD_IP set so the
+// leader advertises where followers forward activity deliveries) on one WorkerActivityPolicy in
+// Defer mode governing two hundred agents taking calls, the simulator's Event Streams deliveries
+// spread over both replicas. The leader is killed with SIGKILL in the middle of the traffic,
+// which goes on; deliveries that fail meanwhile (refused by the dead replica, 503 from the
+// follower with no leader to forward to) are made again until a replica takes them, and counted.
+// What the new leader must repair without any delivery telling it:
+//   - Ada picked Break during her call before the kill: the leader deferred it (On a Task, No ACD,
+//     Break pending, stored on her worker); she gets Break once her call ends;
+//   - Ben picks Break during his call while no replica runs the engine: the new leader defers it;
+//   - the leader's last update of an agent whose call ended (to Available) is lost with it, the
+//     delivery that ended the call acknowledged and never sent again (lostWrite);
+//   - a call ends while the new leader reads the workspace, after its reads saw it live, and its
+//     agent then takes a break (readRace).
+//
+// The survivor must take the Lease, rebuild, and bring every agent to what their work, as
+// TaskRouter holds it, calls for — On a Task, Wrap Up or Available, a person's choice applied once
+// their calls end — with no enforcement failure.
 func TestFailoverLeaderKilledUnderTraffic(t *testing.T) {
 	e, kubeconfig := processEnvironment(t)
 	ctx := context.Background()
@@ -194,8 +202,8 @@ func TestFailoverLeaderKilledUnderTraffic(t *testing.T) {
 	if holder := leaseHolder(t, e, lease); holder == leaderBefore || metricNow(t, second, "leader_election_master_status", nil) != 1 {
 		t.Errorf("the survivor does not hold the Lease (holder %q, the killed leader was %q)", holder, leaderBefore)
 	}
-	if race.failed {
-		t.Errorf("the read race: %s", race)
+	if f := race.failure(); f != "" {
+		t.Errorf("the read race: %s", f)
 	}
 	if len(wl.failures) > 0 {
 		t.Errorf("the workload failed:\n%s", strings.Join(wl.failures, "\n"))

@@ -134,8 +134,9 @@ func (rr *readRace) run() {
 	steps = append(steps, func() error { return sim.Complete(res.SID) })
 	for _, step := range steps {
 		if err := step(); err != nil {
-			rr.setOutcome(fmt.Sprintf("failed: end task %s (%s of %s): %v", task, res.Status, res.WorkerName, err))
-			rr.failed = true
+			rr.mu.Lock()
+			rr.outcome, rr.failed = fmt.Sprintf("failed: end task %s (%s of %s): %v", task, res.Status, res.WorkerName, err), true
+			rr.mu.Unlock()
 			return
 		}
 	}
@@ -166,6 +167,16 @@ func (rr *readRace) takeBreak() (string, error) {
 		return "", nil
 	}
 	return agent, rr.c.Env.Sim.SetWorkerActivity(agent, "Break")
+}
+
+// failure is what went wrong when the test could not end the call ("" when nothing did).
+func (rr *readRace) failure() string {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	if !rr.failed {
+		return ""
+	}
+	return rr.outcome
 }
 
 func (rr *readRace) setOutcome(s string) {
