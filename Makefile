@@ -6,6 +6,8 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 ENVTEST_K8S_VERSION ?= 1.37.2
 # kubebuilder: test/deploy checks that `kubebuilder create api` lands where the code is.
 KUBEBUILDER_VERSION ?= v4.16.0
+# crane (`make pin-base-images`) is go-containerregistry's, at the version go.mod already requires.
+CRANE_VERSION := $(shell awk '$$1 == "github.com/google/go-containerregistry" { print $$2 }' go.mod)
 # helm is built from hack/tools/helm/go.mod, which pins its version.
 HELM_VERSION := $(shell awk '$$1 == "require" && $$2 == "helm.sh/helm/v4" { print $$3 }' hack/tools/helm/go.mod)
 
@@ -14,6 +16,7 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 KUBEBUILDER ?= $(LOCALBIN)/kubebuilder-$(KUBEBUILDER_VERSION)
+CRANE ?= $(LOCALBIN)/crane-$(CRANE_VERSION)
 ENVTEST_ASSETS = $(or $(XDG_DATA_HOME),$(HOME)/.local/share)/kubebuilder-envtest/k8s/$(ENVTEST_K8S_VERSION)-linux-amd64
 # install/deploy use the kubectl on PATH; without one, the test control plane's, of which only
 # kubectl is built (`make envtest-kubectl`) rather than the whole control plane (`make envtest`,
@@ -33,9 +36,8 @@ LDFLAGS = -s -w -X github.com/flexoperator/flex-operator/internal/version.Versio
 IMAGE_TAR ?= $(LOCALBIN)/flex-operator-image-$(GOARCH).tar
 CONTAINER_TOOL ?= docker
 CHART_DIR = charts/flex-operator
-# The Dockerfile's base images: pin them by digest here, e.g.
-# GOLANG_IMAGE=golang:1.26@sha256:<digest> (`crane digest golang:1.26` or
-# `docker buildx imagetools inspect golang:1.26` prints it).
+# The Dockerfile's base images are pinned by digest there (`make pin-base-images` refreshes the
+# pins); GOLANG_IMAGE=... and BASE_IMAGE=... override them for one build.
 GOLANG_IMAGE ?=
 BASE_IMAGE ?=
 IMAGE_BUILD_ARGS = --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) $(if $(GOLANG_IMAGE),--build-arg GOLANG_IMAGE=$(GOLANG_IMAGE)) $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE))
@@ -109,6 +111,10 @@ image: ## Write the image (tag IMG, version VERSION) as an OCI image layout tarb
 .PHONY: docker-build
 docker-build: ## Build the image with a container tool (CONTAINER_TOOL, default docker).
 	$(CONTAINER_TOOL) build $(IMAGE_BUILD_ARGS) -t $(IMG) .
+
+.PHONY: pin-base-images
+pin-base-images: $(CRANE) ## Re-pin the Dockerfile's base images to the digests their tags name now (needs registry access).
+	CRANE="$(CRANE)" bash hack/pin-base-images.sh Dockerfile
 
 .PHONY: docker-push
 docker-push: ## Push the image.
@@ -205,6 +211,11 @@ $(GOLANGCI_LINT):
 	@mkdir -p $(LOCALBIN)
 	GOBIN=$(LOCALBIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(LOCALBIN)/golangci-lint $@
+
+$(CRANE):
+	@mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) go install github.com/google/go-containerregistry/cmd/crane@$(CRANE_VERSION)
+	mv $(LOCALBIN)/crane $@
 
 $(HELM):
 	@mkdir -p $(LOCALBIN)

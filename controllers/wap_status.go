@@ -187,7 +187,7 @@ func (s *activitySync) setReady(engine engineState, stats activity.PolicyStats) 
 		s.setCondition(v1alpha1.ConditionReady, false, reasonEngineStarting, "Set up in Twilio; waiting for the activity engine to take the policy")
 		return
 	case engineSyncing:
-		msg := "The activity engine is reading the governed workers and their reservations from TaskRouter"
+		msg := "The activity engine is reading the workspace's workers and live tasks from TaskRouter in the background; workers with events are enforced meanwhile, each read on its own"
 		if stats.LastError != "" {
 			msg += "; last error: " + stats.LastError
 		}

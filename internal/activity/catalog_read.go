@@ -22,7 +22,7 @@ func (r *run) knowActivities(workerSID string) bool {
 	r.mu.Unlock()
 	for _, sid := range missing {
 		_, err, _ := r.activityReads.Do(sid, func() (any, error) {
-			a, err := r.tw.FetchActivity(twilio.WithPriority(r.ctx, twilio.PriorityActivity), r.sid, sid)
+			a, err := r.client().FetchActivity(twilio.WithPriority(r.ctx, twilio.PriorityActivity), r.sid, sid)
 			readsTotal.WithLabelValues("activity").Inc()
 			r.mu.Lock()
 			defer r.mu.Unlock()

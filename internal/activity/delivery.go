@@ -1,19 +1,23 @@
 package activity
 
 import (
+	"strings"
 	"time"
 
 	"github.com/flexoperator/flex-operator/internal/events"
 )
 
-// deliver applies events (or buffers them while the state is rebuilt).
+// deliver applies events; before the workspace's activities are read it keeps them (coalesced)
+// for then.
 func (r *run) deliver(evs []events.TaskRouterEvent, at time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.synced {
+	if r.ws == nil {
+		n := 0
 		for _, ev := range evs {
-			r.buffer = append(r.buffer, bufferedEvent{ev: ev, at: at})
+			n += r.early.add(ev, at)
 		}
+		r.addBuffered(n)
 		eventsTotal.WithLabelValues("buffered").Add(float64(len(evs)))
 		return
 	}
@@ -38,7 +42,12 @@ func (r *run) ofWorkspace(evs []events.TaskRouterEvent) []events.TaskRouterEvent
 	return out
 }
 
+// applyLocked applies one event to the workspace's state. An event of a worker the engine does
+// not know is kept for the worker, who is read from TaskRouter first. The caller holds r.mu.
 func (r *run) applyLocked(ev events.TaskRouterEvent, at time.Time) {
+	if !r.synced && ev.TaskSID != "" {
+		r.freshTasks[ev.TaskSID] = true
+	}
 	out, err := r.ws.Apply(ev, r.e.opts.Now())
 	if err != nil {
 		eventsTotal.WithLabelValues("bad").Inc()
@@ -48,6 +57,7 @@ func (r *run) applyLocked(ev events.TaskRouterEvent, at time.Time) {
 	}
 	for _, sid := range out.Unknown {
 		eventsTotal.WithLabelValues("unknown_worker").Inc()
+		r.await(sid, ev, at)
 		r.readFirst(sid)
 	}
 	for _, sid := range out.Doubt {
@@ -65,4 +75,53 @@ func (r *run) applyLocked(ev events.TaskRouterEvent, at time.Time) {
 		}
 		r.queue.Add(sid)
 	}
+}
+
+// await keeps an event of a worker the engine does not know until the worker has been read. The
+// caller holds r.mu.
+func (r *run) await(workerSID string, ev events.TaskRouterEvent, at time.Time) {
+	b := r.waiting[workerSID]
+	if b == nil {
+		b = newEventBuffer(maxPerWorker)
+		r.waiting[workerSID] = b
+	}
+	r.addBuffered(b.add(ev, at))
+	if _, ok := r.since[workerSID]; !ok {
+		r.since[workerSID] = at
+	}
+}
+
+// replayAwaited applies the events kept for a worker just read. An event received before the read
+// began that would bring back a reservation the read did not find live is not applied: the read is
+// newer, and the reservation's end is on its way (or was missed). The caller holds r.mu.
+func (r *run) replayAwaited(workerSID string) {
+	b := r.waiting[workerSID]
+	if b == nil {
+		return
+	}
+	delete(r.waiting, workerSID)
+	r.addBuffered(-b.len())
+	w := r.ws.Worker(workerSID)
+	if w == nil {
+		// Deleted in TaskRouter: nothing to apply to.
+		return
+	}
+	for _, e := range b.order {
+		if e.beforeRead && strings.HasPrefix(e.ev.Type, "reservation.") && reservationStatusOf(e.ev.Type) != ResEnded &&
+			w.Reservations[e.ev.ReservationSID] == nil {
+			eventsTotal.WithLabelValues("older_than_read").Inc()
+			continue
+		}
+		r.applyLocked(e.ev, e.at)
+	}
+}
+
+// addBuffered counts n more (or fewer) buffered events. The caller holds r.mu. A stopped run
+// counts nothing more: it takes what it counted off the gauge once its goroutines have ended.
+func (r *run) addBuffered(n int) {
+	if n == 0 || r.stopping() {
+		return
+	}
+	r.buffered += n
+	bufferedEvents.WithLabelValues(r.sid).Add(float64(n))
 }

@@ -186,7 +186,7 @@ func (e *Engine) Start(ctx context.Context) error {
 
 // Deliver hands TaskRouter events received for a policy to the engine. It returns ErrNotLeader
 // on a replica that does not run the engine. Events for a policy the engine does not run (its
-// activities not resolved yet) are dropped on purpose: when it starts, the engine rebuilds its
+// activities not resolved yet) are dropped on purpose: when it starts, the engine reads its
 // state from TaskRouter, which already holds what they said.
 func (e *Engine) Deliver(policy types.NamespacedName, evs []events.TaskRouterEvent) error {
 	if !e.leader.Load() {
@@ -230,8 +230,9 @@ func (e *Engine) fresh(workspaceSID string, evs []events.TaskRouterEvent) []even
 }
 
 // Idle reports whether the engine has nothing queued or in flight for the policy's workspace
-// (tests and benchmarks wait for it). A rebuild not finished, a read asked for and a retry
-// scheduled after a failure but not yet due all count as work to do.
+// (tests and benchmarks wait for it). A rebuild not finished, events kept for a read, a read asked
+// for, a policy change not applied yet and a retry scheduled after a failure but not yet due all
+// count as work to do.
 func (e *Engine) Idle(policy types.NamespacedName) bool {
 	e.mu.Lock()
 	r := e.byPolicy[policy]
@@ -239,8 +240,11 @@ func (e *Engine) Idle(policy types.NamespacedName) bool {
 	if r == nil {
 		return true
 	}
+	r.nextMu.Lock()
+	pending := r.next != nil
+	r.nextMu.Unlock()
 	r.mu.Lock()
-	pending := !r.synced || len(r.buffer) > 0 || len(r.retrying) > 0 || len(r.needRead) > 0
+	pending = pending || !r.synced || r.buffered > 0 || len(r.retrying) > 0 || len(r.needRead) > 0
 	r.mu.Unlock()
 	return !pending && r.queue.Len() == 0 && r.busy.Load() == 0
 }
@@ -272,6 +276,7 @@ func (e *Engine) Stats(policy types.NamespacedName) (PolicyStats, bool) {
 	if r.ws != nil {
 		for _, p := range r.ws.Policies() {
 			if p.Key == policy {
+				st.Generation = p.Generation
 				st.WorkersGoverned, st.Busy, st.PendingChanges, st.Overlapping = r.ws.Stats(p)
 			}
 		}

@@ -10,7 +10,7 @@ import (
 var (
 	eventsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "flexoperator_activity_events_total",
-		Help: "TaskRouter events handed to the activity engine, by outcome (applied, ignored, buffered, unknown_worker, doubt, duplicate, bad, no_policy, other_workspace).",
+		Help: "TaskRouter events handed to the activity engine, by outcome (applied, ignored, buffered, unknown_worker, doubt, duplicate, bad, no_policy, other_workspace, older_than_read).",
 	}, []string{"outcome"})
 
 	decisionsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -36,9 +36,14 @@ var (
 
 	rebuildSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "flexoperator_activity_rebuild_seconds",
-		Help:    "Time to rebuild a workspace's worker state from TaskRouter.",
+		Help:    "Time to read a whole workspace from TaskRouter in the background, from the start of a run to a complete picture (workers with events are enforced meanwhile).",
 		Buckets: []float64{0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300},
 	})
+
+	bufferedEvents = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "flexoperator_activity_buffered_events",
+		Help: "Events held until what they are about has been read from TaskRouter (before the workspace's activities are read, or per worker not known yet), coalesced per reservation, task, worker and activity, by workspace.",
+	}, []string{"workspace"})
 
 	badInputTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "flexoperator_activity_bad_input_total",
@@ -47,5 +52,5 @@ var (
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(eventsTotal, decisionsTotal, writesTotal, readsTotal, eventToWriteSeconds, rebuildSeconds, badInputTotal)
+	ctrlmetrics.Registry.MustRegister(eventsTotal, decisionsTotal, writesTotal, readsTotal, eventToWriteSeconds, rebuildSeconds, bufferedEvents, badInputTotal)
 }

@@ -22,7 +22,8 @@ func policyReady(p *v1alpha1.WorkerActivityPolicy) bool {
 	return a.Available != "" && a.OnATask != "" && a.OnATaskNoAcd != "" && a.Wrapup != "" && a.WrapupNoAcd != "" && a.ExtendedWrapup != ""
 }
 
-// fingerprint is what, when it changes, makes a workspace's state be rebuilt.
+// fingerprint is what, when it changes, makes a workspace's run take its policies again
+// (run.update): nothing of the workers is read again.
 func fingerprint(ps []v1alpha1.WorkerActivityPolicy) string {
 	var b strings.Builder
 	for _, p := range ps {
@@ -31,7 +32,11 @@ func fingerprint(ps []v1alpha1.WorkerActivityPolicy) string {
 	return b.String()
 }
 
-// syncPolicies starts, restarts and stops workspace runs to match the ready policies.
+// syncPolicies starts and stops workspace runs to match the ready policies, and hands a running
+// workspace's run its policies when they changed. A workspace is read from TaskRouter when a run
+// starts (the first ready policy of the workspace, a new leader); a policy created, edited or
+// deleted on a workspace already run changes who governs whom and how, not what is known of the
+// workers.
 func (e *Engine) syncPolicies(ctx context.Context) {
 	var list v1alpha1.WorkerActivityPolicyList
 	if err := e.opts.Reader.List(ctx, &list); err != nil {
@@ -54,28 +59,28 @@ func (e *Engine) syncPolicies(ctx context.Context) {
 			e.retire(sid, r)
 		}
 	}
+	e.byPolicy = map[types.NamespacedName]*run{}
 	for sid, ps := range byWS {
 		sort.Slice(ps, func(i, j int) bool {
 			return ps[i].Namespace+"/"+ps[i].Name < ps[j].Namespace+"/"+ps[j].Name
 		})
 		fp := fingerprint(ps)
-		prev, ok := e.runs[sid]
-		if ok && prev.fingerprint == fp {
-			continue
-		}
-		if !ok {
-			prev = e.retired[sid]
+		r, ok := e.runs[sid]
+		switch {
+		case ok && r.fingerprint != fp:
+			r.fingerprint = fp
+			r.update(ps)
+		case !ok:
+			prev := e.retired[sid]
 			delete(e.retired, sid)
+			// The new run starts once the one it replaces has ended; it keeps the events
+			// delivered meanwhile. Waiting here would hold the engine's lock, which the old run's
+			// goroutines take to count what they do.
+			r = e.newRun(ctx, sid, fp, ps, prev)
+			e.runs[sid] = r
 		}
-		// The new run stops the old one and starts once it has ended; it buffers the events
-		// delivered meanwhile. Waiting here would hold the engine's lock, which the old run's
-		// goroutines take to count what they do.
-		e.runs[sid] = e.newRun(ctx, sid, fp, ps, prev)
-	}
-	e.byPolicy = map[types.NamespacedName]*run{}
-	for _, r := range e.runs {
-		for key := range r.objects {
-			e.byPolicy[key] = r
+		for _, p := range ps {
+			e.byPolicy[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}] = r
 		}
 	}
 }
@@ -92,6 +97,16 @@ func (e *Engine) retire(sid string, r *run) {
 		}
 		e.mu.Unlock()
 	}()
+}
+
+// forceUpdate makes the next policy sync hand the run its policies again (a policy change that
+// could not be applied: an activity it names could not be read).
+func (e *Engine) forceUpdate(r *run) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.runs[r.sid] == r {
+		r.fingerprint = ""
+	}
 }
 
 func (e *Engine) countersOf(key types.NamespacedName) *counters {

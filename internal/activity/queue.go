@@ -15,6 +15,9 @@ func (r *run) processNext() bool {
 	delete(r.retrying, sid)
 	read := r.needRead[sid]
 	delete(r.needRead, sid)
+	if read {
+		r.waiting[sid].readBegins()
+	}
 	r.mu.Unlock()
 	if read {
 		if err := r.reread(sid); err != nil {

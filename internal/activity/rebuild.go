@@ -1,104 +1,139 @@
 package activity
 
 import (
-	"fmt"
+	"sync"
 	"time"
 
-	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/twilio"
 )
 
-// rebuild reads the workspace from TaskRouter: its activities (one page), its workers (pages of
-// 1,000), its tasks that hold workers (pages of 1,000) and the reservations of each of those
-// tasks. The calls grow with pages and live tasks, never with workers × tasks.
-func (r *run) rebuild() error {
+// rebuildParallelism is how many reads of a task's reservations a rebuild has on their way at
+// once. The account's Twilio budget paces them (at background priority, behind recovery and
+// activity enforcement); running several at once keeps the budget busy rather than waiting one
+// round trip per task.
+const rebuildParallelism = 8
+
+// rebuild reads the workspace from TaskRouter in the background, at the lowest priority of the
+// account's Twilio budget: its workers (pages of 1,000), its tasks that hold workers (pages of
+// 1,000) and the reservations of each of those tasks, several at once. The calls grow with pages
+// and live tasks, never with workers × tasks. Each read is retried until it succeeds or the run
+// stops, so a failure costs that read, not the rebuild.
+//
+// Meanwhile the engine enforces every worker with an event: such a worker is read on its own
+// (processNext) and is newer than anything the rebuild read. When the reads are done, the rebuild
+// adds the workers the engine does not know yet; one it found holding a task an event has named
+// since is read again instead (its read of the task may be older than the event).
+func (r *run) rebuild() {
 	start := time.Now()
-	// Events buffered before this attempt are in what it is about to read; only those arriving
-	// while it reads must be replayed after. This also bounds the buffer across failed attempts.
-	r.mu.Lock()
-	r.buffer = nil
-	r.mu.Unlock()
-	var first *v1alpha1.WorkerActivityPolicy
-	for _, obj := range r.objects {
-		if first == nil || obj.CreationTimestamp.Before(&first.CreationTimestamp) {
-			first = obj
-		}
-	}
-	// Reads of a whole workspace wait behind recoveries and activity writes.
 	ctx := twilio.WithPriority(r.ctx, twilio.PriorityBackground)
-	_, tw, err := r.e.opts.Credentials.For(ctx, first.Namespace, first.Spec.Twilio)
-	if err != nil {
-		return fmt.Errorf("credentials of %s/%s: %w", first.Namespace, first.Name, err)
-	}
-	acts, err := tw.ListActivities(ctx, r.sid)
-	readsTotal.WithLabelValues("rebuild").Inc()
-	if err != nil {
+	tw := r.client()
+	var workers []twilio.Worker
+	if !r.retry("Read the workspace's workers", func() (err error) {
+		workers, err = tw.ListWorkers(ctx, r.sid, twilio.WorkerFilter{})
+		readsTotal.WithLabelValues("rebuild").Add(float64(pages(len(workers))))
 		return err
+	}) {
+		return
 	}
-	all := make([]Activity, 0, len(acts))
-	for _, a := range acts {
-		all = append(all, Activity{SID: a.SID, Name: a.FriendlyName, Available: a.Available})
-	}
-	ws := NewWorkspace(r.sid, r.policies(all))
-	workers, err := tw.ListWorkers(ctx, r.sid, twilio.WorkerFilter{})
-	readsTotal.WithLabelValues("rebuild").Add(float64(pages(len(workers))))
-	if err != nil {
+	var tasks []twilio.Task
+	if !r.retry("Read the workspace's live tasks", func() (err error) {
+		tasks, err = tw.ListTasks(ctx, r.sid, twilio.TaskFilter{AssignmentStatus: []string{"reserved", "assigned", "wrapping"}})
+		readsTotal.WithLabelValues("rebuild").Add(float64(pages(len(tasks))))
 		return err
+	}) {
+		return
 	}
-	for _, w := range workers {
-		ws.PutWorker(w.SID, w.FriendlyName, w.ActivitySID, w.Version, w.Attributes)
-	}
-	tasks, err := tw.ListTasks(ctx, r.sid, twilio.TaskFilter{AssignmentStatus: []string{"reserved", "assigned", "wrapping"}})
-	readsTotal.WithLabelValues("rebuild").Add(float64(pages(len(tasks))))
-	if err != nil {
-		return err
-	}
-	for _, t := range tasks {
-		res, err := tw.ListReservations(ctx, r.sid, twilio.ReservationFilter{TaskSID: t.SID})
-		readsTotal.WithLabelValues("rebuild").Inc()
-		if err != nil {
-			if twilio.IsNotFound(err) {
-				continue
+	reservations := make([][]twilio.Reservation, len(tasks))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for i := 0; i < rebuildParallelism; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				r.retry("Read a live task's reservations", func() error {
+					res, err := tw.ListReservations(ctx, r.sid, twilio.ReservationFilter{TaskSID: tasks[i].SID})
+					readsTotal.WithLabelValues("rebuild").Inc()
+					if twilio.IsNotFound(err) {
+						return nil
+					}
+					reservations[i] = res
+					return err
+				})
 			}
-			return err
+		}()
+	}
+	for i := range tasks {
+		if r.stopping() {
+			break
 		}
-		for _, rv := range res {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if r.stopping() {
+		return
+	}
+	taken, reread := r.merge(workers, tasks, reservations)
+	rebuildSeconds.Observe(time.Since(start).Seconds())
+	r.log().Info("Read the whole workspace; the picture is complete", "workers", len(workers), "fromRebuild", taken,
+		"readAgain", reread, "liveTasks", len(tasks), "took", time.Since(start).String())
+}
+
+// heldTask is a live reservation the rebuild read, with its task's attributes.
+type heldTask struct {
+	sid        string
+	res        Reservation
+	attributes string
+}
+
+// merge adds what the rebuild read of the workers the engine does not know yet, and marks the
+// picture complete. It returns how many workers it took from the rebuild and how many it asked to
+// be read again.
+func (r *run) merge(workers []twilio.Worker, tasks []twilio.Task, reservations [][]twilio.Reservation) (taken, reread int) {
+	held := map[string][]heldTask{}
+	for i, t := range tasks {
+		for _, rv := range reservations[i] {
 			st := ParseResStatus(rv.Status)
 			if st == ResUnknown || st == ResEnded {
 				continue
 			}
-			ws.PutReservation(rv.WorkerSID, rv.SID, Reservation{
-				TaskSID: t.SID, Channel: t.TaskChannelUniqueName, Status: st,
-				Extended: HasTrue(t.Attributes, ws.extendedAttr(rv.WorkerSID)),
-			})
+			held[rv.WorkerSID] = append(held[rv.WorkerSID], heldTask{sid: rv.SID, attributes: t.Attributes,
+				res: Reservation{TaskSID: t.SID, Channel: t.TaskChannelUniqueName, Status: st}})
 		}
-	}
-	if prev := r.prev; prev != nil {
-		// The run this one replaced has ended: what it knew of ended work still holds.
-		prev.mu.Lock()
-		ws.InheritEnded(prev.ws)
-		prev.mu.Unlock()
-		r.prev = nil
 	}
 	r.mu.Lock()
-	r.tw, r.ws, r.synced = tw, ws, true
-	buffered := r.buffer
-	r.buffer = nil
-	for _, b := range buffered {
-		r.applyLocked(b.ev, b.at)
-	}
-	governed := 0
-	for _, sid := range ws.WorkerSIDs() {
-		if ws.Governor(sid) != nil {
-			governed++
-			r.queue.Add(sid)
+	defer r.mu.Unlock()
+	ws := r.ws
+	for _, w := range workers {
+		if ws.Worker(w.SID) != nil || r.waiting[w.SID] != nil || r.needRead[w.SID] {
+			// Read on its own since, or about to be: newer than what the rebuild read.
+			continue
+		}
+		stale := false
+		for _, h := range held[w.SID] {
+			if r.freshTasks[h.res.TaskSID] || ws.ended.has(h.res.TaskSID) || ws.ended.has(h.sid) {
+				stale = true
+			}
+		}
+		if stale {
+			r.readFirst(w.SID)
+			reread++
+			continue
+		}
+		ws.PutWorker(w.SID, w.FriendlyName, w.ActivitySID, w.Version, w.Attributes)
+		for _, h := range held[w.SID] {
+			h.res.Extended = HasTrue(h.attributes, ws.extendedAttr(w.SID))
+			ws.PutReservation(w.SID, h.sid, h.res)
+		}
+		taken++
+		if ws.Governor(w.SID) != nil {
+			r.queue.Add(w.SID)
 		}
 	}
-	r.mu.Unlock()
-	rebuildSeconds.Observe(time.Since(start).Seconds())
-	r.log().Info("Rebuilt the workspace's worker state", "workers", len(workers), "governed", governed,
-		"liveTasks", len(tasks), "replayedEvents", len(buffered), "took", time.Since(start).String())
-	return nil
+	r.synced = true
+	r.freshTasks = nil
+	return taken, reread
 }
 
 // pages is how many list pages n items took (at least one request).

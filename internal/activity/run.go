@@ -2,6 +2,7 @@ package activity
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,7 +12,6 @@ import (
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
-	"github.com/flexoperator/flex-operator/internal/events"
 	"github.com/flexoperator/flex-operator/internal/twilio"
 )
 
@@ -34,12 +34,33 @@ type run struct {
 	// its goroutines have ended (no two runs write one worker), taking over its tombstones.
 	prev *run
 
-	mu     sync.Mutex
+	// polMu serialises the application of policy changes (update); next is the newest set of
+	// policy objects not applied yet, under nextMu (update is called with the engine's lock held,
+	// which must not wait for mu).
+	polMu  sync.Mutex
+	nextMu sync.Mutex
+	next   map[types.NamespacedName]*v1alpha1.WorkerActivityPolicy
+
+	mu sync.Mutex
+	// tw is the Twilio client of the workspace's oldest policy; twSpec is what it was made from.
 	tw     twilio.Client
-	ws     *Workspace
+	twSpec credentialsOf
+	// ws is the workspace's state, nil until its activities are read (the first thing a run
+	// does). Workers are added to it as they are read: on demand, one worker at a time, for those
+	// with events; in the background, by the rebuild, for the rest.
+	ws *Workspace
+	// synced is true once the rebuild has given a complete picture of the workspace.
 	synced bool
-	// buffer holds events received while the state is being rebuilt; they are applied after it.
-	buffer []bufferedEvent
+	// early holds the events received before ws exists.
+	early *eventBuffer
+	// waiting holds, per worker the engine does not know yet, the events received for it until
+	// it has been read.
+	waiting map[string]*eventBuffer
+	// buffered counts the events in early and waiting.
+	buffered int
+	// freshTasks are the tasks events have named while the rebuild runs: what it read of them
+	// may be older than the events, so a worker it found holding one is read again instead.
+	freshTasks map[string]bool
 	// since is when the first not yet handled event of each worker was received.
 	since map[string]time.Time
 	// observed is the last decision reported per worker in Observe mode (reported once).
@@ -53,9 +74,10 @@ type run struct {
 	retrying map[string]bool
 }
 
-type bufferedEvent struct {
-	ev events.TaskRouterEvent
-	at time.Time
+// credentialsOf names the policy whose Twilio credentials a run uses, and their reference.
+type credentialsOf struct {
+	namespace string
+	spec      v1alpha1.TwilioSpec
 }
 
 // newRun starts a run of the workspace; prev, when not nil, is the run it replaces (stopped by the
@@ -64,12 +86,15 @@ func (e *Engine) newRun(parent context.Context, sid, fp string, ps []v1alpha1.Wo
 	ctx, cancel := context.WithCancel(parent)
 	r := &run{
 		e: e, sid: sid, fingerprint: fp, ctx: ctx, cancel: cancel, prev: prev,
-		objects:  map[types.NamespacedName]*v1alpha1.WorkerActivityPolicy{},
-		queue:    workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[string](50*time.Millisecond, 30*time.Second)),
-		since:    map[string]time.Time{},
-		observed: map[string]Decision{},
-		needRead: map[string]bool{},
-		retrying: map[string]bool{},
+		objects:    map[types.NamespacedName]*v1alpha1.WorkerActivityPolicy{},
+		queue:      workqueue.NewTypedRateLimitingQueue(workqueue.NewTypedItemExponentialFailureRateLimiter[string](50*time.Millisecond, 30*time.Second)),
+		since:      map[string]time.Time{},
+		observed:   map[string]Decision{},
+		needRead:   map[string]bool{},
+		retrying:   map[string]bool{},
+		early:      newEventBuffer(maxEarly),
+		waiting:    map[string]*eventBuffer{},
+		freshTasks: map[string]bool{},
 	}
 	for i := range ps {
 		p := ps[i]
@@ -83,6 +108,15 @@ func (e *Engine) newRun(parent context.Context, sid, fp string, ps []v1alpha1.Wo
 			prev.wait()
 		}
 		r.start()
+	}()
+	go func() {
+		// Once the run has ended, what it still held is no longer buffered anywhere.
+		<-ctx.Done()
+		r.wait()
+		r.mu.Lock()
+		bufferedEvents.WithLabelValues(sid).Sub(float64(r.buffered))
+		r.buffered = 0
+		r.mu.Unlock()
 	}()
 	return r
 }
@@ -102,30 +136,12 @@ func (r *run) stopping() bool { return r.ctx.Err() != nil }
 
 func (r *run) log() logr.Logger { return r.e.log.WithValues("workspace", r.sid) }
 
-// start rebuilds the state (retrying while Twilio cannot answer), then decides every governed
-// worker and processes the queue.
+// start reads the workspace's activities (retrying while Twilio cannot answer), starts deciding
+// workers at once (each worker with an event is read on its own, at activity enforcement's
+// priority), then reads the rest of the workspace in the background (rebuild).
 func (r *run) start() {
-	backoff := time.Second
-	for {
-		err := r.rebuild()
-		if err == nil {
-			break
-		}
-		if r.stopping() {
-			return
-		}
-		r.log().Error(err, "Rebuild the workspace's worker state; retrying", "after", backoff)
-		for key := range r.objects {
-			r.e.mu.Lock()
-			r.e.countersOf(key).setError(err.Error())
-			r.e.mu.Unlock()
-		}
-		select {
-		case <-r.ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, time.Minute)
+	if !r.retry("Read the workspace's activities", r.readCatalog) {
+		return
 	}
 	for i := 0; i < r.e.opts.Concurrency; i++ {
 		r.done.Add(1)
@@ -135,22 +151,116 @@ func (r *run) start() {
 			}
 		}()
 	}
+	r.rebuild()
+}
+
+// readCatalog reads the workspace's activities, one request at activity enforcement's priority
+// (nothing can be decided without them), and makes the workspace's state, which the events
+// received meanwhile are then applied to.
+func (r *run) readCatalog() error {
+	r.mu.Lock()
+	first := r.oldest()
+	r.mu.Unlock()
+	ctx := twilio.WithPriority(r.ctx, twilio.PriorityActivity)
+	_, tw, err := r.e.opts.Credentials.For(ctx, first.Namespace, first.Spec.Twilio)
+	if err != nil {
+		return fmt.Errorf("credentials of %s/%s: %w", first.Namespace, first.Name, err)
+	}
+	acts, err := tw.ListActivities(ctx, r.sid)
+	readsTotal.WithLabelValues("rebuild").Inc()
+	if err != nil {
+		return err
+	}
+	all := make([]Activity, 0, len(acts))
+	for _, a := range acts {
+		all = append(all, Activity{SID: a.SID, Name: a.FriendlyName, Available: a.Available})
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tw, r.twSpec = tw, credentialsOf{namespace: first.Namespace, spec: first.Spec.Twilio}
+	ws := NewWorkspace(r.sid, r.policies(NewCatalog(all)))
+	if prev := r.prev; prev != nil {
+		// The run this one replaced has ended: what it knew of ended work still holds.
+		prev.mu.Lock()
+		if prev.ws != nil {
+			ws.InheritEnded(prev.ws)
+		}
+		prev.mu.Unlock()
+		r.prev = nil
+	}
+	r.ws = ws
+	early := r.early
+	r.early = nil
+	r.addBuffered(-early.len())
+	for _, b := range early.order {
+		r.applyLocked(b.ev, b.at)
+	}
+	r.log().Info("Read the workspace's activities; enforcing workers as their events come", "activities", len(all),
+		"bufferedEvents", early.len())
+	return nil
+}
+
+// retry calls fn until it succeeds, with a growing backoff, recording each failure on the
+// policies. It reports false when the run was stopped first.
+func (r *run) retry(what string, fn func() error) bool {
+	backoff := time.Second
+	for {
+		err := fn()
+		if err == nil {
+			return true
+		}
+		if r.stopping() {
+			return false
+		}
+		r.log().Error(err, what+"; retrying", "after", backoff)
+		r.mu.Lock()
+		keys := make([]types.NamespacedName, 0, len(r.objects))
+		for key := range r.objects {
+			keys = append(keys, key)
+		}
+		r.mu.Unlock()
+		for _, key := range keys {
+			r.countersFor(key).setError(err.Error())
+		}
+		select {
+		case <-r.ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Minute)
+	}
+}
+
+// oldest is the oldest policy object of the run, whose credentials it uses. The caller holds r.mu.
+func (r *run) oldest() *v1alpha1.WorkerActivityPolicy {
+	var first *v1alpha1.WorkerActivityPolicy
+	for _, obj := range r.objects {
+		if first == nil || obj.CreationTimestamp.Before(&first.CreationTimestamp) ||
+			(obj.CreationTimestamp.Equal(&first.CreationTimestamp) && obj.Namespace+"/"+obj.Name < first.Namespace+"/"+first.Name) {
+			first = obj
+		}
+	}
+	return first
+}
+
+// client is the run's Twilio client.
+func (r *run) client() twilio.Client {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.tw
 }
 
 // policies builds the runnable policies from the objects and the workspace's activities; a policy
 // whose activities or expression do not check out is reported and left out.
-func (r *run) policies(acts []Activity) []*Policy {
+func (r *run) policies(activities *Catalog) []*Policy {
 	var out []*Policy
-	activities := NewCatalog(acts)
 	for key, obj := range r.objects {
 		cfg, ok := NewConfigOn(obj.Spec, obj.Status.Activities, activities)
 		if !ok {
 			msg := "an activity in status.activities no longer exists in the workspace"
 			r.log().Info("Policy not run: "+msg, "policy", key.String())
 			badInputTotal.WithLabelValues("activity").Inc()
-			r.e.mu.Lock()
-			r.e.countersOf(key).setError(msg)
-			r.e.mu.Unlock()
+			r.countersFor(key).setError(msg)
 			continue
 		}
 		ex, err := WorkersExpression(obj.Spec.Workers)
@@ -161,7 +271,7 @@ func (r *run) policies(acts []Activity) []*Policy {
 		}
 		out = append(out, &Policy{
 			Key: key, Created: obj.CreationTimestamp.Time, Workers: ex, Config: cfg,
-			Observe: obj.Spec.Mode == v1alpha1.ModeObserve,
+			Observe: obj.Spec.Mode == v1alpha1.ModeObserve, Generation: obj.Generation,
 		})
 	}
 	return out

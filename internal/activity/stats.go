@@ -15,8 +15,12 @@ const EventsPathFormat = "/twilio/%s/activity/%s/events"
 // PolicyStats is what the engine knows of one WorkerActivityPolicy, as the controller writes it to
 // status.
 type PolicyStats struct {
-	// Synced is true once the engine has rebuilt its state from TaskRouter for the policy.
+	// Synced is true once the engine has a complete picture of the policy's workspace, read from
+	// TaskRouter in the background when it starts (workers with events are enforced before that,
+	// each read on its own).
 	Synced bool
+	// Generation is the policy's metadata.generation the engine runs with (0 until it runs it).
+	Generation int64
 	// WorkersGoverned counts the workers this policy governs (matched by spec.workers and not
 	// governed by an older policy of the same workspace).
 	WorkersGoverned int32

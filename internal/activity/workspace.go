@@ -23,6 +23,8 @@ type Policy struct {
 	Config  *Config
 	// Observe decides and reports but never writes.
 	Observe bool
+	// Generation is the policy object's metadata.generation this was made from.
+	Generation int64
 }
 
 // older reports whether p governs before q: creation time, then name.

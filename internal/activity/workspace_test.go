@@ -187,3 +187,31 @@ func TestExtendedMarkPerPolicy(t *testing.T) {
 		t.Errorf("care's worker after her mark was removed: %s (%s), want Wrap Up", d.ActivityName, d.Rule)
 	}
 }
+
+// TestSetPoliciesKeepsTheWorkersWork: a policy edited on a busy workspace (here: its channels)
+// changes how the workers are decided, never what is known of them; nothing is read again.
+func TestSetPoliciesKeepsTheWorkersWork(t *testing.T) {
+	chatOnly := testConfig(func(s *v1alpha1.WorkerActivityPolicySpec) { s.Channels = []string{"chat"} })
+	ws := NewWorkspace("WStest", []*Policy{{Key: types.NamespacedName{Name: "p"}, Workers: expr.MustParse("1==1"), Config: chatOnly}})
+	ws.PutWorker("WK1", "alice", sidAvailable, "3", `{}`)
+	ws.PutReservation("WK1", "WR1", Reservation{TaskSID: "WT1", Channel: "voice", Status: ResAccepted})
+	if _, d := ws.Decide("WK1"); d.Changes() {
+		t.Fatalf("decision %+v on a voice call under a chat-only policy, want none", d)
+	}
+	both := testConfig(func(s *v1alpha1.WorkerActivityPolicySpec) { s.Channels = []string{"chat", "voice"} })
+	touched := ws.SetPolicies([]*Policy{{Key: types.NamespacedName{Name: "p"}, Workers: expr.MustParse("1==1"), Config: both}})
+	if len(touched) != 1 || touched[0] != "WK1" {
+		t.Fatalf("touched %v, want WK1 decided again", touched)
+	}
+	if _, d := ws.Decide("WK1"); d.ActivitySID != sidOnATask {
+		t.Fatalf("decision %+v after the edit, want On a Task", d)
+	}
+	if both.Activities != ws.Catalog() {
+		t.Fatal("the edited policy does not share the workspace's catalogue")
+	}
+	// A policy that no longer selects the worker leaves it alone.
+	ws.SetPolicies([]*Policy{{Key: types.NamespacedName{Name: "p"}, Workers: expr.MustParse("1==2"), Config: both}})
+	if p, _ := ws.Decide("WK1"); p != nil {
+		t.Fatalf("WK1 governed by %v after its policy stopped selecting it", p.Key)
+	}
+}

@@ -11,26 +11,31 @@ import (
 	"github.com/flexoperator/flex-operator/internal/twilio"
 )
 
-// reread reads one worker, its live reservations and their tasks (when in doubt). These reads are
-// on the activity engine's hot path (a 412, an event that cannot be placed) and go at its priority.
+// reread reads one worker, its live reservations and their tasks: when in doubt, and for a worker
+// the engine does not know yet (one with an event while the workspace is rebuilt, after a
+// failover; one created since). These reads are on the activity engine's hot path and go at its
+// priority. The events kept for the worker are applied after the read.
 func (r *run) reread(sid string) error {
 	ctx := twilio.WithPriority(r.ctx, twilio.PriorityActivity)
 	r.mu.Lock()
+	tw := r.tw
 	since := r.ws.Seq()
 	attr := r.ws.extendedAttr(sid)
 	r.mu.Unlock()
-	w, err := r.tw.FetchWorker(ctx, r.sid, sid)
+	w, err := tw.FetchWorker(ctx, r.sid, sid)
 	readsTotal.WithLabelValues("doubt").Inc()
 	if twilio.IsNotFound(err) {
 		r.mu.Lock()
 		r.ws.RemoveWorker(sid)
+		r.replayAwaited(sid)
+		delete(r.since, sid)
 		r.mu.Unlock()
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	res, err := r.tw.ListReservations(ctx, r.sid, twilio.ReservationFilter{WorkerSID: sid})
+	res, err := tw.ListReservations(ctx, r.sid, twilio.ReservationFilter{WorkerSID: sid})
 	readsTotal.WithLabelValues("doubt").Inc()
 	if err != nil {
 		return err
@@ -41,7 +46,7 @@ func (r *run) reread(sid string) error {
 		if st == ResUnknown || st == ResEnded {
 			continue
 		}
-		t, err := r.tw.FetchTask(ctx, r.sid, rv.TaskSID)
+		t, err := tw.FetchTask(ctx, r.sid, rv.TaskSID)
 		readsTotal.WithLabelValues("doubt").Inc()
 		if twilio.IsNotFound(err) {
 			continue
@@ -54,6 +59,7 @@ func (r *run) reread(sid string) error {
 	}
 	r.mu.Lock()
 	r.ws.ReadWorker(w.SID, w.FriendlyName, w.ActivitySID, w.Version, w.Attributes, live, since)
+	r.replayAwaited(sid)
 	r.mu.Unlock()
 	return nil
 }
@@ -117,7 +123,7 @@ func (r *run) decide(sid string) bool {
 	// An activity write yields to recovery in the account's Twilio budget, and replaces this
 	// worker's older write if that one still waits for a token (twilio.ErrSuperseded).
 	wctx := twilio.WithCoalesceKey(twilio.WithPriority(r.ctx, twilio.PriorityActivity), sid)
-	got, err := r.tw.UpdateWorker(wctx, r.sid, sid, u)
+	got, err := r.client().UpdateWorker(wctx, r.sid, sid, u)
 	if errors.Is(err, twilio.ErrSuperseded) {
 		// A newer decision for this worker took this write's place unsent: not a failure, and
 		// nothing to retry (the newer write records its own outcome). Only this write's own

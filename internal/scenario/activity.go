@@ -188,6 +188,11 @@ func (c *ActivityCentre) workspace() twiliosim.WorkspaceState {
 	return twiliosim.WorkspaceState{}
 }
 
+// Workers returns the simulator's view of every worker of the workspace.
+func (c *ActivityCentre) Workers() []twiliosim.WorkerState {
+	return c.workspace().Workers
+}
+
 // WorkerState returns the simulator's view of a worker.
 func (c *ActivityCentre) WorkerState(name string) twiliosim.WorkerState {
 	for _, w := range c.workspace().Workers {

@@ -54,8 +54,12 @@ const (
 // changes) with the placeholders filled in, run with the helm and kubectl binaries and `make` as
 // a user runs them: the Helm install (cluster-wide, then confined to namespaces), its CRD upgrade
 // and uninstall; make deploy (without and with a kubectl on PATH) and undeploy; the namespace,
-// credentials Secret and samples of the policy steps. Each step's objects are checked on the API
-// server. No Pod runs (the test control plane has no kubelet): objects are checked, not Pods.
+// credentials Secret and samples of the policy steps, and the Flex developer's check of what the
+// plugin will get (a curl of the operator's /flex/config with a Flex token). Each step's objects
+// are checked on the API server. No Pod runs (the test control plane has no kubelet): objects are
+// checked, not Pods; the last step runs the operator's binary as a process instead, against the
+// policies the guide applied, a Twilio simulator of the guide's account and a stand-in for the
+// guide's Ingress (walkPluginConfig).
 func TestReadmeDeployWorksAsWritten(t *testing.T) {
 	helm := helmBin(t)
 	assets := os.Getenv("KUBEBUILDER_ASSETS")
@@ -241,6 +245,10 @@ func TestReadmeDeployWorksAsWritten(t *testing.T) {
 			}
 		}
 	})
+	t.Run("plugin configuration", func(t *testing.T) {
+		// The operator the guide installed, run as a process against the policies just applied.
+		walkPluginConfig(t, g, guide)
+	})
 }
 
 // guideText is the README's "Deploy" section.
@@ -299,6 +307,9 @@ type guideCluster struct {
 	kubeconfig string
 	client     client.Client
 	clientset  kubernetes.Interface
+	// values are the placeholders whose values the walk makes as it goes (a Flex token), besides
+	// guideValues.
+	values map[string]string
 }
 
 func startGuideCluster(t *testing.T) *guideCluster {
@@ -323,15 +334,17 @@ func startGuideCluster(t *testing.T) *guideCluster {
 	must(t, err)
 	cs, err := kubernetes.NewForConfig(cfg)
 	must(t, err)
-	return &guideCluster{kubeconfig: path, client: c, clientset: cs}
+	return &guideCluster{kubeconfig: path, client: c, clientset: cs, values: map[string]string{}}
 }
 
 // words fills in the placeholders and splits a command into words as the shell does (quotes
 // included; nothing else of the shell is used by the guide).
 func (g *guideCluster) words(t *testing.T, cmd string) []string {
 	t.Helper()
-	for k, v := range guideValues {
-		cmd = strings.ReplaceAll(cmd, k, v)
+	for _, values := range []map[string]string{guideValues, g.values} {
+		for k, v := range values {
+			cmd = strings.ReplaceAll(cmd, k, v)
+		}
 	}
 	cmd = strings.ReplaceAll(cmd, "AC…", guideAccountSID)
 	cmd = strings.ReplaceAll(cmd, "…", guideAuthToken)

@@ -2,6 +2,8 @@
 // the manager as entrypoint), its file system (the binary and the user's passwd entry; no shell),
 // that the binary in it runs, and that the tarball is an OCI image layout that Docker's older
 // loader reads as the same image. IMAGE_TAR names the tarball (`make test` builds it and sets it).
+// It also checks the Dockerfile (`make docker-build`): its base images pinned by digest, and the
+// script that refreshes the pins (dockerfile_test.go).
 package image
 
 import (
