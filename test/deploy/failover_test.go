@@ -118,14 +118,14 @@ func TestFailoverLeaderKilledUnderTraffic(t *testing.T) {
 	hookSim(t, lost.request, race.request)
 	must(t, scenario.Poll(ctx, time.Minute, func() (bool, error) {
 		st := streams.stats()
-		picked := false
-		select {
-		case <-lost.picked:
-			picked = true
-		default:
-		}
-		return picked && wl.completedCount() >= failoverCalls && st.acked[first.name] > 0 && st.acked[second.name] > 0, nil
+		return wl.completedCount() >= failoverCalls && st.acked[first.name] > 0 && st.acked[second.name] > 0, nil
 	}))
+	lost.arm()
+	select {
+	case <-lost.picked:
+	case <-time.After(scenario.Wait):
+		t.Fatal("the leader updated no agent to Available")
+	}
 	// The follower forwards what reaches it to the leader.
 	if n := metricNow(t, second, "flexoperator_webhook_events_total", map[string]string{"outcome": "forwarded"}); n == 0 {
 		t.Fatalf("the follower forwarded no event to the leader (%s)", streams.stats())

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -19,6 +20,9 @@ type lostWrite struct {
 	picked    chan struct{}
 	killed    chan struct{}
 	kill      sync.Once
+	// armed: the next update to Available is picked (not before, so that the agent is among the
+	// latest to have taken a call, and the last TaskRouter offers the next one to).
+	armed atomic.Bool
 
 	mu     sync.Mutex
 	worker string
@@ -49,7 +53,7 @@ func (lw *lostWrite) request(r *http.Request) {
 	default:
 	}
 	lw.mu.Lock()
-	if lw.worker == "" && r.Form.Get("ActivitySid") == lw.available {
+	if lw.worker == "" && lw.armed.Load() && r.Form.Get("ActivitySid") == lw.available {
 		lw.worker = sid
 		close(lw.picked)
 	}
@@ -65,6 +69,9 @@ func (lw *lostWrite) request(r *http.Request) {
 	// Lost: the simulator never processes it (net/http ends the request without an answer).
 	panic(http.ErrAbortHandler)
 }
+
+// arm picks the next update of an agent to Available.
+func (lw *lostWrite) arm() { lw.armed.Store(true) }
 
 // leaderKilled drops the held updates.
 func (lw *lostWrite) leaderKilled() { lw.kill.Do(func() { close(lw.killed) }) }
