@@ -19,10 +19,11 @@ type activityReads = singleflight.Group
 func (r *run) knowActivities(workerSID string) bool {
 	r.mu.Lock()
 	missing := r.ws.MissingActivities(workerSID)
+	ctx := r.activityContext(workerSID)
 	r.mu.Unlock()
 	for _, sid := range missing {
 		_, err, _ := r.activityReads.Do(sid, func() (any, error) {
-			a, err := r.client().FetchActivity(twilio.WithPriority(r.ctx, twilio.PriorityActivity), r.sid, sid)
+			a, err := r.client().FetchActivity(ctx, r.sid, sid)
 			readsTotal.WithLabelValues("activity").Inc()
 			r.mu.Lock()
 			defer r.mu.Unlock()

@@ -1,6 +1,7 @@
 package activity
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -16,8 +17,8 @@ import (
 // failover; one created since). These reads are on the activity engine's hot path and go at its
 // priority. The events kept for the worker are applied after the read.
 func (r *run) reread(sid string) error {
-	ctx := twilio.WithPriority(r.ctx, twilio.PriorityActivity)
 	r.mu.Lock()
+	ctx := r.activityContext(sid)
 	tw := r.tw
 	since := r.ws.Seq()
 	attr := r.ws.extendedAttr(sid)
@@ -113,6 +114,7 @@ func (r *run) decide(sid string) bool {
 		}
 	}
 	since, hasSince := r.since[sid]
+	wctx := twilio.WithCoalesceKey(r.activityContext(sid), sid)
 	if u.ActivitySID == nil && u.Attributes == nil {
 		r.mu.Unlock()
 		return true
@@ -122,7 +124,6 @@ func (r *run) decide(sid string) bool {
 	decisionsTotal.WithLabelValues(d.Rule, mode).Inc()
 	// An activity write yields to recovery in the account's Twilio budget, and replaces this
 	// worker's older write if that one still waits for a token (twilio.ErrSuperseded).
-	wctx := twilio.WithCoalesceKey(twilio.WithPriority(r.ctx, twilio.PriorityActivity), sid)
 	got, err := r.client().UpdateWorker(wctx, r.sid, sid, u)
 	if errors.Is(err, twilio.ErrSuperseded) {
 		// A newer decision for this worker took this write's place unsent: not a failure, and
@@ -183,6 +184,13 @@ func (r *run) decide(sid string) bool {
 		r.retryLater(sid)
 		return false
 	}
+}
+
+// activityContext is the context of a worker's Twilio requests: activity enforcement's priority,
+// queued by when the worker's first event not handled yet was received (twilio.WithOrder), so
+// that the several requests of one worker's handling keep their place. The caller holds r.mu.
+func (r *run) activityContext(sid string) context.Context {
+	return twilio.WithOrder(twilio.WithPriority(r.ctx, twilio.PriorityActivity), r.since[sid])
 }
 
 // describe says what a decision does, for Events and logs.

@@ -3,6 +3,7 @@ package scenario
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -222,12 +223,17 @@ func (c *ActivityCentre) WaitActivity(ctx context.Context, name, activityName, p
 // WaitQuiet waits until every event TaskRouter emitted has been delivered to the policy's sink and
 // the engine has decided and written everything they caused.
 func (c *ActivityCentre) WaitQuiet(ctx context.Context) error {
+	return c.WaitQuietWithin(ctx, Wait)
+}
+
+// WaitQuietWithin is WaitQuiet with its own deadline (a benchmark's large workspace).
+func (c *ActivityCentre) WaitQuietWithin(ctx context.Context, timeout time.Duration) error {
 	var p v1alpha1.WorkerActivityPolicy
 	if err := c.Env.Client.Get(ctx, c.Key(), &p); err != nil {
 		return err
 	}
 	quiet := 0
-	return Poll(ctx, Wait, func() (bool, error) {
+	return Poll(ctx, timeout, func() (bool, error) {
 		d := c.Env.Sim.Snapshot().Deliveries.Destination("sink:" + p.Status.SinkSID)
 		if d.Pending == 0 && c.Env.Engine.Idle(c.Key()) {
 			quiet++

@@ -36,22 +36,28 @@ func coalesceKeyOf(ctx context.Context) string {
 // waiter is one request waiting for a token.
 type waiter struct {
 	priority Priority
-	seq      uint64
-	key      string
-	since    time.Time
+	// order is when the request's cause arrived (WithOrder), or the request itself (wall clock).
+	order time.Time
+	seq   uint64
+	key   string
+	since time.Time
 	// ready receives exactly one value: nil when granted, ErrSuperseded when replaced.
 	ready chan error
 	// index is the waiter's place in the heap, -1 once it has left it.
 	index int
 }
 
-// waiters orders the queue: most urgent priority first, then first come first served.
+// waiters orders the queue: most urgent priority first, then the oldest cause (WithOrder), then
+// first come first served.
 type waiters []*waiter
 
 func (q waiters) Len() int { return len(q) }
 func (q waiters) Less(i, j int) bool {
 	if q[i].priority != q[j].priority {
 		return q[i].priority < q[j].priority
+	}
+	if !q[i].order.Equal(q[j].order) {
+		return q[i].order.Before(q[j].order)
 	}
 	return q[i].seq < q[j].seq
 }
@@ -188,7 +194,7 @@ func (b *budget) acquire(ctx context.Context, priority Priority, key string) err
 		return fmt.Errorf("wait for %s budget would exceed the context deadline: %w", b.class, context.DeadlineExceeded)
 	}
 	b.seq++
-	w := &waiter{priority: priority, seq: b.seq, key: key, since: now, ready: make(chan error, 1)}
+	w := &waiter{priority: priority, order: orderOf(ctx, time.Now()), seq: b.seq, key: key, since: now, ready: make(chan error, 1)}
 	if key != "" {
 		if older, ok := b.byKey[key]; ok && older.index >= 0 {
 			b.removeLocked(older)
@@ -200,6 +206,9 @@ func (b *budget) acquire(ctx context.Context, priority Priority, key string) err
 			// changing under overload must not go back to the end of the queue each time.
 			w.seq = older.seq
 			w.priority = min(w.priority, older.priority)
+			if older.order.Before(w.order) {
+				w.order = older.order
+			}
 		}
 		b.byKey[key] = w
 	}

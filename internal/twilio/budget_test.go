@@ -160,6 +160,43 @@ func TestBudgetNewerRequestWithTheSameKeyReplacesTheQueuedOne(t *testing.T) {
 	}
 }
 
+// TestBudgetOrdersByTheRequestsCause: among requests of one priority, one whose cause came first
+// (WithOrder: the event a worker's read and write act on) goes before requests that arrived
+// before it but whose causes came later, so a worker's second request does not wait behind the
+// first requests of every worker whose event came after its own.
+func TestBudgetOrdersByTheRequestsCause(t *testing.T) {
+	clock := &manualClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	b := newBudget(ClassTaskRouter, Limit{Rate: 1, Burst: 1}, clock.now)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := b.acquire(ctx, PriorityActivity, ""); err != nil {
+		t.Fatal(err)
+	}
+	// Causes a second ago: earlier than the arrival of a request without an order.
+	first := time.Now().Add(-time.Second)
+	out := make(chan grant, 8)
+	for i := 2; i <= 4; i++ {
+		queueUp(t, WithOrder(ctx, first.Add(time.Duration(i)*time.Millisecond)), b, fmt.Sprintf("worker %d's read", i), PriorityActivity, "", out)
+	}
+	queueUp(t, ctx, b, "no order", PriorityActivity, "", out)
+	queueUp(t, WithOrder(ctx, first.Add(time.Millisecond)), b, "worker 1's second read", PriorityActivity, "", out)
+	queueUp(t, WithOrder(ctx, first), b, "a background read", PriorityBackground, "", out)
+	var order []string
+	for range 6 {
+		clock.advance(time.Second)
+		b.kick()
+		g := receive(t, out)
+		if g.err != nil {
+			t.Fatalf("%s: %v", g.name, g.err)
+		}
+		order = append(order, g.name)
+	}
+	want := []string{"worker 1's second read", "worker 2's read", "worker 3's read", "worker 4's read", "no order", "a background read"}
+	if diff := cmp.Diff(want, order); diff != "" {
+		t.Errorf("grant order (-want +got):\n%s", diff)
+	}
+}
+
 // TestBudgetCancelledWaiterLeavesTheQueue: a caller that gives up neither keeps its place nor
 // consumes a token; an acquire whose earliest grant is past its deadline fails at once.
 func TestBudgetCancelledWaiterLeavesTheQueue(t *testing.T) {

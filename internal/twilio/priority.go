@@ -1,6 +1,9 @@
 package twilio
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Priority orders requests that share an account's Twilio budget. A lower value goes first: a
 // request of a more urgent class never waits behind queued requests of a less urgent one.
@@ -44,4 +47,27 @@ func PriorityOf(ctx context.Context) Priority {
 		return p
 	}
 	return PriorityRecovery
+}
+
+type orderKey struct{}
+
+// WithOrder returns a context whose Twilio requests queue, among waiting requests of the same
+// priority, by at (the earlier first) instead of by their own arrival. The activity engine passes
+// when the event it acts on was received: a worker's handling takes several requests in turn (its
+// read, its reservations, their tasks, the write), and ordered by the event each of them keeps
+// its place instead of going behind the requests of every worker whose event came later. at is
+// the wall clock (time.Now), as a request without an order is stamped with.
+func WithOrder(ctx context.Context, at time.Time) context.Context {
+	if at.IsZero() {
+		return ctx
+	}
+	return context.WithValue(ctx, orderKey{}, at)
+}
+
+// orderOf returns ctx's queue order, or now when WithOrder gave none.
+func orderOf(ctx context.Context, now time.Time) time.Time {
+	if at, ok := ctx.Value(orderKey{}).(time.Time); ok {
+		return at
+	}
+	return now
 }

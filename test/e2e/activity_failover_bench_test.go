@@ -65,7 +65,7 @@ func benchmarkFailover(b *testing.B, workers, busy int) {
 	}); err != nil {
 		b.Fatal("the engine does not see the busy workers:", err)
 	}
-	if err := c.WaitQuiet(ctx); err != nil {
+	if err := c.WaitQuietWithin(ctx, 30*time.Minute); err != nil {
 		b.Fatal(err)
 	}
 	var base []time.Duration
@@ -154,7 +154,7 @@ func benchmarkFailover(b *testing.B, workers, busy int) {
 		close(stopSampling)
 		sampling.Wait()
 		effects.hook.Store(nil)
-		if err := c.WaitQuiet(ctx); err != nil {
+		if err := c.WaitQuietWithin(ctx, 30*time.Minute); err != nil {
 			b.Fatal(err)
 		}
 		// Nothing lost: every worker is where its work puts it.
