@@ -176,6 +176,10 @@ func (c *ActivityCentre) Reservations() []twiliosim.ReservationState {
 	return c.workspace().Reservations
 }
 
+// Workspace returns the simulator's view of the workspace: its workers, tasks and reservations
+// at one instant.
+func (c *ActivityCentre) Workspace() twiliosim.WorkspaceState { return c.workspace() }
+
 func (c *ActivityCentre) workspace() twiliosim.WorkspaceState {
 	for _, ws := range c.Env.Sim.Snapshot().Workspaces {
 		if ws.SID == c.CC.WorkspaceSID {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"k8s.io/client-go/rest"
@@ -31,6 +32,9 @@ var (
 	}
 	// forbidden records every request the operator made that the API server refused with 403.
 	forbidden = &refusals{}
+	// simRequests, when set, is called with every REST request the simulator takes, before it
+	// processes it (twiliosim.Options.RequestHook): a test that sets it clears it when done.
+	simRequests atomic.Pointer[func(*http.Request)]
 )
 
 func TestMain(m *testing.M) {
@@ -55,8 +59,12 @@ func environment(t *testing.T) *scenario.Env {
 			return
 		}
 		env, envErr = scenario.Start(scenario.Options{
-			CRDDir:   filepath.Join(configDir, "crd", "bases"),
-			Sim:      twiliosim.Options{},
+			CRDDir: filepath.Join(configDir, "crd", "bases"),
+			Sim: twiliosim.Options{RequestHook: func(r *http.Request) {
+				if hook := simRequests.Load(); hook != nil {
+					(*hook)(r)
+				}
+			}},
 			Deferred: true,
 			OperatorConfig: func(cfg *rest.Config) *rest.Config {
 				operatorAs.Lock()
@@ -78,6 +86,18 @@ func environment(t *testing.T) *scenario.Env {
 		t.Fatalf("test environment: %v", envErr)
 	}
 	return env
+}
+
+// hookSim calls the hooks, in order, with every REST request the simulator takes, before it
+// processes it, until the test ends.
+func hookSim(t *testing.T, hooks ...func(*http.Request)) {
+	all := func(r *http.Request) {
+		for _, h := range hooks {
+			h(r)
+		}
+	}
+	simRequests.Store(&all)
+	t.Cleanup(func() { simRequests.Store(nil) })
 }
 
 // refusals is a RoundTripper wrapper that remembers the requests answered 403 Forbidden.

@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,6 +14,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/flexoperator/flex-operator/internal/scenario"
 )
@@ -47,16 +52,32 @@ func operatorBinary(t *testing.T) string {
 	return binaryPath
 }
 
+// processEnvironment is the test environment for operator processes, with the binary built and
+// a kubeconfig of the control plane for them.
+func processEnvironment(t *testing.T) (*scenario.Env, string) {
+	t.Helper()
+	e := environment(t)
+	operatorBinary(t)
+	kubeconfig, err := e.WriteKubeconfig(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, kubeconfig
+}
+
 // operatorProcess is the operator's binary running as a process, as a Pod's container runs it.
 type operatorProcess struct {
 	name        string
 	cmd         *exec.Cmd
 	webhookAddr string
 	probeAddr   string
+	// metricsAddr is the --metrics-bind-address the test gave ("" when it gave none).
+	metricsAddr string
 	logPath     string
 	exited      chan struct{}
-	// exitErr is what Wait returned; read it only once exited is closed.
-	exitErr error
+	// exitErr is what Wait returned and exitedAt when; read them only once exited is closed.
+	exitErr  error
+	exitedAt time.Time
 }
 
 // startOperatorProcess runs the binary with the given flags plus its own webhook and probe
@@ -68,6 +89,11 @@ func startOperatorProcess(t *testing.T, name, kubeconfig string, flags ...string
 		name: name, webhookAddr: freeAddr(t), probeAddr: freeAddr(t),
 		logPath: filepath.Join(t.TempDir(), name+".log"), exited: make(chan struct{}),
 	}
+	for _, f := range flags {
+		if addr, ok := strings.CutPrefix(f, "--metrics-bind-address="); ok && addr != "0" {
+			p.metricsAddr = addr
+		}
+	}
 	logFile, err := os.Create(p.logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -77,14 +103,17 @@ func startOperatorProcess(t *testing.T, name, kubeconfig string, flags ...string
 		"--health-probe-bind-address=" + p.probeAddr,
 	}, flags...)
 	p.cmd = exec.Command(operatorBinary(t), args...)
-	// Nothing of the test's own environment that the operator reads (POD_IP, POD_NAMESPACE).
-	p.cmd.Env = []string{"KUBECONFIG=" + kubeconfig, "HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH")}
+	// Nothing of the test's own environment that the operator reads (POD_IP, POD_NAMESPACE), but
+	// POD_IP as the chart sets it (the Pod's IP, here loopback): a leader advertises
+	// http://$POD_IP:<webhook port>, where the followers forward activity deliveries.
+	p.cmd.Env = []string{"KUBECONFIG=" + kubeconfig, "HOME=" + t.TempDir(), "PATH=" + os.Getenv("PATH"), "POD_IP=127.0.0.1"}
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
 	go func() {
 		p.exitErr = p.cmd.Wait()
+		p.exitedAt = time.Now()
 		_ = logFile.Close()
 		close(p.exited)
 	}()
@@ -136,6 +165,75 @@ func (p *operatorProcess) terminate(t *testing.T) time.Time {
 		t.Fatalf("SIGTERM %s: %v", p.name, err)
 	}
 	return time.Now()
+}
+
+// kill sends SIGKILL, as a node that fails or the kernel's OOM killer does: nothing of the process
+// runs after it, no Lease is released and no request in flight is answered.
+func (p *operatorProcess) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("SIGKILL %s: %v", p.name, err)
+	}
+}
+
+// killedBy reports whether the process has exited because of signal sig (not by exiting itself).
+func (p *operatorProcess) killedBy(sig syscall.Signal) bool {
+	if p.running() {
+		return false
+	}
+	var exit *exec.ExitError
+	if !errors.As(p.exitErr, &exit) {
+		return false
+	}
+	ws, ok := exit.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == sig
+}
+
+// metrics scrapes the process's /metrics, served over plain HTTP (started with
+// --metrics-bind-address and --metrics-secure=false).
+func (p *operatorProcess) metrics() (map[string]*dto.MetricFamily, error) {
+	if p.metricsAddr == "" {
+		return nil, fmt.Errorf("%s was started without --metrics-bind-address", p.name)
+	}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + p.metricsAddr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s /metrics: %s", p.name, resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	return parser.TextToMetricFamilies(resp.Body)
+}
+
+// metricValue is the sum over the series of family name whose labels include every pair of want:
+// a counter's or gauge's value, a histogram's count of observations.
+func metricValue(families map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
+	sum := 0.0
+	for _, m := range families[name].GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		match := true
+		for k, v := range want {
+			match = match && have[k] == v
+		}
+		if !match {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			sum += m.GetCounter().GetValue()
+		case m.Gauge != nil:
+			sum += m.GetGauge().GetValue()
+		case m.Histogram != nil:
+			sum += float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	return sum
 }
 
 // running reports whether the process has not exited yet.

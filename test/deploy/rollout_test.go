@@ -41,11 +41,8 @@ const (
 // complete a callback still arriving when its listener closes, and exit 0 within its grace
 // period; and no callback sent through the balancer across the switch may fail.
 func TestRollingRestartDrainsWebhooks(t *testing.T) {
-	e := environment(t)
+	e, kubeconfig := processEnvironment(t)
 	ctx := context.Background()
-	operatorBinary(t)
-	kubeconfig, err := e.WriteKubeconfig(t.TempDir())
-	must(t, err)
 	must(t, ignoreExists(e.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: rolloutNamespace}})))
 
 	// The balancer takes the public URL's address: the simulator delivers the conference's
@@ -109,7 +106,7 @@ func TestRollingRestartDrainsWebhooks(t *testing.T) {
 	lb.add(newer)
 	newer.waitReady(t, time.Minute)
 	must(t, scenario.Poll(ctx, scenario.Wait, func() (bool, error) { return lb.inEndpoints(newer), nil }))
-	leaderBefore := leaseHolder(t, e)
+	leaderBefore := leaseHolder(t, e, rolloutLease)
 
 	// A connection kept alive to the old replica, as an ingress controller's upstream pool holds.
 	pooled := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
@@ -179,7 +176,7 @@ func TestRollingRestartDrainsWebhooks(t *testing.T) {
 	waitAnswered("after the old replica exited", answered+10)
 	endTraffic()
 	must(t, scenario.Poll(ctx, scenario.Wait, func() (bool, error) {
-		h := leaseHolder(t, e)
+		h := leaseHolder(t, e, rolloutLease)
 		return h != "" && h != leaderBefore, nil
 	}))
 
@@ -216,11 +213,14 @@ func TestRollingRestartDrainsWebhooks(t *testing.T) {
 	}
 }
 
-// leaseHolder is the holder of the rollout's leader-election Lease ("" when none).
-func leaseHolder(t *testing.T, e *scenario.Env) string {
+// rolloutLease is the rollout's leader-election Lease.
+var rolloutLease = types.NamespacedName{Namespace: rolloutNamespace, Name: rolloutLeaseID}
+
+// leaseHolder is the holder of a leader-election Lease ("" when none).
+func leaseHolder(t *testing.T, e *scenario.Env, lease types.NamespacedName) string {
 	t.Helper()
 	var l coordinationv1.Lease
-	if err := e.Client.Get(context.Background(), types.NamespacedName{Namespace: rolloutNamespace, Name: rolloutLeaseID}, &l); err != nil {
+	if err := e.Client.Get(context.Background(), lease, &l); err != nil {
 		return ""
 	}
 	if l.Spec.HolderIdentity == nil {
