@@ -122,13 +122,7 @@ func TestBudgetGrantsTheMostUrgentWaiterFirst(t *testing.T) {
 // place of its older write still waiting, its turn included; the older one ends with
 // ErrSuperseded, unsent, and is counted; other keys are untouched.
 func TestBudgetNewerRequestWithTheSameKeyReplacesTheQueuedOne(t *testing.T) {
-	clock := &manualClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	b := newBudget(ClassTaskRouter, Limit{Rate: 1, Burst: 1}, clock.now)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := b.acquire(ctx, PriorityActivity, ""); err != nil {
-		t.Fatal(err)
-	}
+	clock, b, ctx := exhaustedBudget(t)
 	coalesced := budgetCoalesced.WithLabelValues(string(ClassTaskRouter), "activity")
 	before := testutil.ToFloat64(coalesced)
 
@@ -145,19 +139,7 @@ func TestBudgetNewerRequestWithTheSameKeyReplacesTheQueuedOne(t *testing.T) {
 	}
 	// Still two queued: WK1's newer request in the older one's place, then WK2.
 	waitFor(t, "the newer request queued", func() bool { return b.queued() == 2 })
-	var order []string
-	for range 2 {
-		clock.advance(time.Second)
-		b.kick()
-		g := receive(t, out)
-		if g.err != nil {
-			t.Fatalf("%s: %v", g.name, g.err)
-		}
-		order = append(order, g.name)
-	}
-	if diff := cmp.Diff([]string{"WK1 newer", "WK2"}, order); diff != "" {
-		t.Errorf("grant order (-want +got):\n%s", diff)
-	}
+	expectGrants(t, clock, b, out, "WK1 newer", "WK2")
 }
 
 // TestBudgetOrdersByTheRequestsCause: among requests of one priority, one whose cause came first
@@ -165,13 +147,7 @@ func TestBudgetNewerRequestWithTheSameKeyReplacesTheQueuedOne(t *testing.T) {
 // before it but whose causes came later, so a worker's second request does not wait behind the
 // first requests of every worker whose event came after its own.
 func TestBudgetOrdersByTheRequestsCause(t *testing.T) {
-	clock := &manualClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	b := newBudget(ClassTaskRouter, Limit{Rate: 1, Burst: 1}, clock.now)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := b.acquire(ctx, PriorityActivity, ""); err != nil {
-		t.Fatal(err)
-	}
+	clock, b, ctx := exhaustedBudget(t)
 	// Causes a second ago: earlier than the arrival of a request without an order.
 	first := time.Now().Add(-time.Second)
 	out := make(chan grant, 8)
@@ -181,8 +157,29 @@ func TestBudgetOrdersByTheRequestsCause(t *testing.T) {
 	queueUp(t, ctx, b, "no order", PriorityActivity, "", out)
 	queueUp(t, WithOrder(ctx, first.Add(time.Millisecond)), b, "worker 1's second read", PriorityActivity, "", out)
 	queueUp(t, WithOrder(ctx, first), b, "a background read", PriorityBackground, "", out)
+	expectGrants(t, clock, b, out, "worker 1's second read", "worker 2's read", "worker 3's read", "worker 4's read", "no order", "a background read")
+}
+
+// exhaustedBudget is a budget of one request a second on a manual clock whose only token is
+// spent: every request from now on queues.
+func exhaustedBudget(t *testing.T) (*manualClock, *budget, context.Context) {
+	t.Helper()
+	clock := &manualClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	b := newBudget(ClassTaskRouter, Limit{Rate: 1, Burst: 1}, clock.now)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := b.acquire(ctx, PriorityActivity, ""); err != nil {
+		t.Fatal(err)
+	}
+	return clock, b, ctx
+}
+
+// expectGrants lets one token in a second on the manual clock and checks the waiters are granted
+// in the order given, each without error.
+func expectGrants(t *testing.T, clock *manualClock, b *budget, out <-chan grant, want ...string) {
+	t.Helper()
 	var order []string
-	for range 6 {
+	for range want {
 		clock.advance(time.Second)
 		b.kick()
 		g := receive(t, out)
@@ -191,7 +188,6 @@ func TestBudgetOrdersByTheRequestsCause(t *testing.T) {
 		}
 		order = append(order, g.name)
 	}
-	want := []string{"worker 1's second read", "worker 2's read", "worker 3's read", "worker 4's read", "no order", "a background read"}
 	if diff := cmp.Diff(want, order); diff != "" {
 		t.Errorf("grant order (-want +got):\n%s", diff)
 	}

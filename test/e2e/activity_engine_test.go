@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +23,13 @@ import (
 // labelledCounter reads one series of a counter vector from the operator's metrics registry.
 func labelledCounter(t *testing.T, name, label, value string) float64 {
 	t.Helper()
+	return series(t, name, label, value).GetCounter().GetValue()
+}
+
+// series finds one series of a metric vector in the operator's metrics registry (nil, whose
+// values read 0, when there is none yet).
+func series(t *testing.T, name, label, value string) *dto.Metric {
+	t.Helper()
 	families, err := metrics.Registry.Gather()
 	must(t, err)
 	for _, f := range families {
@@ -31,12 +39,12 @@ func labelledCounter(t *testing.T, name, label, value string) float64 {
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue()
+					return m
 				}
 			}
 		}
 	}
-	return 0
+	return nil
 }
 
 // addPolicy applies a second WorkerActivityPolicy on the centre's workspace, named name, with the

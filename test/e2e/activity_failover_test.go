@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
-
 	"github.com/flexoperator/flex-operator/api/v1alpha1"
 	"github.com/flexoperator/flex-operator/internal/scenario"
 )
@@ -43,21 +41,7 @@ func holdReads(t *testing.T, path string) (held *atomic.Int64, release func()) {
 // gauge reads one series of a gauge vector from the operator's metrics registry.
 func gauge(t *testing.T, name, label, value string) float64 {
 	t.Helper()
-	families, err := metrics.Registry.Gather()
-	must(t, err)
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return series(t, name, label, value).GetGauge().GetValue()
 }
 
 // TestActivityNewLeaderEnforcesBeforeItsRebuildEnds: a new leader (the operator restarted) reads
