@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -56,7 +57,13 @@ type eventStream struct {
 	url, path string
 	// types are the event types the policy needs.
 	types []string
-	batch bool
+	// optional are event types the policy uses when Event Streams offers them (subscribeOptional);
+	// without them it falls back on what optionalNote says.
+	optional     []string
+	optionalNote string
+	// unsubscribed are the optional types the subscription lacks after this reconcile.
+	unsubscribed []string
+	batch        bool
 	// sinkSID and subscriptionSID point at the policy's status fields.
 	sinkSID, subscriptionSID *string
 	// persistedSinkSID is the sink in the status as persisted when the reconcile started: the
@@ -92,7 +99,7 @@ func (e *eventStream) reconcile(ctx context.Context, managed bool) streamOutcome
 			where = "{public base URL}" + e.path
 		}
 		return streamOutcome{ready: true, reason: reasonNotManaged,
-			message: "Not managed (spec.eventStream.managed is false): deliver the TaskRouter events " + strings.Join(e.types, ", ") + " to " + where}
+			message: "Not managed (spec.eventStream.managed is false): deliver the TaskRouter events " + strings.Join(e.types, ", ") + optionalText(e.optional) + " to " + where}
 	}
 	if e.url == "" {
 		return streamOutcome{reason: reasonNoPublicURL,
@@ -112,8 +119,13 @@ func (e *eventStream) reconcile(ctx context.Context, managed bool) streamOutcome
 		return problemOutcome(p)
 	}
 	*e.subscriptionSID = sub
-	return streamOutcome{ready: true, reason: reasonSubscribed,
-		message: fmt.Sprintf("Sink %s delivers %d TaskRouter event types to %s (subscription %s)", sink.SID, len(e.types), e.url, sub)}
+	msg := fmt.Sprintf("Sink %s delivers %d TaskRouter event types to %s (subscription %s)", sink.SID,
+		len(e.types)+len(e.optional)-len(e.unsubscribed), e.url, sub)
+	if len(e.unsubscribed) > 0 {
+		msg += fmt.Sprintf("; not subscribed to %s (Event Streams refused them, or the subscription is not the operator's): %s",
+			strings.Join(e.unsubscribed, ", "), e.optionalNote)
+	}
+	return streamOutcome{ready: true, reason: reasonSubscribed, message: msg}
 }
 
 // ensureSink finds the policy's sink — the one recorded, else any with the destination — or creates it.
@@ -219,7 +231,7 @@ func (e *eventStream) ensureSubscription(ctx context.Context, sinkSID string) (s
 	}
 	switch {
 	case len(missing) == 0 && i >= 0:
-		return subs[i].SID, nil
+		return e.subscribeOptional(ctx, subs[i].SID, covered)
 	case len(missing) == 0:
 		// Adopt the subscription that covers most of what is needed.
 		best, most := 0, -1
@@ -234,7 +246,7 @@ func (e *eventStream) ensureSubscription(ctx context.Context, sinkSID string) (s
 				best, most = j, n
 			}
 		}
-		return subs[best].SID, nil
+		return e.subscribeOptional(ctx, subs[best].SID, covered)
 	case i >= 0 && e.created(subs[i].SID):
 		for _, t := range missing {
 			if err := e.tw.AddSubscribedEvent(ctx, subs[i].SID, t); err != nil {
@@ -242,7 +254,7 @@ func (e *eventStream) ensureSubscription(ctx context.Context, sinkSID string) (s
 			}
 		}
 		e.event(false, "UpdatedSubscription", "UpdateSubscription", "Added %s to subscription %s", strings.Join(missing, ", "), subs[i].SID)
-		return subs[i].SID, nil
+		return e.subscribeOptional(ctx, subs[i].SID, covered)
 	}
 	sub, err := e.tw.CreateSubscription(ctx, twilio.SubscriptionCreate{SinkSID: sinkSID, Description: description, Types: missing})
 	if err != nil {
@@ -251,7 +263,55 @@ func (e *eventStream) ensureSubscription(ctx context.Context, sinkSID string) (s
 	}
 	e.markCreated(sub.SID)
 	e.event(false, "Created", "CreateSubscription", "Created subscription %s of sink %s to %s", sub.SID, sinkSID, strings.Join(missing, ", "))
-	return sub.SID, nil
+	return e.subscribeOptional(ctx, sub.SID, covered)
+}
+
+// optionalText names the optional types for a message, or says nothing when there are none.
+func optionalText(optional []string) string {
+	if len(optional) == 0 {
+		return ""
+	}
+	return " (and, where Event Streams offers them, " + strings.Join(optional, ", ") + ")"
+}
+
+// refusedTypeTTL is how long an optional event type Event Streams refused for a subscription is
+// not asked for again.
+const refusedTypeTTL = time.Hour
+
+// refusedTypes remembers, by subscription SID and type, when Event Streams refused an optional
+// type, so that each reconcile does not ask again.
+var refusedTypes sync.Map
+
+// subscribeOptional adds to the subscription, one type at a time, the optional event types it
+// lacks. A subscription the operator did not create is left as it is. A type Event Streams refuses
+// (a 4xx other than 429: the account's catalog does not offer it) is left out, said once in an
+// Event and in the condition's message, and asked for again after refusedTypeTTL; the required
+// types are not affected, since they are subscribed before and apart.
+func (e *eventStream) subscribeOptional(ctx context.Context, sid string, covered map[string]bool) (string, *problem) {
+	e.unsubscribed = nil
+	for _, t := range e.optional {
+		if covered[t] {
+			continue
+		}
+		key := sid + "/" + t
+		if at, ok := refusedTypes.Load(key); !e.created(sid) || (ok && time.Since(at.(time.Time)) < refusedTypeTTL) {
+			e.unsubscribed = append(e.unsubscribed, t)
+			continue
+		}
+		err := e.tw.AddSubscribedEvent(ctx, sid, t)
+		switch {
+		case err == nil:
+			refusedTypes.Delete(key)
+			e.event(false, "UpdatedSubscription", "UpdateSubscription", "Added %s to subscription %s", t, sid)
+		case twilio.IsTerminal(err):
+			refusedTypes.Store(key, time.Now())
+			e.unsubscribed = append(e.unsubscribed, t)
+			e.event(true, "EventTypeNotOffered", "UpdateSubscription", "Event Streams refused %s for subscription %s (%v): %s", t, sid, err, e.optionalNote)
+		default:
+			return "", twilioProblem(fmt.Sprintf("subscribe %s to %s", sid, t), err)
+		}
+	}
+	return sid, nil
 }
 
 // teardown deletes the subscriptions, then the sinks, the operator created for the policy.

@@ -43,10 +43,23 @@ var activityEventTypes = []string{
 	"com.twilio.taskrouter.task.system-deleted",
 	"com.twilio.taskrouter.worker.activity.update",
 	"com.twilio.taskrouter.worker.attributes.update",
+}
+
+// catalogueEventTypes keep the engine's activity catalogue current as administrators add, rename
+// and delete activities. TaskRouter emits these events (its event reference lists
+// activity.created, activity.updated and activity.deleted), but whether Event Streams offers them
+// could not be confirmed from Twilio's Event Streams catalog pages, so they are subscribed apart
+// from the required types: if Event Streams refuses one, the policy still gets every event it
+// needs, and the engine reads an activity it does not know from TaskRouter when a worker's event
+// names it (catalog_read.go).
+var catalogueEventTypes = []string{
 	"com.twilio.taskrouter.activity.created",
 	"com.twilio.taskrouter.activity.updated",
 	"com.twilio.taskrouter.activity.deleted",
 }
+
+// catalogueFallback says what the engine does without catalogueEventTypes.
+const catalogueFallback = "the activity engine reads an activity it does not know from TaskRouter when a worker's event names it; a rename is seen at its next restart"
 
 // Reasons of the WorkerActivityPolicy's conditions (besides the shared ones).
 const (
@@ -196,7 +209,8 @@ func (s *activitySync) eventStream() *eventStream {
 		tw: s.tw, ownership: &s.ownership,
 		owner: "activity " + s.policy.Namespace + "/" + s.policy.Name,
 		path:  fmt.Sprintf(activity.EventsPathFormat, s.policy.Namespace, s.policy.Name),
-		types: activityEventTypes, batch: enabled(s.policy.Spec.EventStream.BatchEvents),
+		types: activityEventTypes, optional: catalogueEventTypes, optionalNote: catalogueFallback,
+		batch:   enabled(s.policy.Spec.EventStream.BatchEvents),
 		sinkSID: &st.SinkSID, subscriptionSID: &st.SubscriptionSID,
 		persistedSinkSID: s.persisted.SinkSID,
 		waitingSince:     sinkWaitingSince(st.Conditions),

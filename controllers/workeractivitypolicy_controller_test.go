@@ -283,6 +283,39 @@ func TestActivityPolicyResolvesActivities(t *testing.T) {
 	}
 }
 
+// TestActivityPolicySubscribesWhereActivityEventsAreNotOffered: the account's Event Streams
+// catalog lacks the activity.* events the engine's catalogue uses when it can. The policy still
+// gets every event it needs (the subscription covers the required types), is Ready, and its
+// EventStreamReady condition names what it is not subscribed to and what the engine does instead.
+func TestActivityPolicySubscribesWhereActivityEventsAreNotOffered(t *testing.T) {
+	catalogue := []string{"com.twilio.taskrouter.activity.created", "com.twilio.taskrouter.activity.deleted", "com.twilio.taskrouter.activity.updated"}
+	defer sim.WithdrawEventTypes(catalogue...)()
+	f := newPolicyFixture(t, twiliosim.ContactCentreSpec{Activities: seedActivities})
+	rcv := newSinkReceiver(t)
+	key := types.NamespacedName{Namespace: f.ns, Name: "agents"}
+	engineStats.set(key, synced)
+	p := f.activityPolicy("agents", v1alpha1.WorkerActivityPolicySpec{
+		Activities:    v1alpha1.ActivityNames{Available: "AVAILABLE"},
+		PublicBaseURL: rcv.srv.URL,
+	})
+	waitActivityPolicy(t, p, activityReady)
+	c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.ConditionEventStreamReady)
+	if c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "not subscribed to ") {
+		t.Fatalf("EventStreamReady %+v: want True, saying what it is not subscribed to", c)
+	}
+	for _, typ := range catalogue {
+		if !strings.Contains(c.Message, typ) {
+			t.Fatalf("EventStreamReady %q does not name %s", c.Message, typ)
+		}
+	}
+	subs := must[[]twilio.Subscription](t)(f.tw.ListSubscriptions(f.ctx(), p.Status.SinkSID))
+	required := slices.DeleteFunc(slices.Clone(activityEventTypes), func(typ string) bool { return slices.Contains(catalogue, typ) })
+	if len(subs) != 1 || !slices.Equal(slices.Sorted(slices.Values(subs[0].Types)), required) {
+		t.Fatalf("subscriptions %+v, want one to %v", subs, required)
+	}
+	f.deleteActivityPolicy(p)
+}
+
 // TestActivityPolicyAdoptsSink: a sink made by hand to the policy's path, subscribed to some of
 // the activity events, is adopted; the operator subscribes it only to the rest, and on deletion
 // removes only its own subscription.

@@ -181,7 +181,7 @@ func FuzzParseTypes(f *testing.F) {
 	f.Add(`com.twilio.taskrouter.task.canceled`)
 	f.Add(`{"type":"x","schema_version":-1}`)
 	f.Fuzz(func(t *testing.T, entry string) {
-		types, err := parseTypes([]string{entry})
+		types, err := (&Sim{}).parseTypes([]string{entry})
 		if err != nil {
 			return
 		}

@@ -96,7 +96,9 @@ type Sim struct {
 	accountSID string
 	authToken  string
 
-	mu         sync.Mutex
+	mu sync.Mutex
+	// withdrawn are event types this account's Event Streams catalog lacks (WithdrawEventTypes).
+	withdrawn  map[string]bool
 	clock      Clock
 	offset     time.Duration
 	rng        *rand.Rand

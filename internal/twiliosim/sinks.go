@@ -272,9 +272,32 @@ func (s *Sim) ActivateSink(sinkSID string) error {
 	return nil
 }
 
+// WithdrawEventTypes makes the account's Event Streams catalog lack the types: subscribing to one
+// is then a 400, as on Twilio for a type it does not offer (what a type the operator's knowledge of
+// the catalog could be wrong about would meet).
+// It returns the function that offers them again.
+func (s *Sim) WithdrawEventTypes(types ...string) (restore func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.withdrawn == nil {
+		s.withdrawn = map[string]bool{}
+	}
+	for _, t := range types {
+		s.withdrawn[t] = true
+	}
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, t := range types {
+			delete(s.withdrawn, t)
+		}
+	}
+}
+
 // parseTypes reads the Types parameter: each value a JSON object
 // {"type":…, "schema_version":n} (or a bare type name, schema version 1).
-func parseTypes(values []string) (map[string]int, error) {
+// The caller holds s.mu.
+func (s *Sim) parseTypes(values []string) (map[string]int, error) {
 	out := map[string]int{}
 	for _, v := range values {
 		typ, version := strings.TrimSpace(v), 1
@@ -291,7 +314,7 @@ func parseTypes(values []string) (map[string]int, error) {
 				version = *t.SchemaVersion
 			}
 		}
-		if !knownEventTypes[typ] {
+		if !knownEventTypes[typ] || s.withdrawn[typ] {
 			return nil, fmt.Errorf("event type %q is not in the Event Streams catalog (e.g. %s)", typ, strings.Join(knownEventTypeList()[:3], ", "))
 		}
 		if version < 1 || version > 10 {
@@ -323,7 +346,7 @@ func (s *Sim) createSubscription(rq *request) (reply, error) {
 	if sk.status != "active" {
 		return reply{}, errBad("sink %s is %s; it must be active (tested and validated) before subscribing", sk.sid, sk.status)
 	}
-	types, err := parseTypes(rq.form["Types"])
+	types, err := s.parseTypes(rq.form["Types"])
 	if err != nil {
 		return reply{}, errBad("%v", err)
 	}
@@ -364,7 +387,7 @@ func (s *Sim) updateSubscription(rq *request) (reply, error) {
 		sub.description = d
 	}
 	if len(rq.form["Types"]) > 0 {
-		types, err := parseTypes(rq.form["Types"])
+		types, err := s.parseTypes(rq.form["Types"])
 		if err != nil {
 			return reply{}, errBad("%v", err)
 		}
@@ -406,7 +429,7 @@ func (s *Sim) createSubscribedEvent(rq *request) (reply, error) {
 	if v := rq.str("SchemaVersion"); v != "" {
 		entry = fmt.Sprintf(`{"type":%q,"schema_version":%s}`, typ, v)
 	}
-	types, err := parseTypes([]string{entry})
+	types, err := s.parseTypes([]string{entry})
 	if err != nil {
 		return reply{}, errBad("%v", err)
 	}
