@@ -38,15 +38,11 @@ const outcomeNotLeader = "not_leader"
 // The answer is otherwise as for the recovery route: 200 once every decodable event is with the
 // engine (duplicates dropped), 400 when nothing could be decoded.
 func (r *Routes) handleActivityEvents(w http.ResponseWriter, req *http.Request) {
-	if r.tooManyFailures(w, req) {
-		return
-	}
 	// A policy that does not exist is answered as a bad signature, so that an unsigned request
 	// cannot tell which policies exist (as on the recovery routes).
 	unknown := func() {
-		r.failedAuthentication(req)
 		signatureFailures.WithLabelValues(routeActivityEvents).Inc()
-		http.Error(w, "invalid or missing X-Twilio-Signature", http.StatusForbidden)
+		r.refuse(w, req, http.StatusForbidden, "invalid or missing X-Twilio-Signature")
 	}
 	ns, name := req.PathValue("namespace"), req.PathValue("policy")
 	if !r.knownPolicyPath(ns, name) {

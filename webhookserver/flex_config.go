@@ -104,9 +104,6 @@ type FlexActivityPolicy struct {
 // serves); 429 and 503 as authenticateFlex.
 func (r *Routes) handleFlexConfig(w http.ResponseWriter, req *http.Request) {
 	allowCORS(w)
-	if r.tooManyFailures(w, req) {
-		return
-	}
 	accountSID := req.URL.Query().Get("accountSid")
 	if !events.ValidSID(accountSID, "AC") {
 		http.Error(w, "accountSid must be the Flex account's SID (AC and 32 lower-case hex digits)", http.StatusBadRequest)
@@ -125,8 +122,7 @@ func (r *Routes) handleFlexConfig(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if found.checker == nil {
-		r.failedAuthentication(req)
-		http.Error(w, "the Flex token is not valid", http.StatusForbidden)
+		r.refuse(w, req, http.StatusForbidden, "the Flex token is not valid")
 		return
 	}
 	if _, ok := r.checkFlexToken(w, req, found.checkerName, accountSID, found.checker, token); !ok {

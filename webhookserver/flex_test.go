@@ -153,6 +153,44 @@ func TestFlexCompanion(t *testing.T) {
 	}
 }
 
+// TestKnownFlexTokenIsServedFromAnAddressThatFailed: agents of one office reach the operator
+// from one NAT address. One of them sending made-up tokens spends that address's failure budget:
+// its unknown tokens then get 429 without a word to Twilio, but a token already known to be
+// valid is still served, so the other agents' graceful marks and recovery reads go on.
+func TestKnownFlexTokenIsServedFromAnAddressThatFailed(t *testing.T) {
+	h := newHarness(t, harnessOptions{noConferenceCallbacks: true, routes: func(o *webhookserver.RoutesOptions) {
+		o.AuthFailureRate, o.AuthFailureBurst = 0.001, 3
+	}})
+	path := "/recoveries/" + newSID("CF")
+	fromOffice := func(token string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, h.base+"/flex/"+h.ns+"/"+policyName+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("X-Forwarded-For", "192.0.2.50")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	alice := sim.IssueFlexToken(h.cc.Workers["alice"])
+	if got := fromOffice(alice); got != http.StatusNotFound {
+		t.Fatalf("alice's token: %d, want 404 (checked, no such recovery)", got)
+	}
+	for i, want := range []int{http.StatusForbidden, http.StatusForbidden, http.StatusForbidden, http.StatusTooManyRequests} {
+		if got := fromOffice(fmt.Sprintf("eyJoffice%d", i)); got != want {
+			t.Errorf("made-up token %d: %d, want %d", i, got, want)
+		}
+	}
+	if got := fromOffice(alice); got != http.StatusNotFound {
+		t.Errorf("alice's known token from the office after its budget was spent: %d, want 404", got)
+	}
+	if got := fromOffice("eyJofficeLater"); got != http.StatusTooManyRequests {
+		t.Errorf("an unknown token from the office after its budget was spent: %d, want 429", got)
+	}
+}
+
 // TestFlexTokenValidationIsRateLimited checks that made-up tokens cannot spend the account's
 // Twilio budget: beyond the burst, unknown tokens get 429 without being sent to Twilio.
 func TestFlexTokenValidationIsRateLimited(t *testing.T) {

@@ -43,11 +43,9 @@ func (f *flexRequest) privileged() bool {
 // authenticateFlex finds the policy and validates the Flex token with the policy's account. On
 // failure it has answered: 401 (no token), 403 (a token Twilio rejects, or a policy that does not
 // exist: the same answer), 429 (the client failed too often of late, or too many unknown tokens
-// at once), 503 (credentials unusable or Twilio unreachable).
+// at once), 503 (credentials unusable or Twilio unreachable). A token already known to be valid is
+// served whatever the client's address did before: agents behind one office NAT share it.
 func (r *Routes) authenticateFlex(w http.ResponseWriter, req *http.Request, token string) (*flexRequest, bool) {
-	if r.tooManyFailures(w, req) {
-		return nil, false
-	}
 	if token == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="flex-operator"`)
 		http.Error(w, "a Flex token is required (Authorization: Bearer <token>)", http.StatusUnauthorized)
@@ -59,8 +57,7 @@ func (r *Routes) authenticateFlex(w http.ResponseWriter, req *http.Request, toke
 			r.log.Error(err, "Read the policy of a Flex companion request")
 			unavailable(w, "cannot read the policy")
 		} else {
-			r.failedAuthentication(req)
-			http.Error(w, "the Flex token is not valid", http.StatusForbidden)
+			r.refuse(w, req, http.StatusForbidden, "the Flex token is not valid")
 		}
 		return nil, false
 	}
@@ -82,9 +79,10 @@ func (r *Routes) authenticateFlex(w http.ResponseWriter, req *http.Request, toke
 
 // checkFlexToken asks (through the token cache) whether Twilio accepts the token for the account,
 // with a client of that account (of the policy named by source, for the logs). On failure it has
-// answered: 429 (too many token checks), 503 (Twilio unreachable), 403 (token refused).
+// answered: 429 (too many token checks, or a token not in the cache from a client that failed
+// too often of late), 503 (Twilio unreachable), 403 (token refused).
 func (r *Routes) checkFlexToken(w http.ResponseWriter, req *http.Request, source, accountSID string, tw twilio.Client, token string) (twilio.FlexIdentity, bool) {
-	identity, err := r.tokens.identify(req.Context(), clientAddress(req), accountSID, tw, token)
+	identity, err := r.tokens.identify(req.Context(), clientAddress(req), accountSID, tw, token, r.spentFailures(req))
 	switch {
 	case errors.Is(err, errTooManyTokenChecks):
 		w.Header().Set("Retry-After", "1")
@@ -95,8 +93,7 @@ func (r *Routes) checkFlexToken(w http.ResponseWriter, req *http.Request, source
 		unavailable(w, "cannot validate the Flex token now")
 		return identity, false
 	case !identity.Valid:
-		r.failedAuthentication(req)
-		http.Error(w, "the Flex token is not valid", http.StatusForbidden)
+		r.refuse(w, req, http.StatusForbidden, "the Flex token is not valid")
 		return identity, false
 	}
 	return identity, true
@@ -145,8 +142,9 @@ func newTokenCache(size int, now func() time.Time, perSecond float64, burst int)
 		clients: newBudgets(clientTokenRate, clientTokenBurst), accounts: newBudgets(perSecond, burst)}
 }
 
-// identify returns who the token belongs to, asking Twilio only about tokens not seen recently.
-func (c *tokenCache) identify(ctx context.Context, client, accountSID string, tw twilio.Client, token string) (twilio.FlexIdentity, error) {
+// identify returns who the token belongs to, asking Twilio only about tokens not seen recently,
+// and never for a client that has spent its failure budget (suspect).
+func (c *tokenCache) identify(ctx context.Context, client, accountSID string, tw twilio.Client, token string, suspect bool) (twilio.FlexIdentity, error) {
 	sum := sha256.Sum256([]byte(token))
 	key := accountSID + "/" + hex.EncodeToString(sum[:])
 	now := c.now()
@@ -156,7 +154,7 @@ func (c *tokenCache) identify(ctx context.Context, client, accountSID string, tw
 	if ok && now.Before(e.until) {
 		return e.identity, nil
 	}
-	if !c.clients.spend(client+"/"+accountSID, now) || !c.accounts.spend(accountSID, now) {
+	if suspect || !c.clients.spend(client+"/"+accountSID, now) || !c.accounts.spend(accountSID, now) {
 		return twilio.FlexIdentity{}, errTooManyTokenChecks
 	}
 	identity, err := tw.ValidateFlexToken(ctx, token)

@@ -13,9 +13,9 @@ import (
 // Defaults of the limits applied before a request is authenticated.
 const (
 	// DefaultAuthFailureRate and DefaultAuthFailureBurst bound, per client, the requests that fail
-	// authentication (bad signature, unknown policy, bad Flex token): past them a client's
-	// requests are answered 429 before any work. Twilio signs every request it sends, so its own
-	// traffic never spends this budget.
+	// authentication (bad signature, unknown policy, bad Flex token): past them a client's failed
+	// requests are answered 429, and it may not have unknown Flex tokens checked with Twilio. A
+	// request that authenticates is served whatever its client's budget (see refuse).
 	DefaultAuthFailureRate  = 2.0
 	DefaultAuthFailureBurst = 20
 	// maxTrackedClients bounds the clients whose budgets are remembered.
@@ -75,18 +75,29 @@ func clientAddress(req *http.Request) string {
 	return host
 }
 
-// tooManyFailures answers 429 when the client has failed authentication too often of late; the
-// request is then not looked at any further.
-func (r *Routes) tooManyFailures(w http.ResponseWriter, req *http.Request) bool {
-	if !r.failures.spent(clientAddress(req), r.opts.Now()) {
+// refuse answers a request that failed authentication with status and message, and counts it
+// against its client's budget; past that budget the answer is 429 with Retry-After instead. It
+// reports whether the client was within its budget (the caller logs only then, so that a flood
+// does not flood the log).
+//
+// The budget is consulted only once a request has failed: a request that authenticates is served
+// whatever its address did before. Twilio sends from shared addresses, and behind an Ingress
+// every sender may look alike; a stale callback URL, a deleted policy's sink or someone else's
+// bad requests from the same address must never make the operator refuse a valid signed event
+// (a conference callback is sent once). Authenticating costs only in-process work (a cached
+// policy, a cached Secret, one HMAC over a capped body), so nothing is saved by refusing first;
+// what does cost (asking Twilio about an unknown Flex token) is gated by spentFailures.
+func (r *Routes) refuse(w http.ResponseWriter, req *http.Request, status int, message string) bool {
+	if !r.failures.spend(clientAddress(req), r.opts.Now()) {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many failed requests; retry shortly", http.StatusTooManyRequests)
 		return false
 	}
-	w.Header().Set("Retry-After", "1")
-	http.Error(w, "too many failed requests; retry shortly", http.StatusTooManyRequests)
+	http.Error(w, message, status)
 	return true
 }
 
-// failedAuthentication counts a request that failed authentication against its client's budget.
-func (r *Routes) failedAuthentication(req *http.Request) {
-	r.failures.spend(clientAddress(req), r.opts.Now())
+// spentFailures reports whether the request's client has no failure budget left now.
+func (r *Routes) spentFailures(req *http.Request) bool {
+	return r.failures.spent(clientAddress(req), r.opts.Now())
 }

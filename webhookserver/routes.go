@@ -101,8 +101,9 @@ type RoutesOptions struct {
 	FlexTokenRate  float64
 	FlexTokenBurst int
 	// AuthFailureRate and AuthFailureBurst bound, per client address, the requests that fail
-	// authentication before that client's requests are answered 429 unread. Zero means
-	// DefaultAuthFailureRate and DefaultAuthFailureBurst.
+	// authentication before that client's failing requests are answered 429 and its unknown Flex
+	// tokens are no longer checked with Twilio; its requests that authenticate are still served.
+	// Zero means DefaultAuthFailureRate and DefaultAuthFailureBurst.
 	AuthFailureRate  float64
 	AuthFailureBurst int
 
@@ -256,24 +257,21 @@ func (t *twilioRequest) policyKey() string { return t.policy.Namespace + "/" + t
 func (t *twilioRequest) dedupKey(key string) string { return t.policyKey() + "/" + key }
 
 // authenticateTwilio finds the policy, reads the body and checks X-Twilio-Signature against the
-// policy's auth token and public URL. On failure it has answered and returns false: 429 (the
-// client failed authentication too often of late), 403 (signature, or a policy that does not
-// exist: the same answer, so that existence does not leak), 413 (body over the cap), 503
-// (credentials or public URL unusable: Twilio retries, and a possibly valid event must never get a
-// 4xx, which Event Streams discards).
+// policy's auth token and public URL. On failure it has answered and returns false: 403
+// (signature, or a policy that does not exist: the same answer, so that existence does not leak),
+// 429 instead of 403 once the client has failed too often of late (refuse), 413 (body over the
+// cap), 503 (credentials or public URL unusable: Twilio retries, and a possibly valid event must
+// never get a 4xx, which Event Streams discards). A request whose signature checks out is never
+// refused for what its address did before.
 func (r *Routes) authenticateTwilio(w http.ResponseWriter, req *http.Request, route string) (*twilioRequest, bool) {
-	if r.tooManyFailures(w, req) {
-		return nil, false
-	}
 	policy, status, err := r.policy(req)
 	if err != nil {
 		if status == http.StatusServiceUnavailable {
 			r.log.Error(err, "Read the policy of a webhook")
 			unavailable(w, "cannot read the policy")
 		} else {
-			r.failedAuthentication(req)
 			signatureFailures.WithLabelValues(route).Inc()
-			http.Error(w, "invalid or missing X-Twilio-Signature", http.StatusForbidden)
+			r.refuse(w, req, http.StatusForbidden, "invalid or missing X-Twilio-Signature")
 		}
 		return nil, false
 	}
@@ -314,10 +312,10 @@ func (r *Routes) verifyTwilio(w http.ResponseWriter, req *http.Request, route, p
 	signedURL := base + req.URL.RequestURI()
 	if err := events.VerifySignature(creds.AuthToken, signedURL, req.Header.Get("Content-Type"), body, req.Header.Get("X-Twilio-Signature")); err != nil {
 		signatureFailures.WithLabelValues(route).Inc()
-		r.failedAuthentication(req)
-		// err names the kind of failure only, never the URL, signature or token.
-		r.log.Info("Refused a webhook with a bad signature", "route", route, "policy", policyKey, "reason", err.Error())
-		http.Error(w, "invalid or missing X-Twilio-Signature", http.StatusForbidden)
+		if r.refuse(w, req, http.StatusForbidden, "invalid or missing X-Twilio-Signature") {
+			// err names the kind of failure only, never the URL, signature or token.
+			r.log.Info("Refused a webhook with a bad signature", "route", route, "policy", policyKey, "reason", err.Error())
+		}
 		return nil, nil, false
 	}
 	return body, tw, true
