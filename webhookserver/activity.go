@@ -40,10 +40,7 @@ const outcomeNotLeader = "not_leader"
 func (r *Routes) handleActivityEvents(w http.ResponseWriter, req *http.Request) {
 	// A policy that does not exist is answered as a bad signature, so that an unsigned request
 	// cannot tell which policies exist (as on the recovery routes).
-	unknown := func() {
-		signatureFailures.WithLabelValues(routeActivityEvents).Inc()
-		r.refuse(w, req, http.StatusForbidden, "invalid or missing X-Twilio-Signature")
-	}
+	unknown := func() { r.refuseSignature(w, req, routeActivityEvents) }
 	ns, name := req.PathValue("namespace"), req.PathValue("policy")
 	if !r.knownPolicyPath(ns, name) {
 		unknown()

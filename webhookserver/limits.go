@@ -10,7 +10,7 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Defaults of the limits applied before a request is authenticated.
+// Defaults of the limits on requests that fail authentication.
 const (
 	// DefaultAuthFailureRate and DefaultAuthFailureBurst bound, per client, the requests that fail
 	// authentication (bad signature, unknown policy, bad Flex token): past them a client's failed
@@ -48,8 +48,15 @@ func (b *budgets) bucket(key string) *rate.Limiter {
 	return l
 }
 
-// spent reports whether key has no budget left now, without spending any.
-func (b *budgets) spent(key string, now time.Time) bool { return b.bucket(key).TokensAt(now) < 1 }
+// spent reports whether key has no budget left now, without spending any. A key with no bucket
+// has its full budget: asking does not make one (which would crowd out the buckets of clients
+// that did fail).
+func (b *budgets) spent(key string, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l, ok := b.buckets.get(key)
+	return ok && l.TokensAt(now) < 1
+}
 
 // spend takes one from key's budget and reports whether there was one.
 func (b *budgets) spend(key string, now time.Time) bool { return b.bucket(key).AllowN(now, 1) }
@@ -95,6 +102,13 @@ func (r *Routes) refuse(w http.ResponseWriter, req *http.Request, status int, me
 	}
 	http.Error(w, message, status)
 	return true
+}
+
+// refuseSignature refuses a request on a Twilio route whose signature (or policy) did not check
+// out, counted by route; it reports what refuse reports.
+func (r *Routes) refuseSignature(w http.ResponseWriter, req *http.Request, route string) bool {
+	signatureFailures.WithLabelValues(route).Inc()
+	return r.refuse(w, req, http.StatusForbidden, "invalid or missing X-Twilio-Signature")
 }
 
 // spentFailures reports whether the request's client has no failure budget left now.

@@ -270,8 +270,7 @@ func (r *Routes) authenticateTwilio(w http.ResponseWriter, req *http.Request, ro
 			r.log.Error(err, "Read the policy of a webhook")
 			unavailable(w, "cannot read the policy")
 		} else {
-			signatureFailures.WithLabelValues(route).Inc()
-			r.refuse(w, req, http.StatusForbidden, "invalid or missing X-Twilio-Signature")
+			r.refuseSignature(w, req, route)
 		}
 		return nil, false
 	}
@@ -311,8 +310,7 @@ func (r *Routes) verifyTwilio(w http.ResponseWriter, req *http.Request, route, p
 	// The URL Twilio signed: the configured public URL, never one rebuilt from the Host header.
 	signedURL := base + req.URL.RequestURI()
 	if err := events.VerifySignature(creds.AuthToken, signedURL, req.Header.Get("Content-Type"), body, req.Header.Get("X-Twilio-Signature")); err != nil {
-		signatureFailures.WithLabelValues(route).Inc()
-		if r.refuse(w, req, http.StatusForbidden, "invalid or missing X-Twilio-Signature") {
+		if r.refuseSignature(w, req, route) {
 			// err names the kind of failure only, never the URL, signature or token.
 			r.log.Info("Refused a webhook with a bad signature", "route", route, "policy", policyKey, "reason", err.Error())
 		}
